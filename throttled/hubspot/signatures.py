@@ -1,0 +1,148 @@
+"""HubSpot request signatures (v1, v2, v3) — pure functions, no I/O.
+
+Recipe from ``../shared/docs/hubspot-protocol.md`` §4 ([VAL], [V3CL], HubSpot's Python SDK
+``hubspot/utils/signature.py``): the key is always the app's client secret; the body is the
+raw bytes received; the URI is the full public URL HubSpot called.
+
+======== ==================================== ================ =====================
+version  string hashed                        algorithm        encoding
+======== ==================================== ================ =====================
+v1       secret + body                        SHA-256          lowercase hex
+v2       secret + METHOD + URI + body         SHA-256          lowercase hex
+v3       METHOD + URI + body + timestamp      HMAC-SHA256      base64 (padded)
+======== ==================================== ================ =====================
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+#: v3 timestamps older than this are rejected (5 minutes, [V3CL]).
+V3_MAX_AGE_MS = 300_000
+#: v3 timestamps this far in the future are tolerated (clock skew); more is rejected.
+V3_MAX_SKEW_MS = 30_000
+
+# Escapes HubSpot decodes in the URI before hashing v3 ([VAL]; exact list UNCERTAIN, so
+# anything else, such as %20 or %2B, stays as received).
+_V3_URI_DECODES = {
+    "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
+    "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
+}
+
+
+class SignatureError(Exception):
+    """The request's signature is missing, wrong or stale; the web layer answers 401.
+
+    ``reason`` is a short machine-readable word (``missing``, ``mismatch``, ``stale``,
+    ``future``, ``malformed``); the message never contains the secret or the signature.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """What a signature is computed over.
+
+    ``method`` upper-case HTTP method; ``uri`` the full public URL HubSpot called (scheme,
+    host, path, query as received); ``body`` the raw request bytes.
+    """
+
+    method: str
+    uri: str
+    body: bytes
+
+
+def sign_v1(secret: str, request: SignedRequest) -> str:
+    """v1 signature: lowercase hex SHA-256 of ``secret + body``."""
+    return hashlib.sha256(secret.encode() + request.body).hexdigest()
+
+
+def sign_v2(secret: str, request: SignedRequest) -> str:
+    """v2 signature: lowercase hex SHA-256 of ``secret + METHOD + URI + body``."""
+    prefix = (secret + request.method.upper() + request.uri).encode()
+    return hashlib.sha256(prefix + request.body).hexdigest()
+
+
+def sign_v3(secret: str, request: SignedRequest, timestamp_ms: int) -> str:
+    """v3 signature: base64 HMAC-SHA256 of ``METHOD + URI + body + timestamp`` keyed by ``secret``.
+
+    ``timestamp_ms`` is the ``X-HubSpot-Request-Timestamp`` value (Unix epoch milliseconds).
+    """
+    message = (
+        (request.method.upper() + _decode_v3_uri(request.uri)).encode()
+        + request.body
+        + str(timestamp_ms).encode()
+    )
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify(secret: str, request: SignedRequest, headers: Mapping[str, str], now_ms: int) -> str:
+    """Verify a HubSpot request; return the version that matched (``"v1"|"v2"|"v3"``).
+
+    v3 is checked when ``X-HubSpot-Signature-v3`` is present (with the 5-minute window),
+    else ``X-HubSpot-Signature`` as v1 or v2 per ``X-HubSpot-Signature-Version`` (default v2,
+    the version custom-action requests carry per [CWA]).
+
+    Args:
+        headers: request headers; looked up case-insensitively.
+        now_ms: current Unix time in milliseconds (from the injected clock).
+    Raises:
+        SignatureError: missing, malformed, stale, future or mismatching signature.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    v3 = lower.get("x-hubspot-signature-v3")
+    if v3 is not None:
+        timestamp_ms = _parse_timestamp(lower.get("x-hubspot-request-timestamp"), now_ms)
+        _compare(sign_v3(secret, request, timestamp_ms), v3)
+        return "v3"
+    signature = lower.get("x-hubspot-signature")
+    if signature is None:
+        raise SignatureError("missing", "no X-HubSpot-Signature header")
+    version = lower.get("x-hubspot-signature-version", "v2").strip().lower()
+    if version == "v1":
+        _compare(sign_v1(secret, request), signature.lower())
+    elif version == "v2":
+        _compare(sign_v2(secret, request), signature.lower())
+    else:
+        raise SignatureError("malformed", "unknown X-HubSpot-Signature-Version")
+    return version
+
+
+def _parse_timestamp(raw: str | None, now_ms: int) -> int:
+    if raw is None:
+        raise SignatureError("missing", "no X-HubSpot-Request-Timestamp header")
+    try:
+        timestamp_ms = int(raw.strip())
+    except ValueError:
+        raise SignatureError("malformed", "X-HubSpot-Request-Timestamp is not an integer") from None
+    if now_ms - timestamp_ms > V3_MAX_AGE_MS:
+        raise SignatureError("stale", "request timestamp older than 5 minutes")
+    if timestamp_ms - now_ms > V3_MAX_SKEW_MS:
+        raise SignatureError("future", "request timestamp too far in the future")
+    return timestamp_ms
+
+
+def _compare(expected: str, given: str) -> None:
+    if not hmac.compare_digest(expected.encode(), given.strip().encode()):
+        raise SignatureError("mismatch", "signature does not match")
+
+
+def _decode_v3_uri(uri: str) -> str:
+    out, i = [], 0
+    while i < len(uri):
+        escape = uri[i : i + 3].upper()
+        if uri[i] == "%" and escape in _V3_URI_DECODES:
+            out.append(_V3_URI_DECODES[escape])
+            i += 3
+        else:
+            out.append(uri[i])
+            i += 1
+    return "".join(out)

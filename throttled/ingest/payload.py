@@ -1,0 +1,165 @@
+"""Parse and validate a HubSpot action-execution request body — pure.
+
+Shapes from ``../shared/docs/hubspot-protocol.md`` §1: numbers in ``inputFields`` may arrive
+as strings or JSON numbers; ``context.actionId`` may be missing (then the step falls back
+to ``origin.actionDefinitionId``); unknown fields are ignored. Every rejection is an
+:class:`InvalidInput` naming the field, which the web layer turns into a 400.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from throttled.throttle.queue_ids import QueueId, step_queue
+from throttled.throttle.rate import UNIT_SECONDS, Rate
+
+#: Units a step may name in ``time_unit`` (the action definition's options).
+TIME_UNITS = ("seconds", "minutes", "hours", "days")
+MAX_THROUGHPUT = 1_000_000
+MAX_PERIOD_SECONDS = 366 * 86400
+MAX_CALLBACK_ID_LENGTH = 255
+
+
+class InvalidInput(Exception):
+    """The body is not an acceptable execution request.
+
+    Attributes:
+        field: dotted path of the offending field (``inputFields.time_unit``), or ``body``.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """One enrolled record to hold: what the batcher stores.
+
+    ``input_fields`` keeps the step's inputs as sent (for later steps and operators).
+    """
+
+    callback_id: str
+    portal_id: int
+    workflow_id: int
+    action_id: int
+    object_type: str | None
+    object_id: str | None
+    rate: Rate
+    max_throughput: int
+    time_period: int
+    time_unit: str
+    input_fields: dict[str, Any]
+
+    @property
+    def queue_id(self) -> QueueId:
+        """The queue of the step this enrollment waits at."""
+        return step_queue(self.portal_id, self.workflow_id, self.action_id)
+
+
+def parse_enrollment(body: bytes) -> Enrollment:
+    """Parse a raw request body into an :class:`Enrollment`.
+
+    Raises:
+        InvalidInput: bad JSON, or a missing or invalid field (named in ``field``).
+    """
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise InvalidInput("body", "not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    callback_id = _callback_id(data.get("callbackId"))
+    origin = _object(data, "origin")
+    context = _object(data, "context", required=False)
+    obj = _object(data, "object", required=False)
+    inputs = data.get("inputFields")
+    if inputs is None:
+        inputs = data.get("fields")  # live captures carry a copy under "fields"
+    if not isinstance(inputs, dict):
+        raise InvalidInput("inputFields", "must be an object")
+    portal_id = _int(origin.get("portalId"), "origin.portalId", minimum=1)
+    action_id = context.get("actionId")
+    if action_id is None:
+        action_id = origin.get("actionDefinitionId")
+        action_field = "origin.actionDefinitionId"
+    else:
+        action_field = "context.actionId"
+    max_throughput = _int(inputs.get("max_throughput"), "inputFields.max_throughput", 1, MAX_THROUGHPUT)
+    time_period = _int(inputs.get("time_period"), "inputFields.time_period", 1, MAX_PERIOD_SECONDS)
+    time_unit = _time_unit(inputs.get("time_unit"))
+    if time_period * UNIT_SECONDS[time_unit] > MAX_PERIOD_SECONDS:
+        raise InvalidInput("inputFields.time_period", "period longer than 366 days")
+    return Enrollment(
+        callback_id=callback_id,
+        portal_id=portal_id,
+        workflow_id=_int(context.get("workflowId", 0), "context.workflowId", minimum=0),
+        action_id=_int(action_id, action_field, minimum=0),
+        object_type=_optional_str(obj.get("objectType")),
+        object_id=_optional_str(obj.get("objectId")),
+        rate=Rate.of(max_throughput, time_period, time_unit),
+        max_throughput=max_throughput,
+        time_period=time_period,
+        time_unit=time_unit,
+        input_fields=inputs,
+    )
+
+
+def _callback_id(value: Any) -> str:
+    if value is None:
+        raise InvalidInput("callbackId", "is required")
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("callbackId", "must be a non-empty string")
+    if len(value) > MAX_CALLBACK_ID_LENGTH or not value.isprintable():
+        raise InvalidInput("callbackId", "must be at most 255 printable characters")
+    return value
+
+
+def _object(data: dict, name: str, required: bool = True) -> dict:
+    value = data.get(name)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(name, "must be an object")
+    return value
+
+
+def _int(value: Any, field: str, minimum: int, maximum: int = 2**63 - 1) -> int:
+    """An integer given as a JSON number or a decimal string ("100", " 7 ", 100.0)."""
+    if value is None:
+        raise InvalidInput(field, "is required")
+    if isinstance(value, bool):
+        raise InvalidInput(field, "must be an integer")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise InvalidInput(field, "must be an integer")
+        value = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
+            raise InvalidInput(field, "must be an integer")
+        value = int(text)
+    elif not isinstance(value, int):
+        raise InvalidInput(field, "must be an integer")
+    if not minimum <= value <= maximum:
+        raise InvalidInput(field, f"must be between {minimum} and {maximum}")
+    return value
+
+
+def _time_unit(value: Any) -> str:
+    if value is None:
+        raise InvalidInput("inputFields.time_unit", "is required")
+    unit = value.strip().lower() if isinstance(value, str) else None
+    if unit not in TIME_UNITS:
+        raise InvalidInput("inputFields.time_unit", f"must be one of {', '.join(TIME_UNITS)}")
+    return unit
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)[:255]

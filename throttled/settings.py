@@ -1,0 +1,202 @@
+"""Settings from environment variables and an optional TOML file (``--config``).
+
+Environment variables win over the file. In the file, a setting may be written under its
+variable name (``THROTTLED_BIND = "0.0.0.0:8080"``) or its field name (``bind = …``).
+Any missing or malformed setting becomes one :class:`SettingsError` whose message names
+the variable, so ``throttled`` can stop with one clear line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from throttled.crypto import parse_key
+
+# field name -> environment variable; the single table the README documents.
+ENV_NAMES: dict[str, str] = {
+    "database_url": "THROTTLED_DATABASE_URL",
+    "bind": "THROTTLED_BIND",
+    "public_url": "THROTTLED_PUBLIC_URL",
+    "hubspot_client_id": "HUBSPOT_CLIENT_ID",
+    "hubspot_client_secret": "HUBSPOT_CLIENT_SECRET",
+    "hubspot_api_base": "HUBSPOT_API_BASE",
+    "hubspot_authorize_url": "HUBSPOT_AUTHORIZE_URL",
+    "hubspot_app_id": "HUBSPOT_APP_ID",
+    "encryption_key": "THROTTLED_ENCRYPTION_KEY",
+    "block_duration": "THROTTLED_BLOCK_DURATION",
+    "data_dir": "THROTTLED_DATA_DIR",
+    "db_pool_size": "THROTTLED_DB_POOL_SIZE",
+    "workers": "THROTTLED_WORKERS",
+    "poll_interval_s": "THROTTLED_POLL_INTERVAL",
+    "job_lease_s": "THROTTLED_JOB_LEASE",
+    "release_lease_s": "THROTTLED_RELEASE_LEASE",
+    "flush_interval_s": "THROTTLED_FLUSH_INTERVAL",
+    "hubspot_timeout_s": "THROTTLED_HUBSPOT_TIMEOUT",
+    "log_level": "THROTTLED_LOG_LEVEL",
+}
+
+_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; ``str()`` is one line naming the variable."""
+
+
+def _field(default: Any, name: str, description: str) -> Any:
+    return Field(default, validation_alias=AliasChoices(ENV_NAMES[name], name), description=description)
+
+
+class Settings(BaseSettings):
+    """All of throttled's settings; see ``ENV_NAMES`` for the variable of each field.
+
+    Secrets are :class:`pydantic.SecretStr`, so ``repr(settings)`` shows ``**********``.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    config_file: ClassVar[Path | None] = None
+
+    database_url: str | None = _field(None, "database_url", "PostgreSQL URL; unset = embedded PostgreSQL")
+    bind: str = _field("127.0.0.1:8080", "bind", "host:port the HTTP server listens on")
+    public_url: str | None = _field(None, "public_url", "https base URL HubSpot calls (signatures, OAuth redirect); default http://{bind}")
+    hubspot_client_id: str | None = _field(None, "hubspot_client_id", "OAuth client id of the HubSpot app")
+    hubspot_client_secret: SecretStr | None = _field(None, "hubspot_client_secret", "client secret: verifies webhook signatures, exchanges tokens")
+    hubspot_api_base: str = _field("https://api.hubapi.com", "hubspot_api_base", "HubSpot API base URL")
+    hubspot_authorize_url: str = _field("https://app.hubspot.com/oauth/authorize", "hubspot_authorize_url", "HubSpot OAuth authorize URL")
+    hubspot_app_id: int | None = _field(None, "hubspot_app_id", "HubSpot app id")
+    encryption_key: SecretStr | None = _field(None, "encryption_key", "base64 of 32 bytes; encrypts tokens at rest")
+    block_duration: str = _field("P7D", "block_duration", "hs_expiration_duration asked of HubSpot (ISO-8601, W/D/H/M/S only)")
+    data_dir: Path | None = _field(None, "data_dir", "folder for the embedded PostgreSQL")
+    db_pool_size: int = _field(10, "db_pool_size", "database connections (and DB threads) per daemon")
+    workers: int = _field(32, "workers", "jobs run at once per daemon")
+    poll_interval_s: float = _field(1.0, "poll_interval_s", "seconds between job polls when no NOTIFY arrives")
+    job_lease_s: float = _field(30.0, "job_lease_s", "seconds a claimed job is leased (renewed by heartbeat)")
+    release_lease_s: float = _field(120.0, "release_lease_s", "seconds an execution may stay 'releasing' before it is retried")
+    flush_interval_s: float = _field(0.9, "flush_interval_s", "longest wait, seconds, before a partial callback batch is sent")
+    hubspot_timeout_s: float = _field(10.0, "hubspot_timeout_s", "connect/read/write/pool timeout of HubSpot calls, seconds")
+    log_level: str = _field("INFO", "log_level", "DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("bind")
+    @classmethod
+    def _check_bind(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
+        return value
+
+    @field_validator("public_url", "hubspot_api_base", "hubspot_authorize_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_key(value.get_secret_value())
+        return value
+
+    @field_validator("block_duration")
+    @classmethod
+    def _check_duration(cls, value: str) -> str:
+        duration_seconds(value)
+        return value
+
+    @field_validator("db_pool_size", "workers")
+    @classmethod
+    def _check_positive_int(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("poll_interval_s", "job_lease_s", "release_lease_s", "flush_interval_s", "hubspot_timeout_s")
+    @classmethod
+    def _check_positive_float(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = cls.config_file
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    # -- derived values -------------------------------------------------------------
+
+    @property
+    def effective_public_url(self) -> str:
+        """``public_url``, or ``http://{bind}`` when unset (local runs)."""
+        return self.public_url or f"http://{self.bind}"
+
+    @property
+    def block_duration_s(self) -> int:
+        """``block_duration`` in seconds."""
+        return duration_seconds(self.block_duration)
+
+    def require(self, *fields: str) -> None:
+        """Raise :class:`SettingsError` naming the first of ``fields`` that is unset."""
+        for name in fields:
+            if getattr(self, name) is None:
+                raise SettingsError(f"{ENV_NAMES[name]} is not set")
+
+    def secret(self, name: str) -> str:
+        """The plain value of a secret field; raises :class:`SettingsError` if unset."""
+        self.require(name)
+        return getattr(self, name).get_secret_value()
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from the environment (and ``config_file``, TOML, when given).
+
+    ``overrides`` are field values that win over both (used by ``demo`` and tests).
+    Raises:
+        SettingsError: one line naming the offending variable.
+    """
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"--config: no such file: {config_file}")
+    cls = type("Settings", (Settings,), {"config_file": config_file})
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds in an ISO-8601 duration made of fixed-length units only (W, D, H, M, S).
+
+    HubSpot takes ``hs_expiration_duration`` as ISO-8601 (protocol notes §2); months and
+    years are refused because their length is not fixed.
+    Raises:
+        ValueError: not such a duration, or zero.
+    """
+    match = _DURATION.match(value)
+    if not match or value in ("P", "PT"):
+        raise ValueError("must be an ISO-8601 duration in W/D/H/M/S, e.g. P7D or PT12H")
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    total = weeks * 604800 + days * 86400 + hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise ValueError("must be longer than zero")
+    return total
+
+
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    name = ENV_NAMES.get(field, field)
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{name}: {message}"
