@@ -95,6 +95,7 @@ class _Code:
     portal_id: int
     redirect_uri: str
     expires_at: float
+    used: bool = False  # kept after use so a replay is still counted against its portal
 
 
 @dataclass
@@ -168,11 +169,11 @@ class SandboxState:
         if found is not None:
             self.token_calls[found.portal_id] += 1
         self._check_client(client_id, client_secret)
-        if found is None or now >= found.expires_at:
+        if found is None or found.used or now >= found.expires_at:
             raise _oauth_fail("BAD_AUTH_CODE", "invalid_grant", "missing or invalid authorization code")
         if redirect_uri != found.redirect_uri:
             raise _oauth_fail("BAD_REDIRECT_URI", "invalid_grant", "redirect_uri differs from authorize's")
-        del self._codes[code]
+        found.used = True
         refresh_token = _new_secret()
         self._refresh[refresh_token] = found.portal_id
         return self._grant(found.portal_id, refresh_token, now)

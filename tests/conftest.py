@@ -1,0 +1,68 @@
+"""Shared fixtures: a real PostgreSQL database made for this test run.
+
+``THROTTLED_TEST_DATABASE_URL`` names a server (CI: the machine's PostgreSQL on
+127.0.0.1:5432); without it the embedded PostgreSQL is used. Either way the run creates its
+own database ``throttled_test_<random>``, applies ``schema.sql``, and drops it at the end.
+Each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from throttled.db.embedded import start_embedded
+from throttled.db.engine import Database, libpq_url
+from throttled.db.schema import migrate
+
+UTC = dt.timezone.utc
+EPOCH = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # trio time 0 under TrioClock in tests
+TABLES = "portals, queues, throttle_configs, action_executions, jobs"
+
+
+def _server_url() -> str:
+    url = os.environ.get("THROTTLED_TEST_DATABASE_URL")
+    if url:
+        return url
+    base = Path("/var/lib/throttled") if os.geteuid() == 0 else Path(tempfile.gettempdir()) / "throttled-tests"
+    return start_embedded(base, name="test-pg")
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """URL of a fresh, migrated database on the test server, dropped after the run."""
+    server = sa.engine.make_url(libpq_url(_server_url()))
+    name = f"throttled_test_{secrets.token_hex(4)}"
+    admin = server.render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server.set(database=name).render_as_string(hide_password=False)
+    db = Database(url, pool_size=1)
+    db.transaction_sync(migrate)
+    db.dispose()
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_database(database_url):
+    """The test database with every table emptied."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY")
+    return database_url
+
+
+@pytest.fixture
+def db(empty_database):
+    """A :class:`Database` on the emptied test database."""
+    database = Database(empty_database, pool_size=8)
+    yield database
+    database.dispose()

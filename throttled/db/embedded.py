@@ -1,0 +1,39 @@
+"""The embedded PostgreSQL used when ``THROTTLED_DATABASE_URL`` is unset (``pgserver`` wheel).
+
+pgserver bundles PostgreSQL 16 and listens on a unix socket inside its data folder. Run as
+root it adds a system user ``pgserver`` and opens read/execute permission on every parent of
+the data folder — so as root the folder is ``/var/lib/throttled``, never under ``/root``
+(stack notes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+
+def default_data_dir() -> Path:
+    """``/var/lib/throttled`` as root, else the user's data directory (``~/.local/share/throttled``)."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/throttled")
+    return platformdirs.user_data_path("throttled")
+
+
+def start_embedded(data_dir: Path | None = None, name: str = "pg") -> str:
+    """Start (or reuse) the embedded server in ``data_dir/name``; return its database URL.
+
+    The server stops when the last process using it exits.
+    Raises:
+        RuntimeError: the server could not be started (message says where its log is).
+    """
+    import pgserver  # imported late: it is only needed when no URL is configured
+
+    folder = (data_dir or default_data_dir()) / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+    except Exception as exc:  # pgserver raises bare subprocess/assertion errors
+        raise RuntimeError(f"embedded PostgreSQL did not start in {folder} (see {folder / 'log'}): {exc}") from exc
+    return server.get_uri()

@@ -1,0 +1,106 @@
+"""The database handle: a SQLAlchemy Core engine (psycopg 3) used from trio through threads.
+
+SQLAlchemy and psycopg calls block, so every call runs in ``trio.to_thread.run_sync`` under
+a :class:`trio.CapacityLimiter` sized to the connection pool (trio's default limiter of 40
+threads would outrun a small pool and turn load into pool timeouts; stack notes). A thread
+is not interrupted when its caller is cancelled, so writes must be idempotent and replies
+are sent only after the commit returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+import trio
+from sqlalchemy.engine import Connection, Engine
+
+T = TypeVar("T")
+
+# Errors that mean "the database is not reachable right now", as opposed to a bug.
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or the pool is exhausted; try again later.
+
+    The web layer answers 503 with ``Retry-After``; background tasks back off and retry.
+    """
+
+
+def make_engine(url: str, pool_size: int) -> Engine:
+    """A pooled engine for ``url`` with every session in UTC.
+
+    ``url`` may be ``postgres://``, ``postgresql://`` or ``postgresql+psycopg://``; it is
+    always driven by psycopg 3. Connections time out after 5 s so an outage fails fast.
+    """
+    return sa.create_engine(
+        normalize_url(url),
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=10,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
+    )
+
+
+def normalize_url(url: str) -> str:
+    """``url`` with the ``postgresql+psycopg`` driver name."""
+    parsed = sa.engine.make_url(url.replace("postgres://", "postgresql://", 1))
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """``url`` as a plain libpq URI (for a raw psycopg connection, e.g. LISTEN)."""
+    parsed = sa.engine.make_url(normalize_url(url))
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Database:
+    """The daemon's database: an engine plus the thread limiter that guards it.
+
+    Args:
+        url: PostgreSQL URL (see :func:`make_engine`).
+        pool_size: connections in the pool, and threads allowed at once.
+    """
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size)
+        self.limiter = trio.CapacityLimiter(pool_size)
+
+    async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in one transaction in a worker thread; return its result.
+
+        The transaction commits when ``fn`` returns and rolls back if it raises.
+        Raises:
+            DatabaseUnavailable: the database is unreachable or the pool is exhausted.
+        """
+        return await trio.to_thread.run_sync(partial(self.transaction_sync, fn, *args), limiter=self.limiter)
+
+    def transaction_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Blocking form of :meth:`transaction`, for threads and CLI commands."""
+        try:
+            with self.engine.begin() as conn:
+                return fn(conn, *args)
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(_describe(exc)) from exc
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({sa.engine.make_url(normalize_url(self.url))!r})"  # URL repr hides the password
+
+
+def _describe(exc: BaseException) -> str:
+    # The driver's message can include the host but never the password; keep the first line.
+    text = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+__all__ = ["Connection", "Database", "DatabaseUnavailable", "libpq_url", "make_engine", "normalize_url"]

@@ -1,0 +1,265 @@
+"""Every SQL statement of the job table (``jobs``), named after what it does.
+
+States (Oban/River): available, scheduled, executing, retryable (live) and completed,
+discarded, cancelled (final). Each transition is one statement that names the state it
+expects — and, for a running job, the owner that claimed it — so a transition that finds the
+job elsewhere (a late rescue after a completion, say) changes nothing and reports ``False``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+#: Channel the enqueuer NOTIFYs on (delivered at commit) and the scheduler LISTENs to.
+NOTIFY_CHANNEL = "throttled_jobs"
+LIVE_STATES = ("available", "scheduled", "executing", "retryable")
+_LIVE_SQL = "state IN ('available', 'scheduled', 'executing', 'retryable')"
+_DUE_SQL = "state IN ('available', 'scheduled', 'retryable')"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed job as its handler sees it. ``attempt`` is 1 on the first run."""
+
+    id: int
+    kind: str
+    args: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    snoozed: int
+    unique_key: str | None
+    portal_id: int | None
+
+
+def insert_job(
+    conn: Connection,
+    kind: str,
+    args: dict[str, Any],
+    now: dt.datetime,
+    *,
+    unique_key: str | None = None,
+    scheduled_at: dt.datetime | None = None,
+    priority: int = 0,
+    max_attempts: int = 20,
+    portal_id: int | None = None,
+) -> tuple[int, bool]:
+    """Insert a job, or find the live job holding ``unique_key``.
+
+    Returns ``(job_id, inserted)``; never raises on a duplicate and never makes a second
+    live job for one key (the partial unique index decides). NOTIFYs when a new job is due.
+    """
+    scheduled_at = scheduled_at or now
+    while True:
+        row = conn.execute(
+            text(
+                f"""INSERT INTO jobs (kind, args, state, priority, max_attempts, unique_key,
+                                      portal_id, scheduled_at, inserted_at)
+                VALUES (:kind, CAST(:args AS jsonb), :state, :priority, :max_attempts,
+                        :unique_key, :portal_id, :scheduled_at, :now)
+                ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND {_LIVE_SQL}
+                DO NOTHING RETURNING id"""
+            ),
+            {
+                "kind": kind, "args": json.dumps(args), "priority": priority,
+                "state": "available" if scheduled_at <= now else "scheduled",
+                "max_attempts": max_attempts, "unique_key": unique_key,
+                "portal_id": portal_id, "scheduled_at": scheduled_at, "now": now,
+            },
+        ).first()
+        if row is not None:
+            if scheduled_at <= now:
+                notify(conn)
+            return row.id, True
+        existing = conn.execute(
+            text(f"SELECT id FROM jobs WHERE unique_key = :key AND {_LIVE_SQL}"), {"key": unique_key}
+        ).first()
+        if existing is not None:
+            return existing.id, False
+        # The live job finished between our INSERT and SELECT: try the insert again.
+
+
+def notify(conn: Connection) -> None:
+    """NOTIFY the scheduler channel; delivered when the transaction commits."""
+    conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+def claim_due_jobs(
+    conn: Connection, owner: str, limit: int, now: dt.datetime, lease_until: dt.datetime
+) -> list[Job]:
+    """Claim up to ``limit`` due jobs for ``owner``: state executing, attempt + 1, leased.
+
+    Order: priority, scheduled_at, id. ``FOR UPDATE SKIP LOCKED`` lets several schedulers
+    claim at once without waiting on or double-claiming each other's rows.
+    """
+    rows = conn.execute(
+        text(
+            f"""WITH due AS (
+                    SELECT id FROM jobs
+                    WHERE {_DUE_SQL} AND scheduled_at <= :now
+                    ORDER BY priority, scheduled_at, id
+                    LIMIT :limit
+                    FOR UPDATE SKIP LOCKED)
+                UPDATE jobs SET state = 'executing', attempt = jobs.attempt + 1,
+                                attempted_at = :now, attempted_by = :owner,
+                                leased_until = :lease_until
+                FROM due WHERE jobs.id = due.id
+                RETURNING jobs.id, jobs.kind, jobs.args, jobs.attempt, jobs.max_attempts,
+                          jobs.snoozed, jobs.unique_key, jobs.portal_id, jobs.priority,
+                          jobs.scheduled_at"""
+        ),
+        {"owner": owner, "limit": limit, "now": now, "lease_until": lease_until},
+    ).all()
+    rows.sort(key=lambda r: (r.priority, r.scheduled_at, r.id))
+    return [
+        Job(r.id, r.kind, r.args, r.attempt, r.max_attempts, r.snoozed, r.unique_key, r.portal_id)
+        for r in rows
+    ]
+
+
+def next_due_at(conn: Connection) -> dt.datetime | None:
+    """When the earliest live, not-running job becomes due (``None`` if there is none)."""
+    return conn.execute(text(f"SELECT min(scheduled_at) FROM jobs WHERE {_DUE_SQL}")).scalar()
+
+
+def renew_leases(conn: Connection, owner: str, job_ids: list[int], lease_until: dt.datetime) -> set[int]:
+    """Extend the leases of ``owner``'s running jobs; returns the ids it still holds."""
+    if not job_ids:
+        return set()
+    rows = conn.execute(
+        text(
+            """UPDATE jobs SET leased_until = :lease_until
+               WHERE id = ANY(:ids) AND state = 'executing' AND attempted_by = :owner
+               RETURNING id"""
+        ),
+        {"ids": job_ids, "owner": owner, "lease_until": lease_until},
+    ).all()
+    return {r.id for r in rows}
+
+
+def lock_owned_job(conn: Connection, job_id: int, owner: str) -> bool:
+    """Lock the job row if ``owner`` still runs it; ``False`` if it was rescued meanwhile."""
+    row = conn.execute(
+        text(
+            """SELECT id FROM jobs WHERE id = :id AND state = 'executing' AND attempted_by = :owner
+               FOR UPDATE"""
+        ),
+        {"id": job_id, "owner": owner},
+    ).first()
+    return row is not None
+
+
+def complete_job(conn: Connection, job_id: int, owner: str, now: dt.datetime) -> bool:
+    """executing → completed; ``False`` if ``owner`` no longer runs the job."""
+    return _finish(conn, job_id, owner, "completed", now, None)
+
+
+def discard_job(conn: Connection, job_id: int, owner: str, now: dt.datetime, reason: str) -> bool:
+    """executing → discarded, recording ``reason`` in ``errors``."""
+    return _finish(conn, job_id, owner, "discarded", now, reason)
+
+
+def cancel_job(conn: Connection, job_id: int, owner: str, now: dt.datetime, reason: str) -> bool:
+    """executing → cancelled, recording ``reason`` in ``errors``."""
+    return _finish(conn, job_id, owner, "cancelled", now, reason)
+
+
+def snooze_job(conn: Connection, job_id: int, owner: str, until: dt.datetime, now: dt.datetime) -> bool:
+    """executing → scheduled at ``until``, giving the attempt back and counting a snooze."""
+    result = conn.execute(
+        text(
+            """UPDATE jobs SET state = CASE WHEN :until <= :now THEN 'available' ELSE 'scheduled' END,
+                              scheduled_at = :until, attempt = attempt - 1, snoozed = snoozed + 1,
+                              leased_until = NULL
+               WHERE id = :id AND state = 'executing' AND attempted_by = :owner"""
+        ),
+        {"id": job_id, "owner": owner, "until": until, "now": now},
+    )
+    return result.rowcount == 1
+
+
+def retry_job(
+    conn: Connection, job_id: int, owner: str, error: str, now: dt.datetime, retry_at: dt.datetime
+) -> str | None:
+    """A failed attempt: executing → retryable at ``retry_at``, or discarded when attempts
+    are spent. Returns the new state, or ``None`` if ``owner`` no longer runs the job."""
+    row = conn.execute(
+        text(
+            """UPDATE jobs SET
+                 state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
+                 scheduled_at = :retry_at, leased_until = NULL,
+                 finalized_at = CASE WHEN attempt >= max_attempts THEN :now END,
+                 errors = errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', attempt, 'at', :now_text, 'error', :error))
+               WHERE id = :id AND state = 'executing' AND attempted_by = :owner
+               RETURNING state"""
+        ),
+        {"id": job_id, "owner": owner, "error": error[:2000], "now": now,
+         "now_text": now.isoformat(), "retry_at": retry_at},
+    ).first()
+    return row.state if row else None
+
+
+def rescue_expired_leases(conn: Connection, now: dt.datetime, limit: int = 1000) -> tuple[int, int]:
+    """Jobs whose lease ran out (their daemon died) go back to available — or to discarded
+    when that was their last attempt, with the error "lease expired" recorded.
+
+    A job on a live daemon keeps its lease fresh through the heartbeat, so slowness alone
+    never triggers this. Returns ``(rescued, discarded)``.
+    """
+    rows = conn.execute(
+        text(
+            """WITH expired AS (
+                   SELECT id FROM jobs
+                   WHERE state = 'executing' AND leased_until < :now
+                   ORDER BY leased_until LIMIT :limit FOR UPDATE SKIP LOCKED)
+               UPDATE jobs SET
+                 state = CASE WHEN jobs.attempt >= jobs.max_attempts THEN 'discarded' ELSE 'available' END,
+                 scheduled_at = :now, leased_until = NULL,
+                 finalized_at = CASE WHEN jobs.attempt >= jobs.max_attempts THEN :now END,
+                 errors = jobs.errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', jobs.attempt, 'at', :now_text, 'error', 'lease expired'))
+               FROM expired WHERE jobs.id = expired.id
+               RETURNING jobs.state"""
+        ),
+        {"now": now, "now_text": now.isoformat(), "limit": limit},
+    ).all()
+    discarded = sum(1 for r in rows if r.state == "discarded")
+    return len(rows) - discarded, discarded
+
+
+def release_owned_jobs(conn: Connection, owner: str, now: dt.datetime) -> int:
+    """On shutdown: hand ``owner``'s running jobs back (available now, attempt given back)."""
+    return conn.execute(
+        text(
+            """UPDATE jobs SET state = 'available', scheduled_at = :now, attempt = attempt - 1,
+                              leased_until = NULL
+               WHERE state = 'executing' AND attempted_by = :owner"""
+        ),
+        {"owner": owner, "now": now},
+    ).rowcount
+
+
+def count_by_state(conn: Connection) -> dict[str, int]:
+    """Number of jobs per state."""
+    rows = conn.execute(text("SELECT state, count(*) AS n FROM jobs GROUP BY state")).all()
+    return {r.state: r.n for r in rows}
+
+
+def _finish(conn: Connection, job_id: int, owner: str, state: str, now: dt.datetime, reason: str | None) -> bool:
+    result = conn.execute(
+        text(
+            """UPDATE jobs SET state = :state, finalized_at = :now, leased_until = NULL,
+                 errors = CASE WHEN CAST(:reason AS text) IS NULL THEN errors
+                          ELSE errors || jsonb_build_array(jsonb_build_object(
+                              'attempt', attempt, 'at', :now_text, 'error', CAST(:reason AS text))) END
+               WHERE id = :id AND state = 'executing' AND attempted_by = :owner"""
+        ),
+        {"id": job_id, "owner": owner, "state": state, "now": now, "now_text": now.isoformat(), "reason": reason},
+    )
+    return result.rowcount == 1

@@ -1,0 +1,107 @@
+"""Every SQL statement of the ``portals`` table. Tokens arrive and leave encrypted."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class PortalRow:
+    """A portal as stored; token fields are ciphertexts (see ``throttled.crypto``)."""
+
+    portal_id: int
+    status: str
+    access_token: bytes | None
+    refresh_token: bytes | None
+    expires_at: dt.datetime | None
+    scopes: list[str]
+    key_id: str | None
+    installed_at: dt.datetime
+    updated_at: dt.datetime
+
+    def __repr__(self) -> str:  # never show token bytes
+        return f"PortalRow(portal_id={self.portal_id}, status={self.status!r}, expires_at={self.expires_at})"
+
+
+_COLUMNS = "portal_id, status, access_token, refresh_token, expires_at, scopes, key_id, installed_at, updated_at"
+
+
+def save_install(
+    conn: Connection,
+    portal_id: int,
+    access_token: bytes,
+    refresh_token: bytes,
+    expires_at: dt.datetime,
+    scopes: list[str],
+    key_id: str,
+    now: dt.datetime,
+) -> None:
+    """Store a (re-)installation's tokens; the portal becomes active again."""
+    conn.execute(
+        text(
+            f"""INSERT INTO portals ({_COLUMNS})
+                VALUES (:portal_id, 'active', :access, :refresh, :expires_at, :scopes, :key_id, :now, :now)
+                ON CONFLICT (portal_id) DO UPDATE
+                SET status = 'active', access_token = excluded.access_token,
+                    refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
+                    scopes = excluded.scopes, key_id = excluded.key_id, updated_at = excluded.updated_at"""
+        ),
+        {"portal_id": portal_id, "access": access_token, "refresh": refresh_token,
+         "expires_at": expires_at, "scopes": scopes, "key_id": key_id, "now": now},
+    )
+
+
+def save_refreshed(
+    conn: Connection,
+    portal_id: int,
+    access_token: bytes,
+    refresh_token: bytes,
+    expires_at: dt.datetime,
+    key_id: str,
+    now: dt.datetime,
+) -> None:
+    """Store tokens from a refresh (always the refresh token the response returned)."""
+    conn.execute(
+        text(
+            """UPDATE portals SET access_token = :access, refresh_token = :refresh,
+                                  expires_at = :expires_at, key_id = :key_id, updated_at = :now
+               WHERE portal_id = :portal_id"""
+        ),
+        {"portal_id": portal_id, "access": access_token, "refresh": refresh_token,
+         "expires_at": expires_at, "key_id": key_id, "now": now},
+    )
+
+
+def get_portal(conn: Connection, portal_id: int, *, lock: bool = False) -> PortalRow | None:
+    """One portal, row-locked for this transaction when ``lock``."""
+    row = conn.execute(
+        text(f"SELECT {_COLUMNS} FROM portals WHERE portal_id = :portal_id" + (" FOR UPDATE" if lock else "")),
+        {"portal_id": portal_id},
+    ).first()
+    return _portal(row) if row else None
+
+
+def set_status(conn: Connection, portal_id: int, status: str, now: dt.datetime) -> None:
+    """Set a portal's status (active, suspended, revoked)."""
+    conn.execute(
+        text("UPDATE portals SET status = :status, updated_at = :now WHERE portal_id = :portal_id"),
+        {"portal_id": portal_id, "status": status, "now": now},
+    )
+
+
+def list_portals(conn: Connection) -> list[PortalRow]:
+    """Every portal, by id."""
+    return [_portal(r) for r in conn.execute(text(f"SELECT {_COLUMNS} FROM portals ORDER BY portal_id"))]
+
+
+def _portal(row) -> PortalRow:
+    return PortalRow(
+        row.portal_id, row.status,
+        bytes(row.access_token) if row.access_token is not None else None,
+        bytes(row.refresh_token) if row.refresh_token is not None else None,
+        row.expires_at, list(row.scopes or []), row.key_id, row.installed_at, row.updated_at,
+    )

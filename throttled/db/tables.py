@@ -1,0 +1,104 @@
+"""SQLAlchemy Core tables mirroring ``schema.sql`` (the schema's single source of truth).
+
+``tests/integration/test_schema.py`` reflects a migrated database and checks these agree,
+so a change to one without the other fails the suite.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
+
+metadata = sa.MetaData()
+TZ = sa.DateTime(timezone=True)
+
+portals = sa.Table(
+    "portals", metadata,
+    sa.Column("portal_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="active"),
+    sa.Column("access_token", BYTEA),
+    sa.Column("refresh_token", BYTEA),
+    sa.Column("expires_at", TZ),
+    sa.Column("scopes", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("key_id", sa.Text),
+    sa.Column("installed_at", TZ, nullable=False),
+    sa.Column("updated_at", TZ, nullable=False),
+)
+
+queues = sa.Table(
+    "queues", metadata,
+    sa.Column("queue_id", sa.Text, primary_key=True),
+    sa.Column("portal_id", sa.BigInteger, nullable=False),
+    sa.Column("max_throughput", sa.Integer, nullable=False),
+    sa.Column("time_period", sa.Integer, nullable=False),
+    sa.Column("time_unit", sa.Text, nullable=False),
+    sa.Column("mode", sa.Text, nullable=False, server_default="burst"),
+    sa.Column("state", sa.Text, nullable=False, server_default="active"),
+    sa.Column("on_hold_until", TZ),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_failure_reason", sa.Text),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("updated_at", TZ, nullable=False),
+    sa.Index("queues_portal", "portal_id"),
+)
+
+throttle_configs = sa.Table(
+    "throttle_configs", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("portal_id", sa.BigInteger, nullable=False),
+    sa.Column("action_id", sa.BigInteger, nullable=False),
+    sa.Column("max_throughput", sa.Integer),
+    sa.Column("time_period", sa.Integer),
+    sa.Column("time_unit", sa.Text),
+    sa.Column("updated_at", TZ, nullable=False),
+    sa.UniqueConstraint("portal_id", "action_id", name="throttle_configs_portal_action"),
+)
+
+action_executions = sa.Table(
+    "action_executions", metadata,
+    sa.Column("callback_id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.BigInteger, sa.Identity(always=True), nullable=False),
+    sa.Column("portal_id", sa.BigInteger, nullable=False),
+    sa.Column("queue_id", sa.Text, nullable=False),
+    sa.Column("object_type", sa.Text),
+    sa.Column("object_id", sa.Text),
+    sa.Column("input_fields", JSONB, nullable=False, server_default="{}"),
+    sa.Column("received_at", TZ, nullable=False),
+    sa.Column("expires_at", TZ, nullable=False),
+    sa.Column("state", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("lease_until", TZ),
+    sa.Column("released_at", TZ),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_failure_reason", sa.Text),
+    sa.Index("action_executions_pending", "queue_id", "seq", postgresql_where=sa.text("state = 'pending'")),
+    sa.Index("action_executions_releasing", "queue_id", "lease_until", postgresql_where=sa.text("state = 'releasing'")),
+    sa.Index("action_executions_released", "queue_id", sa.text("released_at DESC"), postgresql_where=sa.text("state = 'released'")),
+)
+
+_LIVE = "state IN ('available', 'scheduled', 'executing', 'retryable')"
+
+jobs = sa.Table(
+    "jobs", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("args", JSONB, nullable=False, server_default="{}"),
+    sa.Column("state", sa.Text, nullable=False, server_default="available"),
+    sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False, server_default="20"),
+    sa.Column("snoozed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("unique_key", sa.Text),
+    sa.Column("portal_id", sa.BigInteger),
+    sa.Column("scheduled_at", TZ, nullable=False),
+    sa.Column("attempted_at", TZ),
+    sa.Column("attempted_by", sa.Text),
+    sa.Column("leased_until", TZ),
+    sa.Column("finalized_at", TZ),
+    sa.Column("errors", JSONB, nullable=False, server_default="[]"),
+    sa.Column("inserted_at", TZ, nullable=False),
+    sa.Index("jobs_unique_live", "unique_key", unique=True, postgresql_where=sa.text(f"unique_key IS NOT NULL AND {_LIVE}")),
+    sa.Index("jobs_due", "priority", "scheduled_at", "id", postgresql_where=sa.text("state IN ('available', 'scheduled', 'retryable')")),
+    sa.Index("jobs_next_due", "scheduled_at", postgresql_where=sa.text("state IN ('available', 'scheduled', 'retryable')")),
+    sa.Index("jobs_leases", "leased_until", postgresql_where=sa.text("state = 'executing'")),
+    sa.Index("jobs_finalized", "finalized_at", postgresql_where=sa.text("state IN ('completed', 'discarded', 'cancelled')")),
+)
