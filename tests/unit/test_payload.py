@@ -79,7 +79,9 @@ def test_bad_inputs(inputs, field):
     assert info.value.field == field
 
 
-@pytest.mark.parametrize("body", [b"", b"{", b"[]", b"\xff\xfe", b'"x"', b"null"])
+@pytest.mark.parametrize(
+    "body", [b"", b"{", b"[]", b"\xff\xfe", b'"x"', b"null", _body(note="a\u0000b"), b"[" * 100_000]
+)
 def test_bad_bodies(body):
     with pytest.raises(InvalidInput) as info:
         parse_enrollment(body)

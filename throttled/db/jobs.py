@@ -195,7 +195,7 @@ def retry_job(
                  scheduled_at = :retry_at, leased_until = NULL,
                  finalized_at = CASE WHEN attempt >= max_attempts THEN :now END,
                  errors = errors || jsonb_build_array(jsonb_build_object(
-                     'attempt', attempt, 'at', :now_text, 'error', :error))
+                     'attempt', attempt, 'at', CAST(:now_text AS text), 'error', CAST(:error AS text)))
                WHERE id = :id AND state = 'executing' AND attempted_by = :owner
                RETURNING state"""
         ),
@@ -223,7 +223,7 @@ def rescue_expired_leases(conn: Connection, now: dt.datetime, limit: int = 1000)
                  scheduled_at = :now, leased_until = NULL,
                  finalized_at = CASE WHEN jobs.attempt >= jobs.max_attempts THEN :now END,
                  errors = jobs.errors || jsonb_build_array(jsonb_build_object(
-                     'attempt', jobs.attempt, 'at', :now_text, 'error', 'lease expired'))
+                     'attempt', jobs.attempt, 'at', CAST(:now_text AS text), 'error', text 'lease expired'))
                FROM expired WHERE jobs.id = expired.id
                RETURNING jobs.state"""
         ),
@@ -257,7 +257,7 @@ def _finish(conn: Connection, job_id: int, owner: str, state: str, now: dt.datet
             """UPDATE jobs SET state = :state, finalized_at = :now, leased_until = NULL,
                  errors = CASE WHEN CAST(:reason AS text) IS NULL THEN errors
                           ELSE errors || jsonb_build_array(jsonb_build_object(
-                              'attempt', attempt, 'at', :now_text, 'error', CAST(:reason AS text))) END
+                              'attempt', attempt, 'at', CAST(:now_text AS text), 'error', CAST(:reason AS text))) END
                WHERE id = :id AND state = 'executing' AND attempted_by = :owner"""
         ),
         {"id": job_id, "owner": owner, "state": state, "now": now, "now_text": now.isoformat(), "reason": reason},

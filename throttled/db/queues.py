@@ -44,11 +44,12 @@ class NewExecution:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """An execution handed to a portal queue for completion."""
+    """An execution handed to a portal queue for completion, leased until ``lease_until``."""
 
     callback_id: str
     portal_id: int
     queue_id: str
+    lease_until: dt.datetime
 
 
 def upsert_queues(conn: Connection, queues: Sequence[QueueRow], now: dt.datetime) -> None:
@@ -179,7 +180,7 @@ def take_pending(
         {"queue_id": queue_id, "limit": limit, "now": now, "lease_until": lease_until},
     ).all()
     rows.sort(key=lambda r: r.seq)
-    return [Release(r.callback_id, r.portal_id, r.queue_id) for r in rows]
+    return [Release(r.callback_id, r.portal_id, r.queue_id, lease_until) for r in rows]
 
 
 def has_pending(conn: Connection, queue_id: str, now: dt.datetime) -> bool:
@@ -205,15 +206,18 @@ def mark_released(conn: Connection, callback_ids: Sequence[str], acked_at: dt.da
     ).rowcount
 
 
-def mark_failed(conn: Connection, callback_ids: Sequence[str], reason: str) -> int:
-    """HubSpot rejected these callbacks for good (4xx other than auth or rate limit)."""
+def mark_finished(conn: Connection, callback_ids: Sequence[str], state: str, reason: str) -> int:
+    """End these executions without a release: ``failed`` (HubSpot rejected the callback for
+    good) or ``expired`` (HubSpot no longer knows it / its block ran out)."""
+    if state not in ("failed", "expired"):
+        raise ValueError(f"not a final state without release: {state!r}")
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'failed', lease_until = NULL,
+            """UPDATE action_executions SET state = :state, lease_until = NULL,
                                             attempts = attempts + 1, last_failure_reason = :reason
                WHERE callback_id = ANY(:ids) AND state = 'releasing'"""
         ),
-        {"ids": list(callback_ids), "reason": reason[:500]},
+        {"ids": list(callback_ids), "state": state, "reason": reason[:500]},
     ).rowcount
 
 

@@ -146,3 +146,17 @@ def _decode_v3_uri(uri: str) -> str:
             out.append(uri[i])
             i += 1
     return "".join(out)
+
+
+def signed_headers(secret: str, request: SignedRequest, timestamp_ms: int) -> dict[str, str]:
+    """The headers HubSpot would send with ``request``: v3 with its timestamp, plus v2.
+
+    Used by the demo, tests and benchmarks to act as HubSpot.
+    """
+    return {
+        "Content-Type": "application/json",
+        "X-HubSpot-Signature-v3": sign_v3(secret, request, timestamp_ms),
+        "X-HubSpot-Request-Timestamp": str(timestamp_ms),
+        "X-HubSpot-Signature": sign_v2(secret, request),
+        "X-HubSpot-Signature-Version": "v2",
+    }

@@ -73,6 +73,8 @@ def parse_enrollment(body: bytes) -> Enrollment:
         raise InvalidInput("body", "not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidInput("body", "must be a JSON object")
+    if _has_nul(data):  # PostgreSQL text and jsonb cannot hold U+0000
+        raise InvalidInput("body", "must not contain the NUL character")
     callback_id = _callback_id(data.get("callbackId"))
     origin = _object(data, "origin")
     context = _object(data, "context", required=False)
@@ -107,6 +109,16 @@ def parse_enrollment(body: bytes) -> Enrollment:
         time_unit=time_unit,
         input_fields=inputs,
     )
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _callback_id(value: Any) -> str:

@@ -1,0 +1,108 @@
+"""The job table and scheduler against real PostgreSQL, several schedulers racing."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+
+import pytest
+import trio
+
+from tests.conftest import EPOCH
+from throttled.clock import TrioClock, WallClock
+from throttled.db import jobs as jobs_sql
+from throttled.jobs.outcomes import Complete, Retry, Snooze
+from throttled.jobs.scheduler import Scheduler, SchedulerConfig
+
+
+def _insert_many(db, n: int, now: dt.datetime, kind: str = "count") -> None:
+    def insert(conn):
+        for i in range(n):
+            jobs_sql.insert_job(conn, kind, {"i": i}, now)
+    db.transaction_sync(insert)
+
+
+async def _run_until(predicate, timeout_s: float = 20.0, step_s: float = 0.01) -> None:
+    """Wait until ``predicate()``; under MockClock pass a coarse ``step_s`` (virtual seconds)."""
+    with trio.fail_after(timeout_s):
+        while not predicate():
+            await trio.sleep(step_s)
+
+
+async def test_three_schedulers_run_every_job_exactly_once(db):
+    clock = WallClock()
+    _insert_many(db, 600, clock.now())
+    runs = collections.Counter()
+
+    async def handler(run):
+        runs[run.job.args["i"]] += 1
+        await trio.sleep(0)
+        return Complete()
+
+    config = SchedulerConfig(workers=8, poll_interval_s=0.2)
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            await nursery.start(Scheduler(db, clock, {"count": handler}, config).run)
+        await _run_until(lambda: len(runs) == 600)
+        await _run_until(lambda: db.transaction_sync(jobs_sql.count_by_state) == {"completed": 600})
+        nursery.cancel_scope.cancel()
+    assert set(runs.values()) == {1}
+
+
+async def test_unique_insert_returns_the_live_job(db):
+    now = WallClock().now()
+    results = []
+
+    async def insert():
+        results.append(await db.transaction(lambda c: jobs_sql.insert_job(c, "k", {}, now, unique_key="q1")))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(insert)
+    assert len({job_id for job_id, _ in results}) == 1
+    assert sum(inserted for _, inserted in results) == 1
+
+
+async def test_snooze_spends_no_attempt_and_wakes_on_time(db, autojump_clock):
+    clock = TrioClock(EPOCH)
+    _insert_many(db, 1, clock.now(), kind="snoozer")
+    seen: list[tuple[float, int]] = []
+
+    async def handler(run):
+        seen.append((trio.current_time(), run.job.attempt))
+        if len(seen) < 4:
+            return Snooze(clock.now() + dt.timedelta(seconds=30))
+        return Complete()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Scheduler(db, clock, {"snoozer": handler}, SchedulerConfig(poll_interval_s=5)).run)
+        await _run_until(lambda: len(seen) == 4, timeout_s=1000, step_s=10)
+        nursery.cancel_scope.cancel()
+    assert [attempt for _, attempt in seen] == [1, 1, 1, 1]
+    gaps = [b - a for (a, _), (b, _) in zip(seen, seen[1:])]
+    assert all(30 <= g < 30.5 for g in gaps), gaps
+
+
+async def test_failure_retries_with_backoff_then_discards(db, autojump_clock):
+    clock = TrioClock(EPOCH)
+    db.transaction_sync(lambda c: jobs_sql.insert_job(c, "flaky", {}, clock.now(), max_attempts=3))
+    attempts: list[int] = []
+
+    async def handler(run):
+        attempts.append(run.job.attempt)
+        return Retry("boom")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Scheduler(db, clock, {"flaky": handler}, SchedulerConfig(poll_interval_s=1)).run)
+        await _run_until(
+            lambda: db.transaction_sync(jobs_sql.count_by_state) == {"discarded": 1}, timeout_s=1000, step_s=1
+        )
+        nursery.cancel_scope.cancel()
+    assert attempts == [1, 2, 3]
+
+
+@pytest.fixture
+def autojump_clock():
+    """MockClock that jumps only after 20 ms of real idleness, so database threads finish first."""
+    from trio.testing import MockClock
+    return MockClock(autojump_threshold=0.02)

@@ -1,0 +1,196 @@
+"""The ``throttled`` command line (click).
+
+``run`` serves; ``migrate`` applies the schema; ``sandbox`` runs the local HubSpot
+stand-in; ``demo`` shows the whole job on this machine; ``keys generate`` makes an
+encryption key; ``portals list`` shows installed portals. Bad settings stop with one line
+naming the variable and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+from pathlib import Path
+
+import click
+import trio
+
+from throttled import __version__
+from throttled.db.engine import DatabaseUnavailable
+from throttled.settings import Settings, SettingsError, load_settings
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML file of settings (environment variables win).",
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"throttled: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _handle_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SettingsError as exc:
+            _fail(str(exc))
+        except DatabaseUnavailable as exc:
+            _fail(f"database unavailable: {exc}", 1)
+        except RuntimeError as exc:
+            _fail(str(exc), 1)
+    return wrapper
+
+
+def database_url(settings: Settings) -> str:
+    """``THROTTLED_DATABASE_URL``, or the embedded PostgreSQL's URL (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    from throttled.db.embedded import start_embedded
+
+    return start_embedded(settings.data_dir)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="throttled")
+def main() -> None:
+    """throttled — hold HubSpot workflow enrollments and release them at a set rate.
+
+    Settings come from environment variables (see README.md for the table) and an optional
+    --config TOML file.
+    """
+
+
+@main.command()
+@config_option
+@_handle_errors
+def run(config_file: Path | None) -> None:
+    """Serve HubSpot's webhooks and release held enrollments until SIGTERM/SIGINT."""
+    from throttled import logs
+    from throttled.daemon import run_daemon
+
+    settings = load_settings(config_file)
+    settings.require("hubspot_client_secret", "encryption_key")
+    logs.configure(settings.log_level)
+    url = database_url(settings)
+
+    async def main_task() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
+            await nursery.start(run_daemon, settings, url)
+
+    trio.run(main_task)
+
+
+async def _cancel_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+@main.command()
+@config_option
+@_handle_errors
+def migrate(config_file: Path | None) -> None:
+    """Create the tables and indexes (idempotent; `run` does it too)."""
+    from throttled.db.engine import Database
+    from throttled.db.schema import migrate as apply_schema
+
+    settings = load_settings(config_file)
+    db = Database(database_url(settings), pool_size=1)
+    try:
+        db.transaction_sync(apply_schema)
+    finally:
+        db.dispose()
+    click.echo(f"schema applied to {db!r}")
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8090", show_default=True, help="host:port to listen on.")
+@click.option("--client-id", envvar="HUBSPOT_CLIENT_ID", default="sandbox-client", show_default=True)
+@click.option("--client-secret", envvar="HUBSPOT_CLIENT_SECRET", default="sandbox-secret", show_default=True)
+@click.option("--app-id", envvar="HUBSPOT_APP_ID", type=int, default=1000, show_default=True)
+@click.option("--portal-id", type=int, default=62515, show_default=True, help="Portal that authorize grants by default.")
+def sandbox(bind: str, client_id: str, client_secret: str, app_id: int, portal_id: int) -> None:
+    """Run the local HubSpot API stand-in (OAuth, callbacks, rate limits) over HTTP."""
+    from throttled.sandbox import SandboxConfig, serve_sandbox
+
+    config = SandboxConfig(client_id=client_id, client_secret=client_secret, app_id=app_id, default_portal_id=portal_id)
+
+    async def main_task() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
+            running = await nursery.start(functools.partial(serve_sandbox, config, bind))
+            click.echo(f"sandbox listening on {running.url} (HUBSPOT_API_BASE={running.url})")
+
+    trio.run(main_task)
+
+
+@main.command()
+@click.option("--enrollments", type=int, default=600, show_default=True, help="Enrollments to send in all.")
+@_handle_errors
+def demo(enrollments: int) -> None:
+    """Run the main job end to end on this machine: sandbox + daemon + ~600 signed enrollments.
+
+    Uses THROTTLED_DATABASE_URL if set, else the embedded PostgreSQL. Exits 0 only if every
+    enrollment was released and no rate window was exceeded.
+    """
+    from throttled.demo.run import run_demo
+
+    ok = trio.run(run_demo, enrollments)
+    sys.exit(0 if ok else 1)
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for tokens at rest."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new THROTTLED_ENCRYPTION_KEY (base64 of 32 random bytes)."""
+    from throttled.crypto import generate_key
+
+    click.echo(generate_key())
+
+
+@main.group()
+def portals() -> None:
+    """Installed HubSpot portals."""
+
+
+@portals.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_handle_errors
+def portals_list(config_file: Path | None, as_json: bool) -> None:
+    """List portals with their status and token expiry (never the tokens)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from throttled.db import portals as portals_sql
+    from throttled.db.engine import Database
+
+    settings = load_settings(config_file)
+    db = Database(database_url(settings), pool_size=1)
+    try:
+        rows = db.transaction_sync(portals_sql.list_portals)
+    finally:
+        db.dispose()
+    records = [
+        {"portal_id": r.portal_id, "status": r.status, "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+         "scopes": r.scopes, "key_id": r.key_id, "updated_at": r.updated_at.isoformat()}
+        for r in rows
+    ]
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    table = Table("portal", "status", "token expires", "scopes", "key", "updated")
+    for r in records:
+        table.add_row(str(r["portal_id"]), r["status"], r["expires_at"] or "-", " ".join(r["scopes"]), r["key_id"] or "-", r["updated_at"])
+    Console().print(table)

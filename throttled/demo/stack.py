@@ -1,0 +1,162 @@
+"""A whole local stack — sandbox HubSpot plus one or more daemons — for the demo and tests.
+
+Everything is real: the daemons serve HTTP on loopback ports, store in PostgreSQL and
+complete callbacks at the sandbox over HTTP. :class:`Hubspot` plays HubSpot's side:
+it signs and posts enrollments and reads the completions back from the sandbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import socket
+import time
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+
+import httpx
+import trio
+
+from throttled.clock import Clock
+from throttled.crypto import generate_key
+from throttled.daemon import RunningDaemon, run_daemon
+from throttled.hubspot.signatures import SignedRequest, signed_headers
+from throttled.sandbox import SandboxConfig, serve_sandbox
+from throttled.settings import Settings, load_settings
+from throttled.throttle.rate import max_in_window
+
+ACTION_PATH = "/api/hubspot/action"
+
+
+def free_port() -> int:
+    """A loopback port free right now (the daemon must know its public URL before binding)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Step:
+    """A workflow step using the throttle: ``limit`` per ``period`` ``unit``."""
+
+    workflow_id: int
+    action_id: int
+    limit: int
+    period: int
+    unit: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.limit} per {self.period} {self.unit}"
+
+    def queue_id(self, portal_id: int) -> str:
+        return f"queue:{portal_id}:{self.workflow_id}:{self.action_id}:0"
+
+
+def enrollment_body(callback_id: str, portal_id: int, step: Step, object_id: int = 1) -> bytes:
+    """A HubSpot-shaped action-execution body (protocol notes §1), numbers as strings."""
+    return json.dumps({
+        "callbackId": callback_id,
+        "origin": {"portalId": portal_id, "actionDefinitionId": 777, "actionDefinitionVersion": 1},
+        "context": {"source": "WORKFLOWS", "workflowId": step.workflow_id, "actionId": step.action_id},
+        "object": {"objectId": object_id, "objectType": "CONTACT"},
+        "inputFields": {"max_throughput": str(step.limit), "time_period": str(step.period), "time_unit": step.unit},
+    }, separators=(",", ":")).encode()
+
+
+@dataclass
+class Hubspot:
+    """HubSpot's side of the conversation, for the demo and end-to-end tests."""
+
+    sandbox_url: str
+    client_secret: str
+    http: httpx.AsyncClient
+    sent: dict[str, str] = field(default_factory=dict)  # callback id -> queue id, acknowledged
+
+    async def post(self, daemon_url: str, body: bytes, *, timestamp_ms: int | None = None, headers: dict | None = None) -> httpx.Response:
+        """POST a signed enrollment to a daemon (signed for ``daemon_url``'s action URI)."""
+        uri = daemon_url + ACTION_PATH
+        ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        signed = signed_headers(self.client_secret, SignedRequest("POST", uri, body), ts)
+        return await self.http.post(uri, content=body, headers={**signed, **(headers or {})})
+
+    async def enroll(self, daemon_url: str, callback_id: str, portal_id: int, step: Step) -> httpx.Response:
+        """Post one enrollment; remember it when the daemon answered 200 BLOCK."""
+        response = await self.post(daemon_url, enrollment_body(callback_id, portal_id, step))
+        if response.status_code == 200 and response.json()["outputFields"]["hs_execution_state"] == "BLOCK":
+            self.sent[callback_id] = step.queue_id(portal_id)
+        return response
+
+    async def completions(self) -> list[dict]:
+        """Every completion the sandbox recorded, in order."""
+        response = await self.http.get(f"{self.sandbox_url}/_sandbox/completions")
+        response.raise_for_status()
+        return response.json()["completions"]
+
+    async def install(self, daemon_url: str) -> int:
+        """Install the app through the real OAuth redirects; returns the portal id."""
+        response = await self.http.get(f"{daemon_url}/api/oauth/install")
+        for _ in range(3):  # daemon -> sandbox authorize -> daemon callback
+            if response.status_code not in (302, 303, 307):
+                break
+            response = await self.http.get(response.headers["Location"])
+        response.raise_for_status()
+        return int(response.text.split("Portal ", 1)[1].split(" ", 1)[0])
+
+
+@dataclass
+class Stack:
+    """A running sandbox and daemons."""
+
+    hubspot: Hubspot
+    sandbox_state: object
+    daemons: list[RunningDaemon]
+    settings: Settings
+    portal_id: int
+
+
+@asynccontextmanager
+async def local_stack(
+    database_url: str,
+    *,
+    daemons: int = 1,
+    portal_id: int = 62515,
+    clock: Clock | None = None,
+    overrides: dict | None = None,
+):
+    """Start the sandbox and ``daemons`` daemons on one database; install one portal.
+
+    Yields a :class:`Stack`; everything stops when the block exits.
+    """
+    client_id, client_secret = "demo-client", "demo-secret-" + secrets.token_hex(8)
+    async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as http:
+        sandbox = await nursery.start(partial(
+            serve_sandbox, SandboxConfig(client_id=client_id, client_secret=client_secret, app_id=4242, default_portal_id=portal_id)
+        ))
+        running: list[RunningDaemon] = []
+        settings = None
+        for _ in range(daemons):
+            port = free_port()
+            settings = load_settings(
+                database_url=database_url, bind=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}",
+                hubspot_client_id=client_id, hubspot_client_secret=client_secret,
+                hubspot_api_base=sandbox.url, hubspot_authorize_url=f"{sandbox.url}/oauth/authorize",
+                encryption_key=generate_key() if not running else settings.encryption_key.get_secret_value(),
+                **(overrides or {}),
+            )
+            running.append(await nursery.start(partial(run_daemon, settings, database_url, clock=clock)))
+        hubspot = Hubspot(sandbox.url, client_secret, http)
+        installed = await hubspot.install(running[0].url)
+        try:
+            yield Stack(hubspot, sandbox.state, running, settings, installed)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def max_per_window(times: Sequence[float], period_s: float) -> int:
+    """Most completions in any half-open window of ``period_s`` seconds (epoch-second times)."""
+    stamps = [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in times]
+    return max_in_window(stamps, dt.timedelta(seconds=period_s))

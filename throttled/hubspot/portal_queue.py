@@ -1,0 +1,212 @@
+"""Per-portal send queues: batch callbacks, complete them at HubSpot, record the outcome.
+
+One trio task per portal, spawned on first use and exiting when idle, so 10,000 portals
+that were busy once do not keep 10,000 tasks. A task collects releases into batches of up
+to 100 callbacks (protocol notes §5) and sends one when it is full, when no more releases
+arrive for ``linger_s``, or ``flush_interval_s`` after the first one waited — whichever
+comes first. Batches of one portal go out one at a time.
+
+Outcomes: 204 → released at the acknowledgement time; 401 → refresh once and retry;
+429 → wait out the window, no attempt spent; other 4xx → retry one by one to isolate the
+bad callback(s); 5xx/timeouts → a few retries with backoff, then the executions are left
+'releasing' until their lease lapses and the throttle worker puts them back in line.
+Nothing here calls back into the worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+import trio
+
+from throttled.clock import Clock
+from throttled.db import queues as queues_sql
+from throttled.db.engine import Database, DatabaseUnavailable
+from throttled.db.queues import Release
+from throttled.hubspot.client import HubSpotClient
+from throttled.hubspot.errors import (
+    HubSpotError,
+    HubSpotRateLimited,
+    HubSpotRejected,
+    HubSpotUnauthorized,
+    HubSpotUnavailable,
+)
+from throttled.hubspot.tokens import PortalNotReady, TokenStore
+
+log = structlog.get_logger("throttled.hubspot.portal")
+
+BATCH_SIZE = 100
+_UNAVAILABLE_RETRIES = (1.0, 2.0, 4.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PortalQueueConfig:
+    """Tuning; durations in seconds."""
+
+    flush_interval_s: float = 0.9
+    linger_s: float = 0.01
+    idle_timeout_s: float = 30.0
+    buffer: int = 1000
+
+
+class PortalQueues:
+    """Routes releases to per-portal tasks. Start :meth:`run` in a nursery first."""
+
+    def __init__(self, db: Database, clock: Clock, tokens: TokenStore, client: HubSpotClient, config: PortalQueueConfig = PortalQueueConfig()) -> None:
+        self.db = db
+        self.clock = clock
+        self.tokens = tokens
+        self.client = client
+        self.config = config
+        self._channels: dict[int, trio.MemorySendChannel[list[Release]]] = {}
+        self._nursery: trio.Nursery | None = None
+        self.sent_batches = 0
+        self.released = 0
+
+    @property
+    def active_portals(self) -> int:
+        """Portal tasks alive now."""
+        return len(self._channels)
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Host the portal tasks until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def submit(self, portal_id: int, releases: Sequence[Release]) -> None:
+        """Queue ``releases`` (all of ``portal_id``) for completion; waits if that portal's
+        buffer is full (backpressure on the caller only)."""
+        if not releases:
+            return
+        channel = self._channels.get(portal_id)
+        if channel is None:
+            if self._nursery is None:
+                raise RuntimeError("PortalQueues.run is not running")
+            channel, receive = trio.open_memory_channel[list[Release]](self.config.buffer)
+            self._channels[portal_id] = channel
+            self._nursery.start_soon(self._portal_task, portal_id, channel, receive)
+        await channel.send(list(releases))
+
+    # -- one portal ----------------------------------------------------------------
+
+    async def _portal_task(self, portal_id: int, channel, receive) -> None:
+        carry: list[Release] = []
+        try:
+            while True:
+                if not carry:
+                    with trio.move_on_after(self.config.idle_timeout_s):
+                        carry.extend(await receive.receive())
+                    if not carry:
+                        # No await between this check and the removal: submit() cannot
+                        # slip a message into a channel we are abandoning.
+                        if receive.statistics().current_buffer_used == 0:
+                            return
+                        continue
+                await self._fill(receive, carry)
+                batch, carry[:] = carry[:BATCH_SIZE], carry[BATCH_SIZE:]
+                await self._send(portal_id, batch)
+        finally:
+            if self._channels.get(portal_id) is channel:
+                del self._channels[portal_id]
+
+    async def _fill(self, receive, carry: list[Release]) -> None:
+        deadline = trio.current_time() + self.config.flush_interval_s
+        while len(carry) < BATCH_SIZE:
+            with trio.move_on_at(min(deadline, trio.current_time() + self.config.linger_s)) as scope:
+                carry.extend(await receive.receive())
+            if scope.cancelled_caught:
+                return
+
+    async def _send(self, portal_id: int, batch: list[Release]) -> None:
+        now = self.clock.now()
+        live = [r for r in batch if r.lease_until > now]  # lapsed ones are back in line already
+        if not live:
+            return
+        ids = [r.callback_id for r in live]
+        try:
+            await self._complete(portal_id, ids, lambda token: self.client.complete_batch(token, ids))
+        except HubSpotRejected as exc:
+            log.warning("callbacks.batch_rejected", portal_id=portal_id, size=len(ids), status=exc.status)
+            await self._complete_singly(portal_id, ids)
+            return
+        except (HubSpotError, PortalNotReady) as exc:
+            await self._note_failure(ids, str(exc))
+            log.warning("callbacks.deferred", portal_id=portal_id, size=len(ids), error=str(exc))
+            return
+        await self._record(queues_sql.mark_released, ids, self.clock.now())
+        self.sent_batches += 1
+        self.released += len(ids)
+
+    async def _complete(self, portal_id: int, ids: list[str], call: Callable) -> None:
+        """Run ``call(token)`` with auth refresh, 429 waits and 5xx retries; raises the
+        final :class:`HubSpotError` (or PortalNotReady) when it gives up."""
+        token = await self.tokens.access_token(portal_id)
+        refreshed = False
+        unavailable = iter(_UNAVAILABLE_RETRIES)
+        while True:
+            try:
+                return await call(token)
+            except HubSpotUnauthorized:
+                if refreshed:
+                    raise
+                token = await self.tokens.after_unauthorized(portal_id, token)
+                refreshed = True
+            except HubSpotRateLimited as exc:
+                log.info("callbacks.rate_limited", portal_id=portal_id, wait_s=exc.retry_after_s, policy=exc.policy)
+                await trio.sleep(exc.retry_after_s)
+            except HubSpotUnavailable as exc:
+                delay = next(unavailable, None)
+                if delay is None:
+                    raise
+                await self._note_failure(ids, str(exc))
+                await trio.sleep(delay)
+
+    async def _complete_singly(self, portal_id: int, ids: list[str]) -> None:
+        for callback_id in ids:
+            try:
+                await self._complete(portal_id, [callback_id], lambda token: self.client.complete_one(token, callback_id))
+            except HubSpotRejected as exc:
+                state = _terminal_state(exc)
+                if state == "released":
+                    await self._record(queues_sql.mark_released, [callback_id], self.clock.now())
+                else:
+                    await self._record(queues_sql.mark_finished, [callback_id], state, str(exc))
+                log.warning("callback.rejected", portal_id=portal_id, outcome=state, status=exc.status)
+                continue
+            except (HubSpotError, PortalNotReady) as exc:
+                await self._note_failure([callback_id], str(exc))
+                continue
+            await self._record(queues_sql.mark_released, [callback_id], self.clock.now())
+            self.released += 1
+
+    async def _note_failure(self, ids: list[str], reason: str) -> None:
+        await self._record(queues_sql.note_attempt_failed, ids, reason)
+
+    async def _record(self, fn, *args) -> None:
+        """Write an outcome, retrying through short database outages; if it still fails
+        the lease lapses and the callback is sent again (HubSpot then answers "already
+        completed", which counts as done)."""
+        for delay in (0.0, 0.5, 1.0, 2.0, 4.0):
+            await trio.sleep(delay)
+            try:
+                await self.db.transaction(fn, *args)
+                return
+            except DatabaseUnavailable:
+                continue
+        log.error("callbacks.outcome_not_recorded", count=len(args[0]))
+
+
+def _terminal_state(exc: HubSpotRejected) -> str:
+    """Classify a callback HubSpot refused for good (protocol notes §5: the reply for an
+    already-completed or expired callback is UNCERTAIN, so match defensively)."""
+    text = exc.message.lower()
+    if "already" in text:
+        return "released"
+    if exc.status in (404, 410) or "expired" in text or "not found" in text:
+        return "expired"
+    return "failed"

@@ -1,0 +1,128 @@
+"""Access tokens per portal: decrypt, cache, refresh ahead of expiry or after a 401.
+
+Refreshes are single-flight per portal inside a daemon (one lock per portal): however many
+portal-queue tasks need a fresh token, one token call is made and the others reuse its
+result. HubSpot tokens live 30 minutes (protocol notes §6); we refresh 5 minutes early,
+and always store the refresh token the response returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+import structlog
+import trio
+
+from throttled.clock import Clock
+from throttled.crypto import TokenCipher
+from throttled.db import portals as portals_sql
+from throttled.db.engine import Database
+from throttled.hubspot.client import HubSpotClient, TokenGrant
+from throttled.hubspot.errors import BadRefreshToken
+
+log = structlog.get_logger("throttled.hubspot.tokens")
+
+REFRESH_MARGIN = dt.timedelta(minutes=5)
+
+
+class PortalNotReady(Exception):
+    """The portal has no usable tokens (never installed, or revoked); ``status`` says which."""
+
+    def __init__(self, portal_id: int, status: str) -> None:
+        super().__init__(f"portal {portal_id} is {status}")
+        self.portal_id = portal_id
+        self.status = status
+
+
+@dataclass(slots=True)
+class _Cached:
+    access_token: str
+    expires_at: dt.datetime
+
+    def __repr__(self) -> str:
+        return f"_Cached(expires_at={self.expires_at})"
+
+
+class TokenStore:
+    """Hands out valid access tokens.
+
+    Args:
+        db: the database (portals table).
+        clock: the daemon's clock.
+        cipher: encrypts tokens at rest.
+        client: the HubSpot client (token endpoint).
+    """
+
+    def __init__(self, db: Database, clock: Clock, cipher: TokenCipher, client: HubSpotClient) -> None:
+        self.db = db
+        self.clock = clock
+        self.cipher = cipher
+        self.client = client
+        self._cache: dict[int, _Cached] = {}
+        self._locks: defaultdict[int, trio.Lock] = defaultdict(trio.Lock)
+        self.refreshes = 0
+
+    async def access_token(self, portal_id: int) -> str:
+        """A token valid for at least the refresh margin.
+
+        Raises:
+            PortalNotReady: not installed or revoked.
+            HubSpotError: the refresh call failed.
+        """
+        cached = self._cache.get(portal_id)
+        if cached and cached.expires_at - REFRESH_MARGIN > self.clock.now():
+            return cached.access_token
+        return await self._refresh(portal_id, stale=cached.access_token if cached else None)
+
+    async def after_unauthorized(self, portal_id: int, rejected_token: str) -> str:
+        """HubSpot refused ``rejected_token`` (401): refresh unless someone already did."""
+        return await self._refresh(portal_id, stale=rejected_token, force=True)
+
+    async def install(self, grant: TokenGrant, portal_id: int) -> None:
+        """Store a new installation's tokens, encrypted; the portal becomes active."""
+        now = self.clock.now()
+        await self.db.transaction(
+            portals_sql.save_install, portal_id,
+            self.cipher.encrypt(grant.access_token, portal_id),
+            self.cipher.encrypt(grant.refresh_token, portal_id),
+            grant.expires_at(now), grant.scopes, self.cipher.key_id, now,
+        )
+        self._cache[portal_id] = _Cached(grant.access_token, grant.expires_at(now))
+
+    async def _refresh(self, portal_id: int, stale: str | None, force: bool = False) -> str:
+        async with self._locks[portal_id]:
+            now = self.clock.now()
+            cached = self._cache.get(portal_id)
+            if cached and cached.access_token != stale and cached.expires_at - REFRESH_MARGIN > now:
+                return cached.access_token  # another task refreshed while we waited
+            row = await self.db.transaction(portals_sql.get_portal, portal_id)
+            if row is None or row.status != "active" or row.refresh_token is None:
+                raise PortalNotReady(portal_id, row.status if row else "not installed")
+            stored = self.cipher.decrypt(row.access_token, portal_id) if row.access_token else None
+            fresh = row.expires_at is not None and row.expires_at - REFRESH_MARGIN > now
+            if stored and fresh and (stored != stale or not force):
+                self._cache[portal_id] = _Cached(stored, row.expires_at)
+                return stored  # stored token is good (another daemon may have refreshed)
+            return await self._call_refresh(portal_id, self.cipher.decrypt(row.refresh_token, portal_id))
+
+    async def _call_refresh(self, portal_id: int, refresh_token: str) -> str:
+        try:
+            grant = await self.client.refresh(refresh_token)
+        except BadRefreshToken:
+            await self.db.transaction(portals_sql.set_status, portal_id, "revoked", self.clock.now())
+            self._cache.pop(portal_id, None)
+            log.error("portal.revoked", portal_id=portal_id)
+            raise PortalNotReady(portal_id, "revoked") from None
+        now = self.clock.now()
+        await self.db.transaction(
+            portals_sql.save_refreshed, portal_id,
+            self.cipher.encrypt(grant.access_token, portal_id),
+            self.cipher.encrypt(grant.refresh_token, portal_id),
+            grant.expires_at(now), self.cipher.key_id, now,
+        )
+        self.refreshes += 1
+        log.info("token.refreshed", portal_id=portal_id)
+        self._cache[portal_id] = _Cached(grant.access_token, grant.expires_at(now))
+        return grant.access_token

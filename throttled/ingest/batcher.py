@@ -1,0 +1,104 @@
+"""The batcher: group-commits enrollments and answers each waiting webhook handler.
+
+A handler submits its enrollment with a one-shot reply and waits. The batcher takes
+everything already waiting (up to ``max_batch``) and commits it in one transaction, then
+answers them all. There is no fixed sleep: at low load each webhook commits at once; at
+high load batches grow while the previous commit runs. A handler is answered only after
+the commit returned (design invariant 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import structlog
+import trio
+
+from throttled.clock import Clock
+from throttled.db.engine import Database, DatabaseUnavailable
+from throttled.ingest.payload import Enrollment
+from throttled.ingest.store import store_enrollments
+
+log = structlog.get_logger("throttled.ingest")
+
+
+@dataclass(eq=False)
+class _Waiting:
+    enrollment: Enrollment
+    done: trio.Event = field(default_factory=trio.Event)
+    error: BaseException | None = None
+
+
+class Batcher:
+    """Group commit for enrollments.
+
+    Args:
+        db: the database.
+        clock: source of ``received_at``.
+        block_duration_s: seconds HubSpot holds a block; sets ``expires_at``.
+        max_batch: most enrollments per transaction.
+        queue_size: most submissions waiting before handlers feel backpressure.
+    """
+
+    def __init__(self, db: Database, clock: Clock, block_duration_s: int, max_batch: int = 500, queue_size: int = 10_000) -> None:
+        self.db = db
+        self.clock = clock
+        self.block_duration_s = block_duration_s
+        self.max_batch = max_batch
+        self._send, self._receive = trio.open_memory_channel[_Waiting](queue_size)
+        self.batch_sizes: list[int] = []  # recent batch sizes, for benchmarks and status
+        self.committed = 0
+
+    async def submit(self, enrollment: Enrollment) -> None:
+        """Return once ``enrollment`` is committed.
+
+        Raises:
+            DatabaseUnavailable: the commit failed because the database is unreachable.
+        """
+        waiting = _Waiting(enrollment)
+        await self._send.send(waiting)
+        await waiting.done.wait()
+        if waiting.error is not None:
+            raise waiting.error
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Commit batches until cancelled."""
+        task_status.started()
+        async for first in self._receive:
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Waiting]) -> None:
+        try:
+            await self.db.transaction(
+                store_enrollments, [w.enrollment for w in batch], self.clock.now(), self.block_duration_s
+            )
+            self.committed += len(batch)
+            self._note_size(len(batch))
+        except DatabaseUnavailable as exc:
+            log.warning("ingest.commit_failed", size=len(batch), error=str(exc))
+            for waiting in batch:
+                waiting.error = exc
+        except Exception as exc:  # a bug: fail these requests (500), keep serving
+            log.error("ingest.commit_error", size=len(batch), error=repr(exc)[:300])
+            for waiting in batch:
+                waiting.error = exc
+        finally:
+            for waiting in batch:
+                waiting.done.set()
+
+    def _note_size(self, size: int) -> None:
+        self.batch_sizes.append(size)
+        if len(self.batch_sizes) > 10_000:
+            del self.batch_sizes[: len(self.batch_sizes) // 2]
+
+    @property
+    def mean_batch_size(self) -> float:
+        """Mean of recent batch sizes (NaN before the first commit)."""
+        return sum(self.batch_sizes) / len(self.batch_sizes) if self.batch_sizes else math.nan

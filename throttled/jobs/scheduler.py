@@ -1,0 +1,224 @@
+"""The job scheduler: claims due jobs, runs their handlers, applies outcomes, keeps leases.
+
+One scheduler per daemon; several daemons share one job table. It claims in batches up to
+its free worker slots (``FOR UPDATE SKIP LOCKED``), wakes on NOTIFY or when the next
+scheduled job falls due, and polls every ``poll_interval_s`` regardless, so a lost
+notification only delays work. A heartbeat renews the leases of running jobs; a
+maintenance loop rescues jobs whose lease lapsed (their daemon died).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+import trio
+
+from throttled.clock import Clock
+from throttled.db import jobs as jobs_sql
+from throttled.db.engine import Database, DatabaseUnavailable
+from throttled.jobs.backoff import backoff_seconds
+from throttled.jobs.listener import listen
+from throttled.jobs.outcomes import Applied, Cancel, Complete, Discard, LeaseLost, Outcome, Retry, Snooze
+
+log = structlog.get_logger("throttled.jobs")
+
+Handler = Callable[["JobRun"], Awaitable[Outcome]]
+
+
+def new_owner_id() -> str:
+    """``host:pid:random`` — a restarted daemon is a new owner, so it never mistakes an
+    old lease for its own."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """A claimed job plus what its handler needs to apply outcomes itself."""
+
+    job: jobs_sql.Job
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """Tuning; all durations in seconds."""
+
+    workers: int = 32
+    poll_interval_s: float = 1.0
+    lease_s: float = 30.0
+    maintenance_interval_s: float = 5.0
+
+
+class Scheduler:
+    """Runs the handlers registered for each job ``kind``.
+
+    Args:
+        db: the database.
+        clock: the daemon's clock (every "now").
+        handlers: ``{kind: async handler(JobRun) -> Outcome}``.
+        config: slots, poll interval, lease length.
+        maintenance: extra periodic work (``async fn(now)``), run every
+            ``maintenance_interval_s`` — e.g. orphan repair.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        handlers: dict[str, Handler],
+        config: SchedulerConfig = SchedulerConfig(),
+        maintenance: list[Callable[[dt.datetime], Awaitable[None]]] | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.handlers = handlers
+        self.config = config
+        self.owner = owner or new_owner_id()
+        self.running: dict[int, jobs_sql.Job] = {}
+        self.progress = 0  # claims + outcomes applied; a watchdog can watch it move
+        self._maintenance = maintenance or []
+        self._wake = trio.Event()
+
+    def wake(self) -> None:
+        """Look for due jobs now (NOTIFY arrived, a slot freed, a job was enqueued)."""
+        self._wake.set()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled. On exit, running jobs are handed back (available now)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(listen, self.db.url, self.wake)
+                nursery.start_soon(self._heartbeat)
+                nursery.start_soon(self._maintain)
+                task_status.started()
+                await self._fetch_loop(nursery)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._release_owned()
+
+    # -- claiming ------------------------------------------------------------------
+
+    async def _fetch_loop(self, nursery: trio.Nursery) -> None:
+        while True:
+            self._wake = trio.Event()
+            wait_s = self.config.poll_interval_s
+            try:
+                free = self.config.workers - len(self.running)
+                now = self.clock.now()
+                jobs, next_due = await self.db.transaction(self._claim, free, now)
+                for job in jobs:
+                    self.running[job.id] = job
+                    nursery.start_soon(self._execute, job)
+                if jobs:
+                    self.progress += 1
+                if len(jobs) == free and free > 0:
+                    continue  # there may be more due right now
+                if next_due is not None and free > len(jobs):
+                    wait_s = min(wait_s, max(0.0, (next_due - self.clock.now()).total_seconds()))
+            except DatabaseUnavailable as exc:
+                log.warning("scheduler.db_unavailable", error=str(exc))
+            with trio.move_on_after(wait_s):
+                await self._wake.wait()
+
+    def _claim(self, conn, free: int, now: dt.datetime):
+        jobs = []
+        if free > 0:
+            lease_until = now + dt.timedelta(seconds=self.config.lease_s)
+            jobs = jobs_sql.claim_due_jobs(conn, self.owner, free, now, lease_until)
+        return jobs, jobs_sql.next_due_at(conn)
+
+    # -- running -------------------------------------------------------------------
+
+    async def _execute(self, job: jobs_sql.Job) -> None:
+        try:
+            outcome = await self._run_handler(job)
+            if outcome is not None:
+                await self._apply(job, outcome)
+        finally:
+            self.running.pop(job.id, None)
+            self.progress += 1
+            self.wake()
+
+    async def _run_handler(self, job: jobs_sql.Job) -> Outcome | None:
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            return Discard(f"no handler for kind {job.kind!r}")
+        try:
+            return await handler(JobRun(job, self.owner))
+        except LeaseLost:
+            log.warning("job.lease_lost", job_id=job.id, kind=job.kind)
+            return None
+        except Exception as exc:  # a handler bug or outage must not kill the scheduler
+            log.warning("job.failed", job_id=job.id, kind=job.kind, attempt=job.attempt, error=repr(exc)[:300])
+            return Retry(f"{type(exc).__name__}: {exc}"[:1000])
+
+    async def _apply(self, job: jobs_sql.Job, outcome: Outcome) -> None:
+        if isinstance(outcome, Applied):
+            return
+        for delay in (0.0, 0.5, 1.0, 2.0):
+            await trio.sleep(delay)
+            try:
+                await self.db.transaction(self._apply_sync, job, outcome, self.clock.now())
+                return
+            except DatabaseUnavailable:
+                continue
+        # Could not record the outcome: the lease will lapse and the job run again.
+        log.warning("job.outcome_lost", job_id=job.id, outcome=type(outcome).__name__)
+
+    def _apply_sync(self, conn, job: jobs_sql.Job, outcome: Outcome, now: dt.datetime) -> None:
+        if isinstance(outcome, Complete):
+            jobs_sql.complete_job(conn, job.id, self.owner, now)
+        elif isinstance(outcome, Snooze):
+            jobs_sql.snooze_job(conn, job.id, self.owner, outcome.until, now)
+        elif isinstance(outcome, Retry):
+            retry_at = now + dt.timedelta(seconds=backoff_seconds(job.attempt))
+            jobs_sql.retry_job(conn, job.id, self.owner, outcome.error, now, retry_at)
+        elif isinstance(outcome, Discard):
+            jobs_sql.discard_job(conn, job.id, self.owner, now, outcome.reason)
+        elif isinstance(outcome, Cancel):
+            jobs_sql.cancel_job(conn, job.id, self.owner, now, outcome.reason)
+        else:
+            raise TypeError(f"not an outcome: {outcome!r}")
+
+    # -- leases --------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await trio.sleep(self.config.lease_s / 3)
+            ids = list(self.running)
+            if not ids:
+                continue
+            until = self.clock.now() + dt.timedelta(seconds=self.config.lease_s)
+            try:
+                await self.db.transaction(jobs_sql.renew_leases, self.owner, ids, until)
+            except DatabaseUnavailable as exc:
+                log.warning("scheduler.heartbeat_failed", error=str(exc))
+
+    async def _maintain(self) -> None:
+        while True:
+            now = self.clock.now()
+            try:
+                rescued, discarded = await self.db.transaction(jobs_sql.rescue_expired_leases, now)
+                if rescued or discarded:
+                    log.warning("jobs.rescued", rescued=rescued, discarded=discarded)
+                    self.wake()
+                for task in self._maintenance:
+                    await task(now)
+            except DatabaseUnavailable as exc:
+                log.warning("scheduler.maintenance_failed", error=str(exc))
+            await trio.sleep(self.config.maintenance_interval_s)
+
+    async def _release_owned(self) -> None:
+        try:
+            released = await self.db.transaction(jobs_sql.release_owned_jobs, self.owner, self.clock.now())
+            if released:
+                log.info("jobs.released_on_shutdown", count=released)
+        except DatabaseUnavailable:
+            pass  # leases will lapse and be rescued

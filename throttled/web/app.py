@@ -1,0 +1,110 @@
+"""The HTTP surface (Quart-Trio): HubSpot's action webhook, the OAuth install, health.
+
+Routes kept from the original app:
+
+- ``POST /api/hubspot/action`` — verify the signature on the raw body, parse, hand to the
+  batcher, answer ``BLOCK`` only after the commit (invariant 1).
+- ``GET /api/oauth/install`` → HubSpot's authorize page with a signed ``state``;
+  ``GET /api/oauth/callback`` → exchange the code, look up the hub id, store the tokens.
+- ``GET /healthz`` (process alive), ``GET /readyz`` (database reachable).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from quart import Response, jsonify, redirect, request
+from quart_trio import QuartTrio
+
+from throttled.clock import Clock
+from throttled.db.engine import Database
+from throttled.hubspot import oauth
+from throttled.hubspot.client import HubSpotClient
+from throttled.hubspot.signatures import SignedRequest, verify
+from throttled.hubspot.tokens import TokenStore
+from throttled.ingest.batcher import Batcher
+from throttled.ingest.payload import parse_enrollment
+from throttled.web.errors import register_error_handlers
+
+#: Bodies above this are refused with 413 before being read whole.
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class WebDeps:
+    """What the routes need. ``public_url`` is the base HubSpot calls (signatures, OAuth)."""
+
+    db: Database
+    clock: Clock
+    batcher: Batcher
+    tokens: TokenStore
+    client: HubSpotClient
+    public_url: str
+    client_id: str | None
+    client_secret: str
+    authorize_url: str
+    block_duration: str
+
+    def __repr__(self) -> str:
+        return f"WebDeps(public_url={self.public_url!r})"
+
+
+def create_app(deps: WebDeps) -> QuartTrio:
+    """Build the app around ``deps``."""
+    app = QuartTrio("throttled")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["BODY_TIMEOUT"] = 30
+    register_error_handlers(app)
+    block = {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": deps.block_duration}}
+
+    @app.post("/api/hubspot/action")
+    async def action() -> Response:
+        body = await request.get_data(cache=False)
+        signed = SignedRequest(request.method, _public_uri(deps.public_url), body)
+        verify(deps.client_secret, signed, request.headers, now_ms=int(deps.clock.now().timestamp() * 1000))
+        enrollment = parse_enrollment(body)
+        await deps.batcher.submit(enrollment)
+        return jsonify(block)
+
+    @app.get("/api/oauth/install")
+    async def install():
+        if not deps.client_id:
+            return jsonify(error="not_configured", message="HUBSPOT_CLIENT_ID is not set"), 503
+        state = oauth.make_state(deps.client_secret, deps.clock)
+        return redirect(oauth.authorize_url(deps.authorize_url, deps.client_id, deps.public_url, state))
+
+    @app.get("/api/oauth/callback")
+    async def oauth_callback():
+        if "error" in request.args:
+            return jsonify(error="authorization_denied", message=request.args.get("error_description", "")[:200]), 400
+        oauth.check_state(deps.client_secret, deps.clock, request.args.get("state"))
+        code = request.args.get("code")
+        if not code:
+            return jsonify(error="invalid_input", field="code", message="is required"), 400
+        grant = await deps.client.exchange_code(code, oauth.redirect_uri(deps.public_url))
+        portal_id = grant.hub_id or await deps.client.token_hub_id(grant.access_token)
+        await deps.tokens.install(grant, portal_id)
+        page = f"<!doctype html><title>Installed</title><h1>Throttle installed</h1><p>Portal {html.escape(str(portal_id))} is connected.</p>"
+        return Response(page, content_type="text/html; charset=utf-8")
+
+    @app.get("/healthz")
+    async def healthz():
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    async def readyz():
+        await deps.db.transaction(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
+        return jsonify(status="ready")
+
+    return app
+
+
+def _public_uri(public_url: str) -> str:
+    """The URI HubSpot signed: the public base plus the raw path and query as received
+    (behind a proxy the bind address differs from what HubSpot called)."""
+    raw_path = request.scope.get("raw_path") or request.path.encode()
+    query = request.scope.get("query_string", b"")
+    uri = public_url.rstrip("/") + raw_path.decode("latin-1")
+    return uri + ("?" + query.decode("latin-1") if query else "")

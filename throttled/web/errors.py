@@ -1,0 +1,67 @@
+"""Map typed errors to HTTP answers, in one place.
+
+=========================== ====== ==========================================
+error                       status body
+=========================== ====== ==========================================
+InvalidInput                400    {"error": "invalid_input", "field", "message"}
+SignatureError              401    {"error": "invalid_signature", "reason"}
+InvalidState (OAuth)        400    {"error": "invalid_state"}
+RequestEntityTooLarge       413    {"error": "body_too_large"}
+DatabaseUnavailable         503    {"error": "unavailable"} + Retry-After
+HubSpotError (OAuth calls)  502    {"error": "hubspot_error"}
+anything else               500    {"error": "internal"}
+=========================== ====== ==========================================
+HubSpot retries 5xx answers for up to 3 days (protocol notes §3), so 503 during an outage
+delays an enrollment and loses none.
+"""
+
+from __future__ import annotations
+
+import structlog
+from quart import Quart, jsonify
+from werkzeug.exceptions import HTTPException
+
+from throttled.db.engine import DatabaseUnavailable
+from throttled.hubspot.errors import HubSpotError
+from throttled.hubspot.oauth import InvalidState
+from throttled.hubspot.signatures import SignatureError
+from throttled.ingest.payload import InvalidInput
+
+log = structlog.get_logger("throttled.web")
+
+RETRY_AFTER_S = 10
+
+
+def register_error_handlers(app: Quart) -> None:
+    """Install the handlers above on ``app``."""
+
+    @app.errorhandler(InvalidInput)
+    async def invalid_input(exc: InvalidInput):
+        return jsonify(error="invalid_input", field=exc.field, message=exc.message), 400
+
+    @app.errorhandler(SignatureError)
+    async def bad_signature(exc: SignatureError):
+        return jsonify(error="invalid_signature", reason=exc.reason), 401
+
+    @app.errorhandler(InvalidState)
+    async def bad_state(exc: InvalidState):
+        return jsonify(error="invalid_state", message=str(exc)), 400
+
+    @app.errorhandler(DatabaseUnavailable)
+    async def unavailable(exc: DatabaseUnavailable):
+        return jsonify(error="unavailable", message="database unavailable, retry later"), 503, {"Retry-After": str(RETRY_AFTER_S)}
+
+    @app.errorhandler(HubSpotError)
+    async def hubspot_error(exc: HubSpotError):
+        log.warning("web.hubspot_error", error=str(exc))
+        return jsonify(error="hubspot_error", message=str(exc)), 502
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException):
+        name = "body_too_large" if exc.code == 413 else (exc.name or "error").lower().replace(" ", "_")
+        return jsonify(error=name), exc.code or 500
+
+    @app.errorhandler(Exception)
+    async def internal(exc: Exception):
+        log.error("web.internal_error", error=repr(exc)[:300])
+        return jsonify(error="internal"), 500
