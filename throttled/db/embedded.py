@@ -9,6 +9,7 @@ the data folder — so as root the folder is ``/var/lib/throttled``, never under
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import platformdirs
@@ -28,12 +29,17 @@ def start_embedded(data_dir: Path | None = None, name: str = "pg") -> str:
     Raises:
         RuntimeError: the server could not be started (message says where its log is).
     """
-    import pgserver  # imported late: it is only needed when no URL is configured
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI); its fallback is fine.
+        warnings.simplefilter("ignore")
+        import pgserver  # imported late: it is only needed when no URL is configured
 
     folder = (data_dir or default_data_dir()) / name
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(folder, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(folder, cleanup_mode="stop")
     except Exception as exc:  # pgserver raises bare subprocess/assertion errors
         raise RuntimeError(f"embedded PostgreSQL did not start in {folder} (see {folder / 'log'}): {exc}") from exc
     return server.get_uri()

@@ -1,0 +1,164 @@
+"""``throttled demo``: the main job on this machine, with one command and no set-up.
+
+Starts (or reuses) PostgreSQL — ``THROTTLED_DATABASE_URL`` if set, else the embedded one —
+makes a fresh database for the run, starts the sandbox HubSpot and a daemon on free
+loopback ports, installs a demo portal through the real OAuth redirects, sends signed
+enrollments to three workflow steps with different rates, shows live progress per queue,
+and ends with a table per queue: received, released, and the most released in any window
+versus the limit. Returns True only if nothing was lost, nothing was completed twice and
+no window went over its limit.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections import Counter, defaultdict
+
+import psycopg
+import sqlalchemy as sa
+import trio
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from throttled import logs
+from throttled.db.engine import libpq_url
+from throttled.demo.stack import Step, local_stack, max_per_window
+from throttled.throttle.rate import UNIT_SECONDS
+
+STEPS = (
+    Step(workflow_id=9001, action_id=1, limit=50, period=5, unit="seconds"),
+    Step(workflow_id=9001, action_id=2, limit=20, period=1, unit="seconds"),
+    Step(workflow_id=9002, action_id=1, limit=100, period=10, unit="seconds"),
+)
+TIMEOUT_S = 55.0
+SENDERS = 16
+
+
+async def run_demo(enrollments: int = 600, console: Console | None = None) -> bool:
+    """Run the demo; True when every enrollment was released within its limits."""
+    console = console or Console(width=max(100, Console().width))
+    logs.configure("WARNING")
+    started = time.monotonic()
+    server_url = await trio.to_thread.run_sync(_server_url)
+    demo_url, drop = await trio.to_thread.run_sync(_fresh_database, server_url)
+    console.print(f"[bold]throttled demo[/] — database {sa.engine.make_url(demo_url).database!r}, "
+                  f"{enrollments} enrollments over {len(STEPS)} steps")
+    try:
+        async with local_stack(demo_url, overrides={"log_level": "WARNING"}) as stack:
+            console.print(f"sandbox HubSpot at {stack.hubspot.sandbox_url}, daemon at {stack.daemons[0].url}, "
+                          f"portal {stack.portal_id} installed through OAuth")
+            plan = _plan(stack.portal_id, enrollments)
+            sent_at = time.monotonic()
+            await _send_all(stack, plan)
+            console.print(f"{len(stack.hubspot.sent)} webhooks answered BLOCK in {time.monotonic() - sent_at:.2f} s")
+            completions = await _watch(stack, console)
+    finally:
+        await trio.to_thread.run_sync(drop)
+    ok = _report(console, stack.hubspot.sent, completions, stack.portal_id, len(plan))
+    console.print(f"wall time {time.monotonic() - started:.1f} s — {'[green]OK[/]' if ok else '[red]FAILED[/]'}")
+    return ok
+
+
+def _plan(portal_id: int, n: int) -> list[tuple[str, Step]]:
+    """Interleave enrollments over the steps, as several workflows enrolling at once."""
+    return [(f"ap-{portal_id}-{STEPS[i % len(STEPS)].workflow_id}-{i}-0", STEPS[i % len(STEPS)]) for i in range(n)]
+
+
+async def _send_all(stack, plan: list[tuple[str, Step]]) -> None:
+    send, receive = trio.open_memory_channel(len(plan))
+    for item in plan:
+        send.send_nowait(item)
+    send.close()
+
+    async def sender() -> None:
+        async for callback_id, step in receive:
+            response = await stack.hubspot.enroll(stack.daemons[0].url, callback_id, stack.portal_id, step)
+            if response.status_code != 200:
+                raise RuntimeError(f"webhook answered {response.status_code}: {response.text[:200]}")
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(SENDERS):
+            nursery.start_soon(sender)
+
+
+async def _watch(stack, console: Console) -> list[dict]:
+    """Show progress until every acknowledged enrollment completed (or the timeout)."""
+    expected = len(stack.hubspot.sent)
+    completions: list[dict] = []
+    with Live(console=console, refresh_per_second=4, transient=True) as live, trio.move_on_after(TIMEOUT_S):
+        while True:
+            completions = await stack.hubspot.completions()
+            live.update(_table(stack.hubspot.sent, completions, stack.portal_id, "progress"))
+            if len(completions) >= expected:
+                break
+            await trio.sleep(0.25)
+    await trio.sleep(0.3)  # let a stray duplicate show up if there is one
+    return await stack.hubspot.completions()
+
+
+def _table(sent: dict[str, str], completions: list[dict], portal_id: int, title: str) -> Table:
+    received = Counter(sent.values())
+    released: dict[str, list[float]] = defaultdict(list)
+    for c in completions:
+        released[sent.get(c["callbackId"], "?")].append(c["completedAt"])
+    table = Table(title=title)
+    table.add_column("queue")
+    for column in ("limit", "received", "released", "most in any window", "span"):
+        table.add_column(column, justify="right")
+    for step in STEPS:
+        queue_id = step.queue_id(portal_id)
+        times = released.get(queue_id, [])
+        worst = max_per_window(times, step.period * UNIT_SECONDS[step.unit])
+        window = f"{worst} / {step.limit}" if worst <= step.limit else f"[red]{worst} / {step.limit}[/]"
+        span = f"{max(times) - min(times):.1f} s" if times else "-"
+        table.add_row(queue_id, step.label, str(received[queue_id]), str(len(times)), window, span)
+    return table
+
+
+def _report(console: Console, sent: dict[str, str], completions: list[dict], portal_id: int, planned: int) -> bool:
+    console.print(_table(sent, completions, portal_id, "result"))
+    ids = [c["callbackId"] for c in completions]
+    twice = [cid for cid, n in Counter(ids).items() if n > 1]
+    missing = set(sent) - set(ids)
+    over = [
+        s.label for s in STEPS
+        if max_per_window([c["completedAt"] for c in completions if sent.get(c["callbackId"]) == s.queue_id(portal_id)],
+                          s.period * UNIT_SECONDS[s.unit]) > s.limit
+    ]
+    console.print(f"sent {planned}, acknowledged {len(sent)}, completed {len(set(ids))}, "
+                  f"missing {len(missing)}, completed twice {len(twice)}, windows over limit {len(over)}")
+    return len(sent) == planned and not missing and not twice and not over
+
+
+def _server_url() -> str:
+    url = os.environ.get("THROTTLED_DATABASE_URL")
+    if url:
+        return url
+    from throttled.db.embedded import start_embedded
+
+    data_dir = os.environ.get("THROTTLED_DATA_DIR")
+    return start_embedded(None if not data_dir else __import__("pathlib").Path(data_dir))
+
+
+def _fresh_database(server_url: str):
+    """Create ``throttled_demo_<random>`` on the server; return its URL and a drop function.
+
+    If the role may not create databases, the given database is used as it is (the demo's
+    ids are random, so it does not collide with other data).
+    """
+    admin = libpq_url(server_url)
+    name = f"throttled_demo_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error:
+        return server_url, lambda: None
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False), drop
