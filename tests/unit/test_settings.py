@@ -1,0 +1,71 @@
+"""Settings: one clear line naming the variable for every bad value."""
+
+import pytest
+
+from throttled.crypto import generate_key
+from throttled.settings import ENV_NAMES, Settings, SettingsError, duration_seconds, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in ENV_NAMES.values():
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("THROTTLED_BIND", "8080"),
+        ("THROTTLED_ENCRYPTION_KEY", "too-short"),
+        ("THROTTLED_WORKERS", "0"),
+        ("THROTTLED_PUBLIC_URL", "ftp://x"),
+        ("THROTTLED_BLOCK_DURATION", "P1M"),
+        ("THROTTLED_POLL_INTERVAL", "-1"),
+    ],
+)
+def test_bad_value_names_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith(variable + ":") and "\n" not in message
+
+
+def test_required_setting_named_when_missing():
+    with pytest.raises(SettingsError, match="^HUBSPOT_CLIENT_SECRET is not set$"):
+        load_settings().require("hubspot_client_secret")
+
+
+def test_toml_file_and_environment_precedence(tmp_path, monkeypatch):
+    config = tmp_path / "throttled.toml"
+    config.write_text('bind = "0.0.0.0:9000"\nTHROTTLED_WORKERS = 4\n')
+    monkeypatch.setenv("THROTTLED_WORKERS", "8")
+    settings = load_settings(config)
+    assert settings.bind == "0.0.0.0:9000" and settings.workers == 8
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SettingsError, match="--config"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_secrets_hidden_from_repr(monkeypatch):
+    key = generate_key()
+    monkeypatch.setenv("THROTTLED_ENCRYPTION_KEY", key)
+    monkeypatch.setenv("HUBSPOT_CLIENT_SECRET", "very-secret-value")
+    settings = load_settings()
+    assert key not in repr(settings) and "very-secret-value" not in repr(settings)
+    assert settings.secret("hubspot_client_secret") == "very-secret-value"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("P7D", 604800), ("P1W", 604800), ("PT12H", 43200), ("P1DT1M", 86460)])
+def test_durations(text, seconds):
+    assert duration_seconds(text) == seconds
+
+
+def test_every_setting_is_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for field in Settings.model_fields:
+        assert f"`{ENV_NAMES[field]}`" in readme, ENV_NAMES[field]
