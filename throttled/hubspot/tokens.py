@@ -1,9 +1,10 @@
 """Access tokens per portal: decrypt, cache, refresh ahead of expiry or after a 401.
 
-Refreshes are single-flight per portal inside a daemon (one lock per portal): however many
-portal-queue tasks need a fresh token, one token call is made and the others reuse its
-result. HubSpot tokens live 30 minutes (protocol notes §6); we refresh 5 minutes early,
-and always store the refresh token the response returns.
+Refreshes are single-flight per portal: inside a daemon one lock per portal, across daemons
+the portal's row lock, held for the duration of the token call. However many portal-queue
+tasks on however many daemons need a fresh token, one token call is made and the others
+reuse its result. HubSpot tokens live 30 minutes (protocol notes §6); we refresh 5 minutes
+early, and always store the refresh token the response returns.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class TokenStore:
         self.client = client
         self._cache: dict[int, _Cached] = {}
         self._locks: defaultdict[int, trio.Lock] = defaultdict(trio.Lock)
+        # A refresh holds a pooled connection (and the portal's row lock) while HubSpot
+        # answers; at most a quarter of the pool may wait on HubSpot so ingest never starves.
+        self._refresh_slots = trio.CapacityLimiter(max(1, int(db.limiter.total_tokens) // 4))
         self.refreshes = 0
 
     async def access_token(self, portal_id: int) -> str:
@@ -97,32 +101,50 @@ class TokenStore:
             cached = self._cache.get(portal_id)
             if cached and cached.access_token != stale and cached.expires_at - REFRESH_MARGIN > now:
                 return cached.access_token  # another task refreshed while we waited
-            row = await self.db.transaction(portals_sql.get_portal, portal_id)
-            if row is None or row.status != "active" or row.refresh_token is None:
-                raise PortalNotReady(portal_id, row.status if row else "not installed")
-            stored = self.cipher.decrypt(row.access_token, portal_id) if row.access_token else None
-            fresh = row.expires_at is not None and row.expires_at - REFRESH_MARGIN > now
-            if stored and fresh and (stored != stale or not force):
-                self._cache[portal_id] = _Cached(stored, row.expires_at)
-                return stored  # stored token is good (another daemon may have refreshed)
-            return await self._call_refresh(portal_id, self.cipher.decrypt(row.refresh_token, portal_id))
+            async with self._refresh_slots:
+                outcome = await self.db.transaction(self._refresh_locked, portal_id, stale, force)
+            if isinstance(outcome, PortalNotReady):
+                self._cache.pop(portal_id, None)
+                raise outcome
+            cached, refreshed = outcome
+            if refreshed:
+                self.refreshes += 1
+                log.info("token.refreshed", portal_id=portal_id)
+            self._cache[portal_id] = cached
+            return cached.access_token
 
-    async def _call_refresh(self, portal_id: int, refresh_token: str) -> str:
+    def _refresh_locked(
+        self, conn, portal_id: int, stale: str | None, force: bool
+    ) -> tuple[_Cached, bool] | PortalNotReady:
+        """In a database thread, holding the portal's row lock: reuse the stored token if it
+        is good (another daemon may have just refreshed it), else call the token endpoint —
+        back in trio — and store the grant before the lock is released.
+
+        The row lock makes a refresh single-flight across daemons, not only across tasks:
+        a second daemon waits for the first and then finds the new token stored, instead of
+        spending another refresh (or, should HubSpot rotate refresh tokens, presenting a
+        spent one and wrongly marking the portal revoked). Returns ``(token, refreshed)``,
+        or the :class:`PortalNotReady` to raise once the transaction has committed.
+        """
+        row = portals_sql.get_portal(conn, portal_id, lock=True)
+        if row is None or row.status != "active" or row.refresh_token is None:
+            return PortalNotReady(portal_id, row.status if row else "not installed")
+        now = trio.from_thread.run_sync(self.clock.now)
+        stored = self.cipher.decrypt(row.access_token, portal_id) if row.access_token else None
+        fresh = row.expires_at is not None and row.expires_at - REFRESH_MARGIN > now
+        if stored and fresh and (stored != stale or not force):
+            return _Cached(stored, row.expires_at), False
         try:
-            grant = await self.client.refresh(refresh_token)
+            grant = trio.from_thread.run(self.client.refresh, self.cipher.decrypt(row.refresh_token, portal_id))
         except BadRefreshToken:
-            await self.db.transaction(portals_sql.set_status, portal_id, "revoked", self.clock.now())
-            self._cache.pop(portal_id, None)
+            portals_sql.set_status(conn, portal_id, "revoked", now)
             log.error("portal.revoked", portal_id=portal_id)
-            raise PortalNotReady(portal_id, "revoked") from None
-        now = self.clock.now()
-        await self.db.transaction(
-            portals_sql.save_refreshed, portal_id,
+            return PortalNotReady(portal_id, "revoked")
+        now = trio.from_thread.run_sync(self.clock.now)
+        portals_sql.save_refreshed(
+            conn, portal_id,
             self.cipher.encrypt(grant.access_token, portal_id),
             self.cipher.encrypt(grant.refresh_token, portal_id),
             grant.expires_at(now), self.cipher.key_id, now,
         )
-        self.refreshes += 1
-        log.info("token.refreshed", portal_id=portal_id)
-        self._cache[portal_id] = _Cached(grant.access_token, grant.expires_at(now))
-        return grant.access_token
+        return _Cached(grant.access_token, grant.expires_at(now)), True

@@ -73,8 +73,9 @@ def parse_enrollment(body: bytes) -> Enrollment:
         raise InvalidInput("body", "not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidInput("body", "must be a JSON object")
-    if _has_nul(data):  # PostgreSQL text and jsonb cannot hold U+0000
-        raise InvalidInput("body", "must not contain the NUL character")
+    problem = _unstorable(data)  # checked here, so one bad body cannot fail a whole batch
+    if problem:
+        raise InvalidInput("body", problem)
     callback_id = _callback_id(data.get("callbackId"))
     origin = _object(data, "origin")
     context = _object(data, "context", required=False)
@@ -111,14 +112,28 @@ def parse_enrollment(body: bytes) -> Enrollment:
     )
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def _unstorable(value: Any) -> str | None:
+    """Why PostgreSQL could not store ``value`` as text or jsonb — a NUL character, or an
+    unpaired UTF-16 surrogate (``"\\ud800"`` parses in Python but is not UTF-8) — or None.
+
+    Iterative, so any nesting the JSON parser accepted is walked without a RecursionError.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "must not contain the NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "must not contain unpaired Unicode surrogates"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _callback_id(value: Any) -> str:

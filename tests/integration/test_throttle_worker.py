@@ -1,0 +1,190 @@
+"""The throttle worker under a real scheduler and real PostgreSQL, in virtual time.
+
+No HTTP: enrollments are stored with ``store_enrollments`` (what the batcher commits), and the
+worker's ``submit`` goes to :class:`PortalSide`, a few lines standing in for HubSpot's
+acknowledgement — it records what was released and when, and marks it released at that
+moment, as the portal queue does after a 204. The worker, scheduler, job table and SQL are
+the real ones. Time is ``MockClock`` (autojumping after 20 ms of real idleness, so database
+threads finish first) read through ``TrioClock``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pytest
+import sqlalchemy as sa
+import trio
+
+from tests.conftest import EPOCH
+from throttled.clock import TrioClock
+from throttled.db import queues as queues_sql
+from throttled.db import tables
+from throttled.db.queues import Release
+from throttled.demo.stack import Step, enrollment_body
+from throttled.ingest.payload import parse_enrollment
+from throttled.ingest.store import THROTTLE_JOB_KIND, store_enrollments, throttle_job_key
+from throttled.jobs.scheduler import Scheduler, SchedulerConfig
+from throttled.throttle.rate import max_in_window
+from throttled.throttle.worker import ThrottleWorker
+
+PORTAL = 31337
+BLOCK_S = 7 * 86400
+FIVE_PER_5S = Step(workflow_id=100, action_id=1, limit=5, period=5, unit="seconds")
+
+
+class PortalSide:
+    """HubSpot acknowledging completions at once: records ``(virtual time, ids)`` per call,
+    marks them released at the clock's now, and checks invariant 3 after every release."""
+
+    def __init__(self, db, clock: TrioClock) -> None:
+        self.db = db
+        self.clock = clock
+        self.batches: list[tuple[float, list[str]]] = []
+        self.acks: list[dt.datetime] = []
+        self.orphans_seen: list[list[tuple[str, int]]] = []
+
+    async def submit(self, portal_id: int, releases: Sequence[Release]) -> None:
+        assert {r.portal_id for r in releases} == {portal_id}
+        acked_at = self.clock.now()
+        ids = [r.callback_id for r in releases]
+        self.batches.append((trio.current_time(), ids))
+        assert await self.db.transaction(queues_sql.mark_released, ids, acked_at) == len(ids)
+        self.acks.extend([acked_at] * len(ids))
+        orphans = await self.db.transaction(queues_sql.queues_without_live_job, "throttle:")
+        if orphans:
+            self.orphans_seen.append(orphans)
+
+    def released(self, step: Step | None = None) -> list[str]:
+        ids = [cid for _, batch in self.batches for cid in batch]
+        return ids if step is None else [cid for cid in ids if f"-{step.workflow_id}-{step.action_id}-" in cid]
+
+
+def _ids(step: Step, start: int, n: int) -> list[str]:
+    return [f"ap-{PORTAL}-{step.workflow_id}-{step.action_id}-{i}" for i in range(start, start + n)]
+
+
+def _store(db, step: Step, ids: list[str], now: dt.datetime) -> int:
+    enrollments = [parse_enrollment(enrollment_body(cid, PORTAL, step, object_id=n)) for n, cid in enumerate(ids)]
+    return db.transaction_sync(store_enrollments, enrollments, now, BLOCK_S)
+
+
+def _jobs_of(db, step: Step) -> list[tuple[int, str]]:
+    """``(id, state)`` of every throttle job the step's queue ever had, oldest first."""
+    key = throttle_job_key(step.queue_id(PORTAL))
+    query = sa.select(tables.jobs.c.id, tables.jobs.c.state).where(tables.jobs.c.unique_key == key).order_by(tables.jobs.c.id)
+    return db.transaction_sync(lambda conn: [tuple(r) for r in conn.execute(query)])
+
+
+def _orphans(db) -> list[tuple[str, int]]:
+    return db.transaction_sync(queues_sql.queues_without_live_job, "throttle:")
+
+
+async def _run_until(predicate, timeout_s: float = 2000.0, step_s: float = 1.0) -> None:
+    """Wait until ``predicate()``, polling every ``step_s`` virtual seconds (coarse on purpose:
+    fine polling under MockClock costs real time on every step)."""
+    with trio.fail_after(timeout_s):
+        while not predicate():
+            await trio.sleep(step_s)
+
+
+async def _start(nursery, db, clock, portal: PortalSide) -> None:
+    worker = ThrottleWorker(db, clock, portal.submit)
+    scheduler = Scheduler(db, clock, {THROTTLE_JOB_KIND: worker}, SchedulerConfig(workers=8, poll_interval_s=1.0))
+    await nursery.start(scheduler.run)
+
+
+async def test_five_per_five_seconds_releases_exactly_five_every_five_seconds(db, autojump_clock):
+    clock = TrioClock(EPOCH)
+    portal = PortalSide(db, clock)
+    ids = _ids(FIVE_PER_5S, 0, 30)
+    assert _store(db, FIVE_PER_5S, ids, clock.now()) == 30
+    async with trio.open_nursery() as nursery:
+        await _start(nursery, db, clock, portal)
+        await _run_until(lambda: len(portal.released()) == 30)
+        await _run_until(lambda: [state for _, state in _jobs_of(db, FIVE_PER_5S)] == ["completed"])
+        nursery.cancel_scope.cancel()
+
+    assert [len(batch) for _, batch in portal.batches] == [5] * 6  # never 4, never 6
+    times = [t for t, _ in portal.batches]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(5.0 <= g < 6.0 for g in gaps), gaps
+    assert max_in_window(portal.acks, dt.timedelta(seconds=5)) == 5
+    assert portal.released() == ids  # arrival order
+    assert portal.orphans_seen == [] and _orphans(db) == []
+
+
+async def test_job_finishes_when_empty_and_a_later_enrollment_starts_a_new_one(db, autojump_clock):
+    clock = TrioClock(EPOCH)
+    portal = PortalSide(db, clock)
+    first, later = _ids(FIVE_PER_5S, 0, 7), _ids(FIVE_PER_5S, 7, 3)
+    _store(db, FIVE_PER_5S, first, clock.now())
+    async with trio.open_nursery() as nursery:
+        await _start(nursery, db, clock, portal)
+        await _run_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed"])
+        assert portal.released() == first
+        assert _orphans(db) == []
+
+        await trio.sleep(60)  # the queue sits empty, with no live job, for a minute
+        assert [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed"]
+        _store(db, FIVE_PER_5S, later, clock.now())
+        jobs = _jobs_of(db, FIVE_PER_5S)
+        assert len(jobs) == 2 and jobs[1][1] in ("available", "executing", "scheduled")
+        await _run_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed", "completed"])
+        nursery.cancel_scope.cancel()
+
+    assert portal.released() == first + later
+    assert [len(batch) for _, batch in portal.batches] == [5, 2, 3]  # the window was long clear
+    assert portal.orphans_seen == [] and _orphans(db) == []
+
+
+async def test_enrollments_arriving_while_releasing_keep_their_place(db, autojump_clock):
+    clock = TrioClock(EPOCH)
+    portal = PortalSide(db, clock)
+    ids = _ids(FIVE_PER_5S, 0, 20)
+    _store(db, FIVE_PER_5S, ids[:8], clock.now())
+    async with trio.open_nursery() as nursery:
+        await _start(nursery, db, clock, portal)
+        for start in (8, 12, 16):  # more arrive every 3 s while the queue drains
+            await trio.sleep(3)
+            _store(db, FIVE_PER_5S, ids[start : start + 4], clock.now())
+        await _run_until(lambda: len(portal.released()) == 20)
+        await _run_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed"])
+        nursery.cancel_scope.cancel()
+
+    assert portal.released() == ids
+    assert [len(batch) for _, batch in portal.batches] == [5, 5, 5, 5]
+    assert max_in_window(portal.acks, dt.timedelta(seconds=5)) == 5
+    assert portal.orphans_seen == [] and _orphans(db) == []
+
+
+async def test_two_queues_each_keep_their_own_rate(db, autojump_clock):
+    clock = TrioClock(EPOCH)
+    portal = PortalSide(db, clock)
+    fast = Step(workflow_id=200, action_id=1, limit=3, period=2, unit="seconds")
+    slow = Step(workflow_id=200, action_id=2, limit=2, period=1, unit="minutes")
+    _store(db, fast, _ids(fast, 0, 12), clock.now())
+    _store(db, slow, _ids(slow, 0, 6), clock.now())
+    async with trio.open_nursery() as nursery:
+        await _start(nursery, db, clock, portal)
+        await _run_until(lambda: len(portal.released()) == 18, step_s=5)
+        nursery.cancel_scope.cancel()
+
+    acks = dict(zip(portal.released(), portal.acks))
+    fast_acks = [acks[cid] for cid in portal.released(fast)]
+    slow_acks = [acks[cid] for cid in portal.released(slow)]
+    assert portal.released(fast) == _ids(fast, 0, 12) and portal.released(slow) == _ids(slow, 0, 6)
+    assert max_in_window(fast_acks, dt.timedelta(seconds=2)) == 3
+    assert max_in_window(slow_acks, dt.timedelta(minutes=1)) == 2
+    # The slow queue's two-minute wait did not hold the fast one back: done in about 6 s.
+    assert (max(fast_acks) - min(fast_acks)).total_seconds() < 7.5
+    assert (max(slow_acks) - min(slow_acks)).total_seconds() >= 120
+    assert portal.orphans_seen == [] and _orphans(db) == []
+
+
+@pytest.fixture
+def autojump_clock():
+    """MockClock that jumps only after 20 ms of real idleness, so database threads finish first."""
+    from trio.testing import MockClock
+    return MockClock(autojump_threshold=0.02)
