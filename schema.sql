@@ -104,11 +104,23 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique_live ON jobs (unique_key)
     WHERE unique_key IS NOT NULL
       AND state IN ('available', 'scheduled', 'executing', 'retryable');
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs (priority, scheduled_at, id)
-    WHERE state IN ('available', 'scheduled', 'retryable');
+-- Claiming reads only available jobs; a staging step first makes due scheduled/retryable
+-- jobs available, so this index stays small and in claim order.
+CREATE INDEX IF NOT EXISTS jobs_available ON jobs (priority, scheduled_at, id)
+    WHERE state = 'available';
 CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (leased_until) WHERE state = 'executing';
 CREATE INDEX IF NOT EXISTS jobs_finalized ON jobs (finalized_at)
     WHERE state IN ('completed', 'discarded', 'cancelled');
+-- Cron asks whether a time slot's job was ever inserted, whatever its state.
+CREATE INDEX IF NOT EXISTS jobs_unique_key ON jobs (unique_key) WHERE unique_key IS NOT NULL;
 -- The scheduler's "when is the next job due" question, whatever its priority.
 CREATE INDEX IF NOT EXISTS jobs_next_due ON jobs (scheduled_at)
     WHERE state IN ('available', 'scheduled', 'retryable');
+
+-- Leadership leases (one row per role, e.g. 'cron'): the holder renews at half the TTL; a
+-- lapsed lease may be taken by anyone. Unlogged: after a crash it is simply re-elected.
+CREATE UNLOGGED TABLE IF NOT EXISTS leaders (
+    name        text PRIMARY KEY,
+    owner       text NOT NULL,
+    expires_at  timestamptz NOT NULL
+);

@@ -24,7 +24,7 @@ from throttled.db.schema import migrate
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # trio time 0 under TrioClock in tests
-TABLES = "portals, queues, throttle_configs, action_executions, jobs"
+TABLES = "portals, queues, throttle_configs, action_executions, jobs, leaders"
 
 
 def _server_url() -> str:

@@ -1,7 +1,7 @@
 """The daemon: one root nursery, one subsystem each, started in dependency order.
 
 ``nursery.start`` orders start-up — database migrated, then batcher, portal queues,
-scheduler, and the web server last, so nothing is accepted before it can be stored and
+scheduler, leader election and cron, and the web server last, so nothing is accepted before it can be stored and
 released. Cancelling the root scope stops everything; the scheduler hands its running
 jobs back on the way out.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import structlog
 import trio
 
+from throttled.cleaner import CLEANER_CRON, CLEANER_KIND, Cleaner
 from throttled.clock import Clock, WallClock
 from throttled.crypto import TokenCipher, parse_key
 from throttled.db.engine import Database
@@ -22,9 +23,10 @@ from throttled.hubspot.portal_queue import PortalQueueConfig, PortalQueues
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.ingest.store import THROTTLE_JOB_KIND
+from throttled.jobs.cron import Cron
+from throttled.jobs.leader import Leadership
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 from throttled.settings import Settings
-from throttled.throttle.maintenance import Maintenance
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig
 from throttled.web.app import WebDeps, create_app
 from throttled.web.server import serve
@@ -42,6 +44,8 @@ class RunningDaemon:
     scheduler: Scheduler
     portal_queues: PortalQueues
     tokens: TokenStore
+    leadership: Leadership
+    cleaner: Cleaner
 
 
 async def run_daemon(
@@ -76,11 +80,13 @@ async def run_daemon(
         batcher = Batcher(db, clock, settings.block_duration_s)
         portal_queues = PortalQueues(db, clock, tokens, client, PortalQueueConfig(flush_interval_s=settings.flush_interval_s))
         worker = ThrottleWorker(db, clock, portal_queues.submit, WorkerConfig(release_lease_s=settings.release_lease_s))
+        cleaner = Cleaner(db, clock, job_retention_s=settings.job_retention_s)
         scheduler = Scheduler(
-            db, clock, {THROTTLE_JOB_KIND: worker},
+            db, clock, {THROTTLE_JOB_KIND: worker, CLEANER_KIND: cleaner},
             SchedulerConfig(workers=settings.workers, poll_interval_s=settings.poll_interval_s, lease_s=settings.job_lease_s),
-            maintenance=[Maintenance(db).run],
         )
+        leadership = Leadership(db, clock, "cron", scheduler.owner, ttl_s=settings.leader_ttl_s)
+        cron = Cron(db, clock, leadership, [CLEANER_CRON])
         app = create_app(WebDeps(
             db=db, clock=clock, batcher=batcher, tokens=tokens, client=client,
             public_url=settings.effective_public_url, client_id=settings.hubspot_client_id,
@@ -91,9 +97,11 @@ async def run_daemon(
             await nursery.start(batcher.run)
             await nursery.start(portal_queues.run)
             await nursery.start(scheduler.run)
+            await nursery.start(leadership.run)
+            await nursery.start(cron.run)
             url = await nursery.start(serve, app, settings.bind)
             log.info("daemon.ready", url=url, owner=scheduler.owner)
-            task_status.started(RunningDaemon(url, db, batcher, scheduler, portal_queues, tokens))
+            task_status.started(RunningDaemon(url, db, batcher, scheduler, portal_queues, tokens, leadership, cleaner))
     finally:
         with trio.CancelScope(shield=True):
             await client.aclose()

@@ -36,6 +36,8 @@ ENV_NAMES: dict[str, str] = {
     "poll_interval_s": "THROTTLED_POLL_INTERVAL",
     "job_lease_s": "THROTTLED_JOB_LEASE",
     "release_lease_s": "THROTTLED_RELEASE_LEASE",
+    "leader_ttl_s": "THROTTLED_LEADER_TTL",
+    "job_retention_s": "THROTTLED_JOB_RETENTION",
     "flush_interval_s": "THROTTLED_FLUSH_INTERVAL",
     "hubspot_timeout_s": "THROTTLED_HUBSPOT_TIMEOUT",
     "log_level": "THROTTLED_LOG_LEVEL",
@@ -77,6 +79,8 @@ class Settings(BaseSettings):
     poll_interval_s: float = _field(1.0, "poll_interval_s", "seconds between job polls when no NOTIFY arrives")
     job_lease_s: float = _field(30.0, "job_lease_s", "seconds a claimed job is leased (renewed by heartbeat)")
     release_lease_s: float = _field(120.0, "release_lease_s", "seconds an execution may stay 'releasing' before it is retried")
+    leader_ttl_s: float = _field(10.0, "leader_ttl_s", "seconds a leadership lease (cron) lasts; renewed at half")
+    job_retention_s: float = _field(86400.0, "job_retention_s", "seconds finished jobs are kept before pruning")
     flush_interval_s: float = _field(0.9, "flush_interval_s", "longest wait, seconds, before a partial callback batch is sent")
     hubspot_timeout_s: float = _field(10.0, "hubspot_timeout_s", "connect/read/write/pool timeout of HubSpot calls, seconds")
     log_level: str = _field("INFO", "log_level", "DEBUG, INFO, WARNING or ERROR")
@@ -119,7 +123,10 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 1")
         return value
 
-    @field_validator("poll_interval_s", "job_lease_s", "release_lease_s", "flush_interval_s", "hubspot_timeout_s")
+    @field_validator(
+        "poll_interval_s", "job_lease_s", "release_lease_s", "leader_ttl_s", "job_retention_s",
+        "flush_interval_s", "hubspot_timeout_s",
+    )
     @classmethod
     def _check_positive_float(cls, value: float) -> float:
         if value <= 0:

@@ -89,19 +89,34 @@ def notify(conn: Connection) -> None:
     conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
+def stage_due_jobs(conn: Connection, now: dt.datetime, limit: int = 1000) -> int:
+    """Staging: scheduled and retryable jobs whose time has come become available."""
+    return conn.execute(
+        text(
+            """UPDATE jobs SET state = 'available'
+               WHERE id IN (SELECT id FROM jobs
+                            WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= :now
+                            ORDER BY scheduled_at LIMIT :limit FOR UPDATE SKIP LOCKED)"""
+        ),
+        {"now": now, "limit": limit},
+    ).rowcount
+
+
 def claim_due_jobs(
     conn: Connection, owner: str, limit: int, now: dt.datetime, lease_until: dt.datetime
 ) -> list[Job]:
-    """Claim up to ``limit`` due jobs for ``owner``: state executing, attempt + 1, leased.
+    """Claim up to ``limit`` available jobs for ``owner``: state executing, attempt + 1, leased.
 
     Order: priority, scheduled_at, id. ``FOR UPDATE SKIP LOCKED`` lets several schedulers
-    claim at once without waiting on or double-claiming each other's rows.
+    claim at once without waiting on or double-claiming each other's rows. Due scheduled
+    and retryable jobs are staged first, in the same transaction.
     """
+    stage_due_jobs(conn, now)
     rows = conn.execute(
         text(
-            f"""WITH due AS (
+            """WITH due AS (
                     SELECT id FROM jobs
-                    WHERE {_DUE_SQL} AND scheduled_at <= :now
+                    WHERE state = 'available' AND scheduled_at <= :now
                     ORDER BY priority, scheduled_at, id
                     LIMIT :limit
                     FOR UPDATE SKIP LOCKED)
@@ -243,6 +258,93 @@ def release_owned_jobs(conn: Connection, owner: str, now: dt.datetime) -> int:
         ),
         {"owner": owner, "now": now},
     ).rowcount
+
+
+def insert_slot_job(
+    conn: Connection, kind: str, args: dict[str, Any], now: dt.datetime, slot_key: str, max_attempts: int = 3
+) -> bool:
+    """Insert a periodic job for one time slot unless that slot's job was ever inserted —
+    in any state, so a slot whose job already completed is not run again. Returns whether
+    it inserted. (Pruning forgets slots older than the job retention, long past.)"""
+    seen = conn.execute(text("SELECT 1 FROM jobs WHERE unique_key = :key LIMIT 1"), {"key": slot_key}).first()
+    if seen is not None:
+        return False
+    _, inserted = insert_job(conn, kind, args, now, unique_key=slot_key, max_attempts=max_attempts)
+    return inserted
+
+
+def prune_jobs(conn: Connection, before: dt.datetime, limit: int = 1000) -> int:
+    """Delete up to ``limit`` completed, cancelled or discarded jobs finalized before
+    ``before``. SKIP LOCKED: two pruners take different rows and never wait on each other."""
+    return conn.execute(
+        text(
+            """DELETE FROM jobs WHERE id IN (
+                   SELECT id FROM jobs
+                   WHERE state IN ('completed', 'cancelled', 'discarded') AND finalized_at < :before
+                   ORDER BY finalized_at LIMIT :limit FOR UPDATE SKIP LOCKED)"""
+        ),
+        {"before": before, "limit": limit},
+    ).rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """A job as introspection shows it (CLI, admin API)."""
+
+    id: int
+    kind: str
+    state: str
+    args: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    snoozed: int
+    unique_key: str | None
+    scheduled_at: dt.datetime
+    attempted_by: str | None
+    errors: list[dict[str, Any]]
+
+
+def list_jobs(conn: Connection, state: str | None = None, kind: str | None = None, limit: int = 100) -> list[JobInfo]:
+    """Jobs, newest first, optionally only one state and/or kind."""
+    rows = conn.execute(
+        text(
+            """SELECT id, kind, state, args, attempt, max_attempts, snoozed, unique_key,
+                      scheduled_at, attempted_by, errors
+               FROM jobs
+               WHERE (CAST(:state AS text) IS NULL OR state = :state)
+                 AND (CAST(:kind AS text) IS NULL OR kind = :kind)
+               ORDER BY id DESC LIMIT :limit"""
+        ),
+        {"state": state, "kind": kind, "limit": limit},
+    ).all()
+    return [JobInfo(*r) for r in rows]
+
+
+def retry_now(conn: Connection, job_id: int, now: dt.datetime) -> bool:
+    """An operator retries a discarded, cancelled or retryable job: available now, with one
+    more attempt allowed if its attempts were spent. Live executing jobs are left alone."""
+    return conn.execute(
+        text(
+            """UPDATE jobs SET state = 'available', scheduled_at = :now, finalized_at = NULL,
+                              max_attempts = GREATEST(max_attempts, attempt + 1)
+               WHERE id = :id AND state IN ('discarded', 'cancelled', 'retryable', 'scheduled')"""
+        ),
+        {"id": job_id, "now": now},
+    ).rowcount == 1
+
+
+def cancel_now(conn: Connection, job_id: int, now: dt.datetime, reason: str = "cancelled by operator") -> bool:
+    """An operator cancels a live job. A running handler's later outcome then finds the job
+    no longer executing and changes nothing."""
+    return conn.execute(
+        text(
+            f"""UPDATE jobs SET state = 'cancelled', finalized_at = :now, leased_until = NULL,
+                   errors = errors || jsonb_build_array(jsonb_build_object(
+                       'attempt', attempt, 'at', CAST(:now_text AS text), 'error', CAST(:reason AS text)))
+               WHERE id = :id AND {_LIVE_SQL}"""
+        ),
+        {"id": job_id, "now": now, "now_text": now.isoformat(), "reason": reason},
+    ).rowcount == 1
 
 
 def count_by_state(conn: Connection) -> dict[str, int]:

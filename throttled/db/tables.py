@@ -97,8 +97,17 @@ jobs = sa.Table(
     sa.Column("errors", JSONB, nullable=False, server_default="[]"),
     sa.Column("inserted_at", TZ, nullable=False),
     sa.Index("jobs_unique_live", "unique_key", unique=True, postgresql_where=sa.text(f"unique_key IS NOT NULL AND {_LIVE}")),
-    sa.Index("jobs_due", "priority", "scheduled_at", "id", postgresql_where=sa.text("state IN ('available', 'scheduled', 'retryable')")),
+    sa.Index("jobs_available", "priority", "scheduled_at", "id", postgresql_where=sa.text("state = 'available'")),
+    sa.Index("jobs_unique_key", "unique_key", postgresql_where=sa.text("unique_key IS NOT NULL")),
     sa.Index("jobs_next_due", "scheduled_at", postgresql_where=sa.text("state IN ('available', 'scheduled', 'retryable')")),
     sa.Index("jobs_leases", "leased_until", postgresql_where=sa.text("state = 'executing'")),
     sa.Index("jobs_finalized", "finalized_at", postgresql_where=sa.text("state IN ('completed', 'discarded', 'cancelled')")),
+)
+
+leaders = sa.Table(
+    "leaders", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("expires_at", TZ, nullable=False),
+    prefixes=["UNLOGGED"],
 )

@@ -3,8 +3,9 @@
 One scheduler per daemon; several daemons share one job table. It claims in batches up to
 its free worker slots (``FOR UPDATE SKIP LOCKED``), wakes on NOTIFY or when the next
 scheduled job falls due, and polls every ``poll_interval_s`` regardless, so a lost
-notification only delays work. A heartbeat renews the leases of running jobs; a
-maintenance loop rescues jobs whose lease lapsed (their daemon died).
+notification only delays work. A heartbeat renews the leases of running jobs; every
+``rescue_interval_s`` it rescues jobs whose lease lapsed (their daemon died) — safe from
+every daemon at once, so no leader is needed for it.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class SchedulerConfig:
     workers: int = 32
     poll_interval_s: float = 1.0
     lease_s: float = 30.0
-    maintenance_interval_s: float = 5.0
+    rescue_interval_s: float = 5.0
 
 
 class Scheduler:
@@ -63,8 +64,7 @@ class Scheduler:
         clock: the daemon's clock (every "now").
         handlers: ``{kind: async handler(JobRun) -> Outcome}``.
         config: slots, poll interval, lease length.
-        maintenance: extra periodic work (``async fn(now)``), run every
-            ``maintenance_interval_s`` — e.g. orphan repair.
+        owner: this scheduler's owner id (default: :func:`new_owner_id`).
     """
 
     def __init__(
@@ -73,7 +73,6 @@ class Scheduler:
         clock: Clock,
         handlers: dict[str, Handler],
         config: SchedulerConfig = SchedulerConfig(),
-        maintenance: list[Callable[[dt.datetime], Awaitable[None]]] | None = None,
         owner: str | None = None,
     ) -> None:
         self.db = db
@@ -83,7 +82,7 @@ class Scheduler:
         self.owner = owner or new_owner_id()
         self.running: dict[int, jobs_sql.Job] = {}
         self.progress = 0  # claims + outcomes applied; a watchdog can watch it move
-        self._maintenance = maintenance or []
+        self.rescued = 0
         self._wake = trio.Event()
 
     def wake(self) -> None:
@@ -96,7 +95,7 @@ class Scheduler:
             async with trio.open_nursery() as nursery:
                 await nursery.start(listen, self.db.url, self.wake)
                 nursery.start_soon(self._heartbeat)
-                nursery.start_soon(self._maintain)
+                nursery.start_soon(self._rescue_loop)
                 task_status.started()
                 await self._fetch_loop(nursery)
         finally:
@@ -201,19 +200,17 @@ class Scheduler:
             except DatabaseUnavailable as exc:
                 log.warning("scheduler.heartbeat_failed", error=str(exc))
 
-    async def _maintain(self) -> None:
+    async def _rescue_loop(self) -> None:
         while True:
-            now = self.clock.now()
             try:
-                rescued, discarded = await self.db.transaction(jobs_sql.rescue_expired_leases, now)
+                rescued, discarded = await self.db.transaction(jobs_sql.rescue_expired_leases, self.clock.now())
                 if rescued or discarded:
                     log.warning("jobs.rescued", rescued=rescued, discarded=discarded)
+                    self.rescued += rescued
                     self.wake()
-                for task in self._maintenance:
-                    await task(now)
             except DatabaseUnavailable as exc:
-                log.warning("scheduler.maintenance_failed", error=str(exc))
-            await trio.sleep(self.config.maintenance_interval_s)
+                log.warning("scheduler.rescue_failed", error=str(exc))
+            await trio.sleep(self.config.rescue_interval_s)
 
     async def _release_owned(self) -> None:
         try:

@@ -1,0 +1,72 @@
+"""The cleaner job, run once a minute across all daemons (a cron job, see ``jobs.cron``).
+
+- prunes completed, cancelled and discarded jobs older than the retention (default 1 day),
+  in bounded batches;
+- marks pending executions whose HubSpot block ran out as expired (never completed);
+- repairs orphans: a queue with pending executions but no live job. By construction there
+  are none (invariant 3); one found is logged as an anomaly and given a job.
+
+Leases that lapsed are rescued by every scheduler within seconds, not here: that must not
+wait for the next minute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import structlog
+
+from throttled.clock import Clock
+from throttled.db import jobs as jobs_sql
+from throttled.db import queues as queues_sql
+from throttled.db.engine import Database
+from throttled.ingest.store import ensure_throttle_job, throttle_job_key
+from throttled.jobs.cron import CronJob
+from throttled.jobs.outcomes import Complete
+from throttled.jobs.scheduler import JobRun
+
+log = structlog.get_logger("throttled.cleaner")
+
+CLEANER_KIND = "cleaner"
+CLEANER_CRON = CronJob("cleaner", CLEANER_KIND, dt.timedelta(minutes=1))
+_BATCH = 1000
+_MAX_BATCHES = 50  # per run; the next minute continues
+
+
+class Cleaner:
+    """Handler for ``cleaner`` jobs.
+
+    Args:
+        job_retention_s: how long finished jobs are kept, seconds.
+    """
+
+    def __init__(self, db: Database, clock: Clock, job_retention_s: float = 86400.0) -> None:
+        self.db = db
+        self.clock = clock
+        self.job_retention = dt.timedelta(seconds=job_retention_s)
+        self.orphans_repaired = 0
+
+    async def __call__(self, run: JobRun) -> Complete:
+        now = self.clock.now()
+        pruned = await self._in_batches(jobs_sql.prune_jobs, now - self.job_retention)
+        expired = await self._in_batches(queues_sql.expire_overdue, now)
+        orphans = await self.db.transaction(self._repair_orphans, now)
+        self.orphans_repaired += orphans
+        log.info("cleaner.ran", pruned_jobs=pruned, expired_executions=expired, orphans_repaired=orphans)
+        return Complete()
+
+    async def _in_batches(self, fn, when: dt.datetime) -> int:
+        total = 0
+        for _ in range(_MAX_BATCHES):
+            done = await self.db.transaction(fn, when, _BATCH)
+            total += done
+            if done < _BATCH:
+                break
+        return total
+
+    def _repair_orphans(self, conn, now: dt.datetime) -> int:
+        orphans = queues_sql.queues_without_live_job(conn, throttle_job_key(""))
+        for queue_id, portal_id in orphans:
+            log.warning("queue.orphan_repaired", queue_id=queue_id, portal_id=portal_id)
+            ensure_throttle_job(conn, queue_id, portal_id, now)
+        return len(orphans)
