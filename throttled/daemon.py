@@ -94,6 +94,7 @@ async def run_daemon(
             block_duration=settings.block_duration,
         ))
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(_resign_on_exit, leadership)
             await nursery.start(batcher.run)
             await nursery.start(portal_queues.run)
             await nursery.start(scheduler.run)
@@ -106,3 +107,12 @@ async def run_daemon(
         with trio.CancelScope(shield=True):
             await client.aclose()
         db.dispose()
+
+
+async def _resign_on_exit(leadership: Leadership) -> None:
+    """Resign leadership when the daemon stops, so another daemon leads at once."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await leadership.resign()

@@ -30,11 +30,13 @@ class DatabaseUnavailable(Exception):
     """
 
 
-def make_engine(url: str, pool_size: int) -> Engine:
-    """A pooled engine for ``url`` with every session in UTC.
+def make_engine(url: str, pool_size: int, session_timezone: str = "UTC") -> Engine:
+    """A pooled engine for ``url``.
 
     ``url`` may be ``postgres://``, ``postgresql://`` or ``postgresql+psycopg://``; it is
     always driven by psycopg 3. Connections time out after 5 s so an outage fails fast.
+    Every time we store is an aware UTC datetime in a ``timestamptz`` column, so the
+    session time zone changes nothing stored; UTC just makes values read back print in UTC.
     """
     return sa.create_engine(
         normalize_url(url),
@@ -43,7 +45,7 @@ def make_engine(url: str, pool_size: int) -> Engine:
         pool_timeout=10,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
+        connect_args={"connect_timeout": 5, "options": f"-c timezone={session_timezone}"},
     )
 
 
@@ -65,11 +67,12 @@ class Database:
     Args:
         url: PostgreSQL URL (see :func:`make_engine`).
         pool_size: connections in the pool, and threads allowed at once.
+        session_timezone: PostgreSQL ``timezone`` of every session (tests vary it).
     """
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, session_timezone: str = "UTC") -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size)
+        self.engine = make_engine(url, pool_size, session_timezone)
         self.limiter = trio.CapacityLimiter(pool_size)
 
     async def transaction(self, fn: Callable[..., T], *args: Any) -> T:

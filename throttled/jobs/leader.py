@@ -1,8 +1,8 @@
 """Leader election on a one-row lease per role (``leaders`` table).
 
-The leader renews at half the TTL. A follower reads when the current lease ends and tries
-again right then, so a new leader takes over within one TTL of the old one's last renewal
-— sooner if the old one resigned on shutdown. Leadership is believed only while the lease
+The leader renews at half the TTL. A follower tries again when the current lease ends (or
+after a quarter TTL, whichever is first), so a new leader takes over within one TTL of the
+old one's last renewal, and within a quarter TTL when the old one resigned on shutdown. Leadership is believed only while the lease
 this daemon last won has not run out by its own clock: if the database becomes
 unreachable, a leader stops acting as one when its lease would have lapsed.
 """
@@ -43,19 +43,21 @@ class Leadership:
         return self._lease_until is not None and self.clock.now() < self._lease_until
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Campaign until cancelled; resign on the way out."""
+        """Campaign until cancelled. Cancelling does not resign (a crash cannot either):
+        call :meth:`resign` on a graceful shutdown."""
         task_status.started()
+        while True:
+            await self.clock.sleep_until(await self._campaign())
+
+    async def resign(self) -> None:
+        """Give the role up so another daemon takes it at once (graceful shutdown)."""
+        if self._lease_until is None:
+            return
+        self._lease_until = None
         try:
-            while True:
-                await self.clock.sleep_until(await self._campaign())
-        finally:
-            if self._lease_until is not None:
-                with trio.CancelScope(shield=True):
-                    try:
-                        await self.db.transaction(leaders_sql.resign, self.role, self.owner)
-                    except DatabaseUnavailable:
-                        pass  # the lease lapses on its own
-                self._lease_until = None
+            await self.db.transaction(leaders_sql.resign, self.role, self.owner)
+        except DatabaseUnavailable:
+            pass  # the lease lapses on its own within one TTL
 
     async def _campaign(self) -> dt.datetime:
         """One attempt; returns when to try next."""
@@ -76,7 +78,8 @@ class Leadership:
         if was_leader:
             log.warning("leader.lost", role=self.role, owner=self.owner)
         self._lease_until = None
-        return min(holder_until, now + self.ttl) if holder_until else now + self.ttl / 4
+        # Retry when the holder's lease ends, or sooner in case it resigns (shutdown).
+        return min(holder_until, now + self.ttl / 4) if holder_until else now + self.ttl / 4
 
     def _try(self, conn, now: dt.datetime) -> tuple[bool, dt.datetime | None]:
         if leaders_sql.acquire_or_renew(conn, self.role, self.owner, now, now + self.ttl):
