@@ -23,16 +23,25 @@ CREATE TABLE IF NOT EXISTS portals (
 -- One row per throttled workflow step (or shared throttle).
 CREATE TABLE IF NOT EXISTS queues (
     queue_id              text PRIMARY KEY,   -- queue:{portal}:{workflow}:{action}:{index}
-    portal_id             bigint NOT NULL,
+    portal_id             bigint NOT NULL,    --   or queue:{portal}:shared:{name}
+    action_id             bigint,             -- the step (NULL for a shared queue): overrides key on it
     max_throughput        integer NOT NULL CHECK (max_throughput >= 1),
     time_period           integer NOT NULL CHECK (time_period >= 1),
     time_unit             text NOT NULL
                           CHECK (time_unit IN ('seconds', 'minutes', 'hours', 'days', 'weeks')),
     mode                  text NOT NULL DEFAULT 'burst' CHECK (mode IN ('burst', 'smooth')),
+    -- Optional release window: weekdays as a bitmask (bit 0 = Monday), local minutes, zone.
+    release_days          smallint CHECK (release_days BETWEEN 1 AND 127),
+    release_start_minute  smallint CHECK (release_start_minute BETWEEN 0 AND 1439),
+    release_end_minute    smallint CHECK (release_end_minute BETWEEN 0 AND 1440),
+    time_zone             text,
+    -- active; paused by an operator; on_hold after repeated HubSpot failures; draining =
+    -- an operator releases the backlog now, ignoring the rate (back to active when empty).
     state                 text NOT NULL DEFAULT 'active'
-                          CHECK (state IN ('active', 'paused', 'on_hold')),
+                          CHECK (state IN ('active', 'paused', 'on_hold', 'draining')),
     on_hold_until         timestamptz,
     consecutive_failures  integer NOT NULL DEFAULT 0,
+    holds                 integer NOT NULL DEFAULT 0,   -- holds in a row, for the hold backoff
     last_failure_reason   text,
     created_at            timestamptz NOT NULL,
     updated_at            timestamptz NOT NULL
@@ -47,8 +56,11 @@ CREATE TABLE IF NOT EXISTS throttle_configs (
     max_throughput   integer CHECK (max_throughput >= 1),
     time_period      integer CHECK (time_period >= 1),
     time_unit        text CHECK (time_unit IN ('seconds', 'minutes', 'hours', 'days', 'weeks')),
+    mode             text CHECK (mode IN ('burst', 'smooth')),
     updated_at       timestamptz NOT NULL,
-    CONSTRAINT throttle_configs_portal_action UNIQUE (portal_id, action_id)
+    CONSTRAINT throttle_configs_portal_action UNIQUE (portal_id, action_id),
+    CONSTRAINT throttle_configs_rate_whole CHECK (
+        (max_throughput IS NULL) = (time_period IS NULL) AND (time_period IS NULL) = (time_unit IS NULL))
 );
 
 -- One row per enrolled record held at a step. callback_id is unique: a webhook HubSpot
@@ -61,18 +73,24 @@ CREATE TABLE IF NOT EXISTS action_executions (
     object_type          text,
     object_id            text,
     input_fields         jsonb NOT NULL DEFAULT '{}',
+    priority             smallint NOT NULL DEFAULT 0,   -- 0-9, higher releases first
+    not_before           timestamptz,                   -- "release no earlier than"
     received_at          timestamptz NOT NULL,
     expires_at           timestamptz NOT NULL,   -- when HubSpot gives up on the block
     state                text NOT NULL DEFAULT 'pending'
-                         CHECK (state IN ('pending', 'releasing', 'released', 'failed', 'expired')),
+                         CHECK (state IN ('pending', 'releasing', 'released', 'failed', 'expired',
+                                          'cancelled')),
     lease_until          timestamptz,            -- while 'releasing': retried after this
     released_at          timestamptz,            -- when HubSpot acknowledged the completion
     attempts             integer NOT NULL DEFAULT 0,
     last_failure_reason  text
 );
--- The worker's hot queries: next pending in arrival order, in-flight count, recent releases.
+-- The worker's hot queries: next pending (priority, then arrival), in-flight count, recent
+-- releases.
 CREATE INDEX IF NOT EXISTS action_executions_pending
-    ON action_executions (queue_id, seq) WHERE state = 'pending';
+    ON action_executions (queue_id, priority DESC, seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS action_executions_not_before
+    ON action_executions (queue_id, not_before) WHERE state = 'pending' AND not_before IS NOT NULL;
 CREATE INDEX IF NOT EXISTS action_executions_releasing
     ON action_executions (queue_id, lease_until) WHERE state = 'releasing';
 CREATE INDEX IF NOT EXISTS action_executions_released

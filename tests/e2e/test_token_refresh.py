@@ -13,6 +13,7 @@ import time
 import trio
 
 from throttled.db import portals as portals_sql
+from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
 from throttled.demo.stack import Step, local_stack
 
@@ -109,7 +110,7 @@ async def test_revoked_refresh_token_marks_the_portal_revoked_and_keeps_the_work
         with trio.fail_after(10):
             while (await db.transaction(portals_sql.get_portal, portal)).status != "revoked":
                 await trio.sleep(0.05)
-        counts = await db.transaction(queues_sql.execution_counts, [STEP.queue_id(portal)])
+        counts = await db.transaction(executions_sql.execution_counts, [STEP.queue_id(portal)])
         assert await stack.hubspot.completions() == []
         assert stack.sandbox_state.requests["token 400"] == 1  # one refused refresh, not a retry loop
     assert sum(counts[STEP.queue_id(portal)].get(s, 0) for s in ("pending", "releasing")) == 5

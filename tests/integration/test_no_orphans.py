@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from tests.conftest import EPOCH
 from throttled.clock import WallClock
 from throttled.db import jobs as jobs_sql
+from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
 from throttled.db import tables
 from throttled.demo.stack import Step, enrollment_body
@@ -55,7 +56,7 @@ def _prepare(conn, now: dt.datetime) -> JobRun:
             tables.action_executions.c.state.in_(("pending", "releasing")),
         )
     ).scalars().all()
-    queues_sql.mark_released(conn, live, now)
+    executions_sql.mark_released(conn, live, now)
     claimed = jobs_sql.claim_due_jobs(conn, OWNER, 10, now, now + dt.timedelta(seconds=30))
     assert len(claimed) == 1 and claimed[0].unique_key == throttle_job_key(QUEUE), claimed
     return JobRun(claimed[0], OWNER)
@@ -118,7 +119,7 @@ def test_ingest_racing_the_finishing_tick_never_orphans_the_queue(db):
 
         def check(conn):
             return (
-                queues_sql.queues_without_live_job(conn, "throttle:"),
+                queues_sql.queues_without_live_job(conn, "throttle:", now),
                 _live_jobs(conn),
                 conn.execute(sa.select(tables.jobs.c.state).where(tables.jobs.c.id == run.job.id)).scalar_one(),
             )
@@ -132,7 +133,7 @@ def test_ingest_racing_the_finishing_tick_never_orphans_the_queue(db):
         if tick_job_state == "completed":
             assert live != [run.job.id]
 
-    counts = db.transaction_sync(queues_sql.execution_counts, [QUEUE])[QUEUE]
+    counts = db.transaction_sync(executions_sql.execution_counts, [QUEUE])[QUEUE]
     assert sum(counts.values()) == stored  # nothing lost, nothing doubled
     # The random schedule really exercised both orders, many times each.
     assert outcomes["finished, new job"] >= 40 and outcomes["kept alive"] >= 40, outcomes

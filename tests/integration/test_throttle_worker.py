@@ -19,9 +19,10 @@ import trio
 
 from tests.conftest import EPOCH
 from throttled.clock import TrioClock
+from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
 from throttled.db import tables
-from throttled.db.queues import Release
+from throttled.db.executions import Release
 from throttled.demo.stack import Step, enrollment_body
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import THROTTLE_JOB_KIND, store_enrollments, throttle_job_key
@@ -43,16 +44,16 @@ class PortalSide:
         self.clock = clock
         self.batches: list[tuple[float, list[str]]] = []
         self.acks: list[dt.datetime] = []
-        self.orphans_seen: list[list[tuple[str, int]]] = []
+        self.orphans_seen: list[list[tuple[str, int, int | None]]] = []
 
     async def submit(self, portal_id: int, releases: Sequence[Release]) -> None:
         assert {r.portal_id for r in releases} == {portal_id}
         acked_at = self.clock.now()
         ids = [r.callback_id for r in releases]
         self.batches.append((trio.current_time(), ids))
-        assert await self.db.transaction(queues_sql.mark_released, ids, acked_at) == len(ids)
+        assert await self.db.transaction(executions_sql.mark_released, ids, acked_at) == len(ids)
         self.acks.extend([acked_at] * len(ids))
-        orphans = await self.db.transaction(queues_sql.queues_without_live_job, "throttle:")
+        orphans = await self.db.transaction(queues_sql.queues_without_live_job, "throttle:", acked_at)
         if orphans:
             self.orphans_seen.append(orphans)
 
@@ -77,8 +78,8 @@ def _jobs_of(db, step: Step) -> list[tuple[int, str]]:
     return db.transaction_sync(lambda conn: [tuple(r) for r in conn.execute(query)])
 
 
-def _orphans(db) -> list[tuple[str, int]]:
-    return db.transaction_sync(queues_sql.queues_without_live_job, "throttle:")
+def _orphans(db) -> list[tuple[str, int, int | None]]:
+    return db.transaction_sync(queues_sql.queues_without_live_job, "throttle:", EPOCH)
 
 
 async def _run_until(predicate, timeout_s: float = 2000.0, step_s: float = 1.0) -> None:

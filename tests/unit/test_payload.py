@@ -22,7 +22,7 @@ def test_valid_variants_parse(path):
     data = json.loads(path.read_bytes())
     assert enrollment.callback_id == data["callbackId"]
     assert enrollment.portal_id == data["origin"]["portalId"]
-    assert enrollment.rate.limit == int(data["inputFields"]["max_throughput"])
+    assert enrollment.step.rate.limit == int(data["inputFields"]["max_throughput"])
 
 
 @pytest.mark.parametrize(
@@ -90,5 +90,6 @@ def test_bad_bodies(body):
 
 def test_numbers_as_strings_with_spaces_and_case():
     enrollment = parse_enrollment(_body(max_throughput=" 7 ", time_unit="Minutes", time_period=2.0))
-    assert (enrollment.max_throughput, enrollment.time_period, enrollment.time_unit) == (7, 2, "minutes")
-    assert enrollment.rate.period.total_seconds() == 120
+    step = enrollment.step
+    assert (step.max_throughput, step.time_period, step.time_unit) == (7, 2, "minutes")
+    assert step.rate.period.total_seconds() == 120

@@ -18,6 +18,7 @@ import structlog
 
 from throttled.clock import Clock
 from throttled.db import jobs as jobs_sql
+from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
 from throttled.ingest.store import ensure_throttle_job, throttle_job_key
@@ -49,7 +50,7 @@ class Cleaner:
     async def __call__(self, run: JobRun) -> Complete:
         now = self.clock.now()
         pruned = await self._in_batches(jobs_sql.prune_jobs, now - self.job_retention)
-        expired = await self._in_batches(queues_sql.expire_overdue, now)
+        expired = await self._in_batches(executions_sql.expire_overdue, now)
         orphans = await self.db.transaction(self._repair_orphans, now)
         self.orphans_repaired += orphans
         log.info("cleaner.ran", pruned_jobs=pruned, expired_executions=expired, orphans_repaired=orphans)
@@ -65,8 +66,8 @@ class Cleaner:
         return total
 
     def _repair_orphans(self, conn, now: dt.datetime) -> int:
-        orphans = queues_sql.queues_without_live_job(conn, throttle_job_key(""))
-        for queue_id, portal_id in orphans:
+        orphans = queues_sql.queues_without_live_job(conn, throttle_job_key(""), now)
+        for queue_id, portal_id, action_id in orphans:
             log.warning("queue.orphan_repaired", queue_id=queue_id, portal_id=portal_id)
-            ensure_throttle_job(conn, queue_id, portal_id, now)
+            ensure_throttle_job(conn, queue_id, portal_id, action_id, now)
         return len(orphans)

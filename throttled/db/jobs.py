@@ -260,6 +260,21 @@ def release_owned_jobs(conn: Connection, owner: str, now: dt.datetime) -> int:
     ).rowcount
 
 
+def wake_job(conn: Connection, unique_key: str, now: dt.datetime) -> bool:
+    """Make the live job holding ``unique_key`` due now if it is waiting (scheduled or
+    retryable); NOTIFYs. A running job is left alone (it decides its own next run)."""
+    woken = conn.execute(
+        text(
+            """UPDATE jobs SET state = 'available', scheduled_at = :now
+               WHERE unique_key = :key AND state IN ('scheduled', 'retryable')"""
+        ),
+        {"key": unique_key, "now": now},
+    ).rowcount == 1
+    if woken:
+        notify(conn)
+    return woken
+
+
 def insert_slot_job(
     conn: Connection, kind: str, args: dict[str, Any], now: dt.datetime, slot_key: str, max_attempts: int = 3
 ) -> bool:

@@ -1,289 +1,228 @@
-"""Every SQL statement of the queue family: ``queues``, ``action_executions``, ``throttle_configs``.
-
-Execution states: pending → releasing (handed to a portal queue, leased) → released (HubSpot
-acknowledged; ``released_at`` is the acknowledgement time the rate window counts) — or back
-to pending when the lease runs out, failed when HubSpot rejects the callback for good,
-expired when HubSpot's block ran out first.
-"""
+"""Every SQL statement of ``queues`` and ``throttle_configs`` (operator overrides)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+_QUEUE_COLUMNS = """queue_id, portal_id, action_id, max_throughput, time_period, time_unit, mode,
+    release_days, release_start_minute, release_end_minute, time_zone, state, on_hold_until,
+    consecutive_failures, holds, last_failure_reason"""
+
 
 @dataclass(frozen=True, slots=True)
-class QueueRow:
-    """A queue's settings as stored."""
+class QueueSettings:
+    """What ingest writes for a queue: the step's settings (last webhook wins).
+
+    ``release_days`` is a weekday bitmask (bit 0 = Monday); window fields are ``None``
+    when the step has no release window.
+    """
 
     queue_id: str
     portal_id: int
+    action_id: int | None
     max_throughput: int
     time_period: int
     time_unit: str
-    mode: str
-    state: str
+    mode: str = "burst"
+    release_days: int | None = None
+    release_start_minute: int | None = None
+    release_end_minute: int | None = None
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class NewExecution:
-    """One execution to store (from a parsed enrollment)."""
+class QueueRow(QueueSettings):
+    """A queue as stored, with its state."""
 
-    callback_id: str
-    portal_id: int
-    queue_id: str
-    object_type: str | None
-    object_id: str | None
-    input_fields: dict
+    state: str = "active"
+    on_hold_until: dt.datetime | None = None
+    consecutive_failures: int = 0
+    holds: int = 0
+    last_failure_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Release:
-    """An execution handed to a portal queue for completion, leased until ``lease_until``."""
+class ConfigRow:
+    """An operator override for (portal, action): ``None`` fields keep the step's value."""
 
-    callback_id: str
     portal_id: int
-    queue_id: str
-    lease_until: dt.datetime
+    action_id: int
+    max_throughput: int | None
+    time_period: int | None
+    time_unit: str | None
+    mode: str | None
+    updated_at: dt.datetime
 
 
-def upsert_queues(conn: Connection, queues: Sequence[QueueRow], now: dt.datetime) -> None:
-    """Create each queue or update its rate; always row-locks it for this transaction.
+def upsert_queues(conn: Connection, queues: Sequence[QueueSettings], now: dt.datetime) -> None:
+    """Create each queue or update its settings; always row-locks it for this transaction.
 
     Callers pass queues sorted by id, so concurrent batches lock in one order (no deadlock).
     The lock is what serializes ingest with the worker's "queue empty → finish" step
-    (design invariant 3). The ``WHERE`` skips writing a row whose rate did not change; a
-    conflicting row is locked either way (PostgreSQL ``ON CONFLICT DO UPDATE`` semantics).
+    (design invariant 3). The ``WHERE`` skips writing a row whose settings did not change;
+    a conflicting row is locked either way (PostgreSQL ``ON CONFLICT DO UPDATE`` semantics).
     """
-    for q in queues:
-        conn.execute(
-            text(
-                """INSERT INTO queues AS q (queue_id, portal_id, max_throughput, time_period,
-                                           time_unit, mode, created_at, updated_at)
-                   VALUES (:queue_id, :portal_id, :max_throughput, :time_period, :time_unit,
-                           :mode, :now, :now)
-                   ON CONFLICT (queue_id) DO UPDATE
-                   SET max_throughput = excluded.max_throughput, time_period = excluded.time_period,
-                       time_unit = excluded.time_unit, updated_at = excluded.updated_at
-                   WHERE (q.max_throughput, q.time_period, q.time_unit)
-                         IS DISTINCT FROM (excluded.max_throughput, excluded.time_period, excluded.time_unit)"""
-            ),
-            {
-                "queue_id": q.queue_id, "portal_id": q.portal_id, "max_throughput": q.max_throughput,
-                "time_period": q.time_period, "time_unit": q.time_unit, "mode": q.mode, "now": now,
-            },
-        )
-
-
-def insert_executions(
-    conn: Connection, executions: Sequence[NewExecution], now: dt.datetime, expires_at: dt.datetime
-) -> int:
-    """Store executions in the given (arrival) order; a known ``callback_id`` is skipped.
-
-    Returns how many rows were new.
-    """
-    if not executions:
-        return 0
-    result = conn.execute(
-        text(
-            """INSERT INTO action_executions (callback_id, portal_id, queue_id, object_type,
-                                              object_id, input_fields, received_at, expires_at)
-               SELECT e.callback_id, e.portal_id, e.queue_id, e.object_type, e.object_id,
-                      e.input_fields, :now, :expires_at
-               FROM unnest(CAST(:callback_ids AS text[]), CAST(:portal_ids AS bigint[]),
-                           CAST(:queue_ids AS text[]), CAST(:object_types AS text[]),
-                           CAST(:object_ids AS text[]), CAST(:inputs AS jsonb[]))
-                    WITH ORDINALITY AS e(callback_id, portal_id, queue_id, object_type,
-                                         object_id, input_fields, ord)
-               ORDER BY e.ord  -- seq follows arrival order
-               ON CONFLICT (callback_id) DO NOTHING"""
-        ),
-        {
-            "callback_ids": [e.callback_id for e in executions],
-            "portal_ids": [e.portal_id for e in executions],
-            "queue_ids": [e.queue_id for e in executions],
-            "object_types": [e.object_type for e in executions],
-            "object_ids": [e.object_id for e in executions],
-            "inputs": [json.dumps(e.input_fields) for e in executions],
-            "now": now,
-            "expires_at": expires_at,
-        },
+    settings = ("action_id", "max_throughput", "time_period", "time_unit", "mode",
+                "release_days", "release_start_minute", "release_end_minute", "time_zone")
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in settings)
+    current = ", ".join(f"q.{c}" for c in settings)
+    incoming = ", ".join(f"excluded.{c}" for c in settings)
+    statement = text(
+        f"""INSERT INTO queues AS q (queue_id, portal_id, {', '.join(settings)}, created_at, updated_at)
+            VALUES (:queue_id, :portal_id, {', '.join(':' + c for c in settings)}, :now, :now)
+            ON CONFLICT (queue_id) DO UPDATE SET {assignments}, updated_at = excluded.updated_at
+            WHERE ({current}) IS DISTINCT FROM ({incoming})"""
     )
-    return result.rowcount
+    for q in queues:
+        conn.execute(statement, {**{c: getattr(q, c) for c in settings}, "queue_id": q.queue_id,
+                                 "portal_id": q.portal_id, "now": now})
 
 
 def lock_queue(conn: Connection, queue_id: str) -> QueueRow | None:
     """Row-lock the queue for this transaction and return it (``None`` if unknown)."""
     row = conn.execute(
-        text(
-            """SELECT queue_id, portal_id, max_throughput, time_period, time_unit, mode, state
-               FROM queues WHERE queue_id = :queue_id FOR UPDATE"""
-        ),
-        {"queue_id": queue_id},
+        text(f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE queue_id = :queue_id FOR UPDATE"), {"queue_id": queue_id}
     ).first()
     return QueueRow(*row) if row else None
 
 
-def requeue_lapsed_releases(conn: Connection, queue_id: str, now: dt.datetime) -> int:
-    """Executions stuck in 'releasing' past their lease (daemon died, HubSpot unreachable)
-    go back to pending, keeping their place in line."""
+def get_queue(conn: Connection, queue_id: str) -> QueueRow | None:
+    """One queue, without locking."""
+    row = conn.execute(text(f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE queue_id = :queue_id"), {"queue_id": queue_id}).first()
+    return QueueRow(*row) if row else None
+
+
+def list_queues(conn: Connection, portal_id: int | None = None) -> list[QueueRow]:
+    """Every queue (of one portal when given), by id."""
+    rows = conn.execute(
+        text(f"""SELECT {_QUEUE_COLUMNS} FROM queues
+                 WHERE CAST(:portal_id AS bigint) IS NULL OR portal_id = :portal_id ORDER BY queue_id"""),
+        {"portal_id": portal_id},
+    ).all()
+    return [QueueRow(*r) for r in rows]
+
+
+def set_state(conn: Connection, queue_id: str, state: str, now: dt.datetime) -> bool:
+    """Pause (``paused``) or resume (``active``: also clears a hold and the failure count)."""
+    if state not in ("active", "paused"):
+        raise ValueError(f"operators set active or paused, not {state!r}")
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'pending', lease_until = NULL
-               WHERE queue_id = :queue_id AND state = 'releasing' AND lease_until < :now"""
+            """UPDATE queues SET state = :state, updated_at = :now,
+                   on_hold_until = CASE WHEN :state = 'active' THEN NULL ELSE on_hold_until END,
+                   consecutive_failures = CASE WHEN :state = 'active' THEN 0 ELSE consecutive_failures END,
+                   holds = CASE WHEN :state = 'active' THEN 0 ELSE holds END
+               WHERE queue_id = :queue_id"""
         ),
-        {"queue_id": queue_id, "now": now},
-    ).rowcount
+        {"queue_id": queue_id, "state": state, "now": now},
+    ).rowcount == 1
 
 
-def recent_releases(conn: Connection, queue_id: str, since: dt.datetime, limit: int) -> list[dt.datetime]:
-    """Acknowledgement times after ``since``, newest first, at most ``limit``."""
-    return list(
-        conn.execute(
-            text(
-                """SELECT released_at FROM action_executions
-                   WHERE queue_id = :queue_id AND state = 'released' AND released_at > :since
-                   ORDER BY released_at DESC LIMIT :limit"""
-            ),
-            {"queue_id": queue_id, "since": since, "limit": limit},
-        ).scalars()
+def record_failure(
+    conn: Connection, queue_ids: Sequence[str], reason: str, now: dt.datetime,
+    *, threshold: int, hold_s: float, max_hold_s: float,
+) -> list[str]:
+    """Count a HubSpot failure against each queue; a queue reaching ``threshold`` failures in
+    a row goes on hold for ``hold_s · 2^holds`` seconds (capped at ``max_hold_s``) and its
+    count restarts. Paused queues stay paused. Returns the queues put on hold."""
+    rows = conn.execute(
+        text(
+            """UPDATE queues SET
+                 last_failure_reason = :reason, updated_at = :now,
+                 consecutive_failures = CASE WHEN consecutive_failures + 1 >= :threshold THEN 0
+                                             ELSE consecutive_failures + 1 END,
+                 state = CASE WHEN state <> 'paused' AND consecutive_failures + 1 >= :threshold
+                              THEN 'on_hold' ELSE state END,
+                 on_hold_until = CASE WHEN state <> 'paused' AND consecutive_failures + 1 >= :threshold
+                     THEN CAST(:now AS timestamptz) + make_interval(secs => LEAST(:max_hold_s, :hold_s * power(2, holds)))
+                     ELSE on_hold_until END,
+                 holds = CASE WHEN state <> 'paused' AND consecutive_failures + 1 >= :threshold
+                              THEN holds + 1 ELSE holds END
+               WHERE queue_id = ANY(:ids)
+               RETURNING queue_id, state, on_hold_until"""
+        ),
+        {"ids": list(queue_ids), "reason": reason[:500], "now": now, "threshold": threshold,
+         "hold_s": hold_s, "max_hold_s": max_hold_s},
+    ).all()
+    return [r.queue_id for r in rows if r.state == "on_hold" and r.on_hold_until and r.on_hold_until > now]
+
+
+def record_success(conn: Connection, queue_ids: Sequence[str], now: dt.datetime) -> None:
+    """HubSpot accepted releases of these queues: failures and holds reset."""
+    conn.execute(
+        text(
+            """UPDATE queues SET consecutive_failures = 0, holds = 0, on_hold_until = NULL,
+                   state = CASE WHEN state = 'on_hold' THEN 'active' ELSE state END, updated_at = :now
+               WHERE queue_id = ANY(:ids) AND (consecutive_failures > 0 OR holds > 0 OR state = 'on_hold')"""
+        ),
+        {"ids": list(queue_ids), "now": now},
     )
 
 
-def count_releasing(conn: Connection, queue_id: str) -> int:
-    """Executions handed out and not yet acknowledged."""
-    return conn.execute(
-        text("SELECT count(*) FROM action_executions WHERE queue_id = :queue_id AND state = 'releasing'"),
-        {"queue_id": queue_id},
-    ).scalar_one()
-
-
-def take_pending(
-    conn: Connection, queue_id: str, limit: int, now: dt.datetime, lease_until: dt.datetime
-) -> list[Release]:
-    """Mark up to ``limit`` pending, unexpired executions 'releasing' in arrival order."""
+def queues_without_live_job(conn: Connection, job_key_prefix: str, now: dt.datetime) -> list[tuple[str, int, int | None]]:
+    """``(queue_id, portal_id, action_id)`` of queues holding unexpired pending or releasing
+    executions but no live job keyed ``prefix + queue_id``. By construction there are none
+    (invariant 3)."""
     rows = conn.execute(
         text(
-            """WITH next AS (
-                   SELECT callback_id FROM action_executions
-                   WHERE queue_id = :queue_id AND state = 'pending' AND expires_at > :now
-                   ORDER BY seq LIMIT :limit FOR UPDATE SKIP LOCKED)
-               UPDATE action_executions e SET state = 'releasing', lease_until = :lease_until
-               FROM next WHERE e.callback_id = next.callback_id
-               RETURNING e.callback_id, e.portal_id, e.queue_id, e.seq"""
-        ),
-        {"queue_id": queue_id, "limit": limit, "now": now, "lease_until": lease_until},
-    ).all()
-    rows.sort(key=lambda r: r.seq)
-    return [Release(r.callback_id, r.portal_id, r.queue_id, lease_until) for r in rows]
-
-
-def has_pending(conn: Connection, queue_id: str, now: dt.datetime) -> bool:
-    """Whether the queue holds a pending, unexpired execution."""
-    return conn.execute(
-        text(
-            """SELECT EXISTS (SELECT 1 FROM action_executions
-                              WHERE queue_id = :queue_id AND state = 'pending' AND expires_at > :now)"""
-        ),
-        {"queue_id": queue_id, "now": now},
-    ).scalar_one()
-
-
-def mark_released(conn: Connection, callback_ids: Sequence[str], acked_at: dt.datetime) -> int:
-    """HubSpot acknowledged these completions at ``acked_at``."""
-    return conn.execute(
-        text(
-            """UPDATE action_executions SET state = 'released', released_at = :acked_at,
-                                            lease_until = NULL, attempts = attempts + 1
-               WHERE callback_id = ANY(:ids) AND state IN ('releasing', 'pending')"""
-        ),
-        {"ids": list(callback_ids), "acked_at": acked_at},
-    ).rowcount
-
-
-def mark_finished(conn: Connection, callback_ids: Sequence[str], state: str, reason: str) -> int:
-    """End these executions without a release: ``failed`` (HubSpot rejected the callback for
-    good) or ``expired`` (HubSpot no longer knows it / its block ran out)."""
-    if state not in ("failed", "expired"):
-        raise ValueError(f"not a final state without release: {state!r}")
-    return conn.execute(
-        text(
-            """UPDATE action_executions SET state = :state, lease_until = NULL,
-                                            attempts = attempts + 1, last_failure_reason = :reason
-               WHERE callback_id = ANY(:ids) AND state = 'releasing'"""
-        ),
-        {"ids": list(callback_ids), "state": state, "reason": reason[:500]},
-    ).rowcount
-
-
-def note_attempt_failed(conn: Connection, callback_ids: Sequence[str], reason: str) -> int:
-    """A transient failure: count the attempt and keep the reason; the rows stay
-    'releasing' until their lease lapses, then go back to pending (no enrollment lost)."""
-    return conn.execute(
-        text(
-            """UPDATE action_executions SET attempts = attempts + 1, last_failure_reason = :reason
-               WHERE callback_id = ANY(:ids) AND state = 'releasing'"""
-        ),
-        {"ids": list(callback_ids), "reason": reason[:500]},
-    ).rowcount
-
-
-def expire_overdue(conn: Connection, now: dt.datetime, limit: int = 1000) -> int:
-    """Pending executions whose HubSpot block ran out are marked expired (never completed)."""
-    return conn.execute(
-        text(
-            """UPDATE action_executions SET state = 'expired'
-               WHERE callback_id IN (SELECT callback_id FROM action_executions
-                                     WHERE state = 'pending' AND expires_at <= :now
-                                     LIMIT :limit FOR UPDATE SKIP LOCKED)"""
-        ),
-        {"now": now, "limit": limit},
-    ).rowcount
-
-
-def queues_without_live_job(conn: Connection, job_key_prefix: str) -> list[tuple[str, int]]:
-    """Queues holding pending executions but no live job keyed ``prefix + queue_id``.
-
-    By construction there are none (invariant 3); the cleaner repairs any it finds.
-    """
-    rows = conn.execute(
-        text(
-            """SELECT q.queue_id, q.portal_id FROM queues q
+            """SELECT q.queue_id, q.portal_id, q.action_id FROM queues q
                WHERE EXISTS (SELECT 1 FROM action_executions e
-                             WHERE e.queue_id = q.queue_id AND e.state IN ('pending', 'releasing'))
+                             WHERE e.queue_id = q.queue_id AND e.expires_at > :now
+                               AND e.state IN ('pending', 'releasing'))
                  AND NOT EXISTS (SELECT 1 FROM jobs j
                                  WHERE j.unique_key = :prefix || q.queue_id
                                    AND j.state IN ('available', 'scheduled', 'executing', 'retryable'))"""
         ),
-        {"prefix": job_key_prefix},
+        {"prefix": job_key_prefix, "now": now},
     ).all()
-    return [(r.queue_id, r.portal_id) for r in rows]
+    return [(r.queue_id, r.portal_id, r.action_id) for r in rows]
 
 
-def execution_counts(conn: Connection, queue_ids: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
-    """``{queue_id: {state: count}}`` for the given queues (all when ``None``)."""
-    sql = "SELECT queue_id, state, count(*) AS n FROM action_executions"
-    params: dict = {}
-    if queue_ids is not None:
-        sql += " WHERE queue_id = ANY(:ids)"
-        params["ids"] = list(queue_ids)
-    counts: dict[str, dict[str, int]] = {}
-    for r in conn.execute(text(sql + " GROUP BY queue_id, state"), params):
-        counts.setdefault(r.queue_id, {})[r.state] = r.n
-    return counts
+# -- operator overrides (throttle_configs) -----------------------------------------------
+
+_CONFIG_COLUMNS = "portal_id, action_id, max_throughput, time_period, time_unit, mode, updated_at"
 
 
-def list_queues(conn: Connection) -> list[QueueRow]:
-    """Every queue, by id."""
-    rows = conn.execute(
+def get_config(conn: Connection, portal_id: int, action_id: int) -> ConfigRow | None:
+    """The override for (portal, action), if any."""
+    row = conn.execute(
+        text(f"SELECT {_CONFIG_COLUMNS} FROM throttle_configs WHERE portal_id = :p AND action_id = :a"),
+        {"p": portal_id, "a": action_id},
+    ).first()
+    return ConfigRow(*row) if row else None
+
+
+def upsert_config(conn: Connection, config: ConfigRow) -> ConfigRow:
+    """Create or replace the override for (portal, action) — unique on that pair."""
+    row = conn.execute(
         text(
-            """SELECT queue_id, portal_id, max_throughput, time_period, time_unit, mode, state
-               FROM queues ORDER BY queue_id"""
-        )
-    ).all()
-    return [QueueRow(*r) for r in rows]
+            f"""INSERT INTO throttle_configs ({_CONFIG_COLUMNS})
+                VALUES (:portal_id, :action_id, :max_throughput, :time_period, :time_unit, :mode, :updated_at)
+                ON CONFLICT (portal_id, action_id) DO UPDATE SET
+                  max_throughput = excluded.max_throughput, time_period = excluded.time_period,
+                  time_unit = excluded.time_unit, mode = excluded.mode, updated_at = excluded.updated_at
+                RETURNING {_CONFIG_COLUMNS}"""
+        ),
+        {f: getattr(config, f) for f in ConfigRow.__dataclass_fields__},
+    ).one()
+    return ConfigRow(*row)
+
+
+def delete_config(conn: Connection, portal_id: int, action_id: int) -> bool:
+    """Remove the override; the steps' own inputs apply again."""
+    return conn.execute(
+        text("DELETE FROM throttle_configs WHERE portal_id = :p AND action_id = :a"), {"p": portal_id, "a": action_id}
+    ).rowcount == 1
+
+
+def queue_ids_for_action(conn: Connection, portal_id: int, action_id: int) -> list[str]:
+    """Queues an override of (portal, action) applies to."""
+    return list(conn.execute(
+        text("SELECT queue_id FROM queues WHERE portal_id = :p AND action_id = :a ORDER BY queue_id"),
+        {"p": portal_id, "a": action_id},
+    ).scalars())

@@ -23,9 +23,9 @@ import structlog
 import trio
 
 from throttled.clock import Clock
-from throttled.db import queues as queues_sql
+from throttled.db import executions as executions_sql
 from throttled.db.engine import Database, DatabaseUnavailable
-from throttled.db.queues import Release
+from throttled.db.executions import Release
 from throttled.hubspot.client import HubSpotClient
 from throttled.hubspot.errors import (
     HubSpotError,
@@ -138,7 +138,7 @@ class PortalQueues:
             await self._note_failure(ids, str(exc))
             log.warning("callbacks.deferred", portal_id=portal_id, size=len(ids), error=str(exc))
             return
-        await self._record(queues_sql.mark_released, ids, self.clock.now())
+        await self._record(executions_sql.mark_released, ids, self.clock.now())
         self.sent_batches += 1
         self.released += len(ids)
 
@@ -173,19 +173,19 @@ class PortalQueues:
             except HubSpotRejected as exc:
                 state = _terminal_state(exc)
                 if state == "released":
-                    await self._record(queues_sql.mark_released, [callback_id], self.clock.now())
+                    await self._record(executions_sql.mark_released, [callback_id], self.clock.now())
                 else:
-                    await self._record(queues_sql.mark_finished, [callback_id], state, str(exc))
+                    await self._record(executions_sql.mark_finished, [callback_id], state, str(exc))
                 log.warning("callback.rejected", portal_id=portal_id, outcome=state, status=exc.status)
                 continue
             except (HubSpotError, PortalNotReady) as exc:
                 await self._note_failure([callback_id], str(exc))
                 continue
-            await self._record(queues_sql.mark_released, [callback_id], self.clock.now())
+            await self._record(executions_sql.mark_released, [callback_id], self.clock.now())
             self.released += 1
 
     async def _note_failure(self, ids: list[str], reason: str) -> None:
-        await self._record(queues_sql.note_attempt_failed, ids, reason)
+        await self._record(executions_sql.note_attempt_failed, ids, reason)
 
     async def _record(self, fn, *args) -> None:
         """Write an outcome, retrying through short database outages; if it still fails

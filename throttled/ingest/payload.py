@@ -8,32 +8,17 @@ to ``origin.actionDefinitionId``); unknown fields are ignored. Every rejection i
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from throttled.throttle.queue_ids import QueueId, step_queue
-from throttled.throttle.rate import UNIT_SECONDS, Rate
+from throttled.ingest.inputs import InvalidInput, StepSettings, parse_inputs, parse_int
+from throttled.throttle.queue_ids import QueueId, shared_queue, step_queue
 
-#: Units a step may name in ``time_unit`` (the action definition's options).
-TIME_UNITS = ("seconds", "minutes", "hours", "days")
-MAX_THROUGHPUT = 1_000_000
-MAX_PERIOD_SECONDS = 366 * 86400
 MAX_CALLBACK_ID_LENGTH = 255
 
-
-class InvalidInput(Exception):
-    """The body is not an acceptable execution request.
-
-    Attributes:
-        field: dotted path of the offending field (``inputFields.time_unit``), or ``body``.
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+__all__ = ["Enrollment", "InvalidInput", "parse_enrollment"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +34,17 @@ class Enrollment:
     action_id: int
     object_type: str | None
     object_id: str | None
-    rate: Rate
-    max_throughput: int
-    time_period: int
-    time_unit: str
+    step: StepSettings
+    shared_name: str | None
+    priority: int
+    not_before: dt.datetime | None
     input_fields: dict[str, Any]
 
     @property
     def queue_id(self) -> QueueId:
-        """The queue of the step this enrollment waits at."""
+        """The queue this enrollment waits in: its step's, or the shared one it names."""
+        if self.shared_name is not None:
+            return shared_queue(self.portal_id, self.shared_name)
         return step_queue(self.portal_id, self.workflow_id, self.action_id)
 
 
@@ -85,29 +72,25 @@ def parse_enrollment(body: bytes) -> Enrollment:
         inputs = data.get("fields")  # live captures carry a copy under "fields"
     if not isinstance(inputs, dict):
         raise InvalidInput("inputFields", "must be an object")
-    portal_id = _int(origin.get("portalId"), "origin.portalId", minimum=1)
+    portal_id = parse_int(origin.get("portalId"), "origin.portalId", minimum=1)
     action_id = context.get("actionId")
     if action_id is None:
         action_id = origin.get("actionDefinitionId")
         action_field = "origin.actionDefinitionId"
     else:
         action_field = "context.actionId"
-    max_throughput = _int(inputs.get("max_throughput"), "inputFields.max_throughput", 1, MAX_THROUGHPUT)
-    time_period = _int(inputs.get("time_period"), "inputFields.time_period", 1, MAX_PERIOD_SECONDS)
-    time_unit = _time_unit(inputs.get("time_unit"))
-    if time_period * UNIT_SECONDS[time_unit] > MAX_PERIOD_SECONDS:
-        raise InvalidInput("inputFields.time_period", "period longer than 366 days")
+    parsed = parse_inputs(inputs)
     return Enrollment(
         callback_id=callback_id,
         portal_id=portal_id,
-        workflow_id=_int(context.get("workflowId", 0), "context.workflowId", minimum=0),
-        action_id=_int(action_id, action_field, minimum=0),
+        workflow_id=parse_int(context.get("workflowId", 0), "context.workflowId", minimum=0),
+        action_id=parse_int(action_id, action_field, minimum=0),
         object_type=_optional_str(obj.get("objectType")),
         object_id=_optional_str(obj.get("objectId")),
-        rate=Rate.of(max_throughput, time_period, time_unit),
-        max_throughput=max_throughput,
-        time_period=time_period,
-        time_unit=time_unit,
+        step=parsed.step,
+        shared_name=parsed.shared_name,
+        priority=parsed.priority,
+        not_before=parsed.not_before,
         input_fields=inputs,
     )
 
@@ -153,37 +136,6 @@ def _object(data: dict, name: str, required: bool = True) -> dict:
     if not isinstance(value, dict):
         raise InvalidInput(name, "must be an object")
     return value
-
-
-def _int(value: Any, field: str, minimum: int, maximum: int = 2**63 - 1) -> int:
-    """An integer given as a JSON number or a decimal string ("100", " 7 ", 100.0)."""
-    if value is None:
-        raise InvalidInput(field, "is required")
-    if isinstance(value, bool):
-        raise InvalidInput(field, "must be an integer")
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value):
-            raise InvalidInput(field, "must be an integer")
-        value = int(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
-            raise InvalidInput(field, "must be an integer")
-        value = int(text)
-    elif not isinstance(value, int):
-        raise InvalidInput(field, "must be an integer")
-    if not minimum <= value <= maximum:
-        raise InvalidInput(field, f"must be between {minimum} and {maximum}")
-    return value
-
-
-def _time_unit(value: Any) -> str:
-    if value is None:
-        raise InvalidInput("inputFields.time_unit", "is required")
-    unit = value.strip().lower() if isinstance(value, str) else None
-    if unit not in TIME_UNITS:
-        raise InvalidInput("inputFields.time_unit", f"must be one of {', '.join(TIME_UNITS)}")
-    return unit
 
 
 def _optional_str(value: Any) -> str | None:

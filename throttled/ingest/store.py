@@ -14,9 +14,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Connection
 
+from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
 from throttled.db import queues as queues_sql
 from throttled.ingest.payload import Enrollment
+from throttled.throttle.policy import days_mask
 
 #: The throttle worker's job kind, and its unique key per queue.
 THROTTLE_JOB_KIND = "throttle"
@@ -27,6 +29,21 @@ def throttle_job_key(queue_id: str) -> str:
     return f"throttle:{queue_id}"
 
 
+def queue_settings(e: Enrollment) -> queues_sql.QueueSettings:
+    """The queue row an enrollment asks for (its step's settings)."""
+    step, window = e.step, e.step.window
+    return queues_sql.QueueSettings(
+        queue_id=str(e.queue_id), portal_id=e.portal_id,
+        action_id=None if e.shared_name else e.action_id,
+        max_throughput=step.max_throughput, time_period=step.time_period, time_unit=step.time_unit,
+        mode=step.mode,
+        release_days=days_mask(window.days) if window else None,
+        release_start_minute=window.start_minute if window else None,
+        release_end_minute=window.end_minute if window else None,
+        time_zone=window.time_zone if window else None,
+    )
+
+
 def store_enrollments(
     conn: Connection, enrollments: Sequence[Enrollment], now: dt.datetime, block_duration_s: int
 ) -> int:
@@ -34,39 +51,41 @@ def store_enrollments(
 
     A ``callback_id`` already stored (HubSpot retried) is skipped, so a repeated webhook is
     stored once. ``block_duration_s`` is how long HubSpot holds the block (``expires_at``).
+    The last enrollment of a batch sets its queue's settings (the user may have edited the
+    step; for a shared queue, the step that enrolled last).
     """
-    queues: dict[str, queues_sql.QueueRow] = {}
-    for e in enrollments:
-        queue_id = str(e.queue_id)
-        # The last webhook of a batch sets the step's rate (the user may have edited it).
-        queues[queue_id] = queues_sql.QueueRow(
-            queue_id, e.portal_id, e.max_throughput, e.time_period, e.time_unit, "burst", "active"
-        )
+    queues = {str(e.queue_id): queue_settings(e) for e in enrollments}
     ordered = [queues[q] for q in sorted(queues)]
     queues_sql.upsert_queues(conn, ordered, now)
-    new = queues_sql.insert_executions(
+    new = executions_sql.insert_executions(
         conn,
         [
-            queues_sql.NewExecution(e.callback_id, e.portal_id, str(e.queue_id), e.object_type, e.object_id, e.input_fields)
+            executions_sql.NewExecution(e.callback_id, e.portal_id, str(e.queue_id), e.object_type, e.object_id,
+                                        e.input_fields, e.priority, e.not_before)
             for e in enrollments
         ],
         now,
         now + dt.timedelta(seconds=block_duration_s),
     )
     for queue in ordered:
-        ensure_throttle_job(conn, queue.queue_id, queue.portal_id, now)
+        ensure_throttle_job(conn, queue.queue_id, queue.portal_id, queue.action_id, now)
     return new
 
 
-def ensure_throttle_job(conn: Connection, queue_id: str, portal_id: int, now: dt.datetime) -> bool:
+def ensure_throttle_job(conn: Connection, queue_id: str, portal_id: int, action_id: int | None, now: dt.datetime) -> bool:
     """Make sure the queue has a live throttle job; True if one had to be created."""
     _, inserted = jobs_sql.insert_job(
         conn,
         THROTTLE_JOB_KIND,
-        {"queue_id": queue_id},
+        {"queue_id": queue_id, "action_id": action_id},
         now,
         unique_key=throttle_job_key(queue_id),
         portal_id=portal_id,
         max_attempts=1000,  # a throttle job must outlive outages; orphan repair backs it up
     )
     return inserted
+
+
+def wake_throttle_job(conn: Connection, queue_id: str, now: dt.datetime) -> bool:
+    """Run the queue's job now (its settings or state changed), if it is waiting."""
+    return jobs_sql.wake_job(conn, throttle_job_key(queue_id), now)

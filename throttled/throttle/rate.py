@@ -87,6 +87,61 @@ def next_opening(
     return newest_first[rate.limit - in_flight - 1] + rate.period
 
 
+#: Smooth mode releases in groups about this far apart (one portal flush, roughly).
+SMOOTH_GROUP = dt.timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """One or more strict windows that must all allow a send.
+
+    ``burst``: the step's window alone — up to ``limit`` at once when the window allows.
+    ``smooth``: also a finer window of ``k`` per ``k · period / limit``, with ``k`` the sends
+    that fit in about one :data:`SMOOTH_GROUP` (at least 1): evenly spaced, one every
+    ``period / limit`` on average, released in small groups rather than one job run per
+    record. The step's window still holds because it is one of the constraints.
+    """
+
+    rates: tuple[Rate, ...]
+
+    @classmethod
+    def burst(cls, rate: Rate) -> Throttle:
+        return cls((rate,))
+
+    @classmethod
+    def smooth(cls, rate: Rate, group: dt.timedelta = SMOOTH_GROUP) -> Throttle:
+        k = max(1, int(rate.limit * (group / rate.period)))
+        if k >= rate.limit:
+            return cls.burst(rate)
+        # Round the fine period up to the microsecond so k per fine period never beats the rate.
+        fine = dt.timedelta(microseconds=-((-rate.period.total_seconds() * 1_000_000 * k) // rate.limit))
+        return cls((rate, Rate(k, fine)))
+
+    @classmethod
+    def for_mode(cls, mode: str, rate: Rate) -> Throttle:
+        """``Throttle.burst`` or ``Throttle.smooth`` by the step's ``mode`` input."""
+        return cls.smooth(rate) if mode == "smooth" else cls.burst(rate)
+
+    @property
+    def history(self) -> int:
+        """How many recent sends the decisions need (the largest limit)."""
+        return max(r.limit for r in self.rates)
+
+    @property
+    def longest_period(self) -> dt.timedelta:
+        return max(r.period for r in self.rates)
+
+    def slots_open(self, recent: Sequence[dt.datetime], in_flight: int, now: dt.datetime) -> int:
+        """Sends allowed at ``now`` under every window."""
+        return min(slots_open(r, recent, in_flight, now) for r in self.rates)
+
+    def next_opening(self, recent: Sequence[dt.datetime], in_flight: int, now: dt.datetime) -> dt.datetime | None:
+        """Earliest time every window has a slot (slots only open as time passes, so it is
+        the latest of the windows' own openings); ``None`` if one depends on acknowledgements."""
+        openings = [next_opening(r, recent, in_flight, now) for r in self.rates]
+        return None if None in openings else max(openings)
+
+
 def max_in_window(times: Sequence[dt.datetime], period: dt.timedelta) -> int:
     """The most sends found in any half-open window ``[t, t + period)``; 0 for no sends.
 

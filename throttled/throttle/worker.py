@@ -1,12 +1,13 @@
 """The throttle worker: the job handler that releases one queue's executions at its rate.
 
 One live job per queue (the ``throttle:{queue_id}`` unique key). Each run is one
-transaction under the queue's row lock: put lapsed releases back in line, count what the
-window allows (``throttle.rate``), mark that many pending executions 'releasing' in arrival
-order, and — in the same transaction — either snooze the job until the window next opens
-or, when nothing is pending or in flight, complete it. Completing under the row lock is
-what keeps ingest from adding executions to a queue whose job is finishing (invariant 3).
-After the commit the releases go to the portal queue; nothing comes back up.
+transaction under the queue's row lock: put lapsed releases back in line, see what blocks
+the queue (pause, hold, release window), count what the window allows (``throttle.rate``),
+mark that many eligible executions 'releasing' (priority, then arrival order) and — in the
+same transaction — either snooze the job until it can do more or, when nothing is pending
+or in flight, complete it. Completing under the row lock is what keeps ingest from adding
+executions to a queue whose job is finishing (invariant 3). After the commit the releases
+go to the portal queue; nothing comes back up.
 """
 
 from __future__ import annotations
@@ -18,17 +19,25 @@ from dataclasses import dataclass
 import structlog
 
 from throttled.clock import Clock
+from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
-from throttled.db.queues import Release
+from throttled.db.executions import Release
+from throttled.db.queues import ConfigRow
 from throttled.jobs.outcomes import Applied, LeaseLost
 from throttled.jobs.scheduler import JobRun
-from throttled.throttle.rate import Rate, next_opening, slots_open
+from throttled.throttle.policy import blocked_until, effective_settings
+from throttled.throttle.rate import Throttle
 
 log = structlog.get_logger("throttled.throttle")
 
 Submit = Callable[[int, Sequence[Release]], Awaitable[None]]
+ConfigLookup = Callable[[int, int | None], Awaitable[ConfigRow | None]]
+
+
+async def _no_overrides(portal_id: int, action_id: int | None) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +56,27 @@ class ThrottleWorker:
         db: the database.
         clock: the daemon's clock.
         submit: ``async submit(portal_id, releases)`` — the portal queues' entry.
+        overrides: ``async lookup(portal_id, action_id) -> ConfigRow | None`` (cached).
     """
 
-    def __init__(self, db: Database, clock: Clock, submit: Submit, config: WorkerConfig = WorkerConfig()) -> None:
+    def __init__(self, db: Database, clock: Clock, submit: Submit, config: WorkerConfig = WorkerConfig(),
+                 overrides: ConfigLookup = _no_overrides) -> None:
         self.db = db
         self.clock = clock
         self.submit = submit
         self.config = config
+        self.overrides = overrides
 
     async def __call__(self, run: JobRun) -> Applied:
         queue_id = run.job.args["queue_id"]
-        releases = await self.db.transaction(self.run_once, run, queue_id, self.clock.now())
+        action_id = run.job.args.get("action_id")
+        override = await self.overrides(run.job.portal_id, action_id) if action_id is not None else None
+        releases = await self.db.transaction(self.run_once, run, queue_id, self.clock.now(), override)
         if releases:
             await self.submit(releases[0].portal_id, releases)
         return Applied()
 
-    def run_once(self, conn, run: JobRun, queue_id: str, now: dt.datetime) -> list[Release]:
+    def run_once(self, conn, run: JobRun, queue_id: str, now: dt.datetime, override: ConfigRow | None = None) -> list[Release]:
         """One tick inside one transaction (blocking; runs in a DB thread).
 
         Returns the releases to hand to the portal queue after commit.
@@ -75,34 +89,48 @@ class ThrottleWorker:
         if queue is None:
             jobs_sql.complete_job(conn, run.job.id, run.owner, now)
             return []
-        queues_sql.requeue_lapsed_releases(conn, queue_id, now)
-        rate = Rate.of(queue.max_throughput, queue.time_period, queue.time_unit)
-        recent = queues_sql.recent_releases(conn, queue_id, now - rate.period, rate.limit)
-        in_flight = queues_sql.count_releasing(conn, queue_id)
-        allowed = min(slots_open(rate, recent, in_flight, now), self.config.max_per_run)
-        lease_until = now + dt.timedelta(seconds=self.config.release_lease_s)
-        releases = queues_sql.take_pending(conn, queue_id, allowed, now, lease_until) if allowed else []
-        in_flight += len(releases)
-        pending = queues_sql.has_pending(conn, queue_id, now)
-        if not pending and in_flight == 0:
+        executions_sql.requeue_lapsed_releases(conn, queue_id, now)
+        settings = effective_settings(queue, override)
+        in_flight = executions_sql.count_releasing(conn, queue_id)
+        eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
+        blocked = blocked_until(queue, settings.window, now)
+        releases: list[Release] = []
+        recent: list[dt.datetime] = []
+        throttle = Throttle.for_mode(settings.mode, settings.rate)
+        if blocked is None and eligible:
+            allowed = self.config.max_per_run
+            if queue.state != "draining":
+                recent = executions_sql.recent_releases(conn, queue_id, now - throttle.longest_period, throttle.history)
+                allowed = min(allowed, throttle.slots_open(recent, in_flight, now))
+            lease_until = now + dt.timedelta(seconds=self.config.release_lease_s)
+            releases = executions_sql.take_pending(conn, queue_id, allowed, now, lease_until) if allowed else []
+            in_flight += len(releases)
+            eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
+        if next_due is None and in_flight == 0:  # nothing waits: the job is done
+            if queue.state == "draining":
+                queues_sql.set_state(conn, queue_id, "active", now)
             jobs_sql.complete_job(conn, run.job.id, run.owner, now)
         else:
-            wake = self._next_run(rate, recent, in_flight, pending, bool(releases), allowed, now)
+            if queue.state == "draining" and eligible:
+                wake = now  # an operator asked for the backlog now: no rate, go again at once
+            else:
+                wake = self._next_run(throttle, recent, in_flight, eligible, next_due, blocked, bool(releases), now)
             jobs_sql.snooze_job(conn, run.job.id, run.owner, wake, now)
         return releases
 
     def _next_run(
-        self, rate: Rate, recent: list[dt.datetime], in_flight: int, pending: bool,
-        sent_now: bool, allowed: int, now: dt.datetime,
+        self, throttle: Throttle, recent: list[dt.datetime], in_flight: int, eligible: bool,
+        next_due: dt.datetime | None, blocked: dt.datetime | None, sent_now: bool, now: dt.datetime,
     ) -> dt.datetime:
         poll = now + dt.timedelta(seconds=self.config.in_flight_poll_s)
-        if not pending:
-            return poll  # only waiting for in-flight acks, then the job can finish
-        if allowed >= self.config.max_per_run:
-            return now  # capped, not window-limited: go again at once
-        # In-flight sends will be acknowledged at `now` at the earliest, so counting them
-        # as sent now gives a lower bound on when the window opens.
-        lower = next_opening(rate, [*recent, *([now] * in_flight)], 0, now) or now
+        if blocked is not None:
+            return min(blocked, poll) if in_flight else blocked
+        if not eligible:
+            # Waiting for in-flight acks, or for a "release no earlier than" time.
+            return min(next_due, poll) if next_due and in_flight else (next_due or poll)
+        # In-flight sends will be acknowledged at `now` at the earliest, so counting them as
+        # sent now gives a lower bound on when the window opens.
+        lower = throttle.next_opening([*recent, *([now] * in_flight)], 0, now) or now
         if sent_now or in_flight == 0:
             return lower
         return min(lower, poll)  # acks still pending: look again soon

@@ -1,0 +1,223 @@
+"""Every SQL statement of ``action_executions``: the enrolled records held in queues.
+
+States: pending → releasing (handed to a portal queue, leased) → released (HubSpot
+acknowledged; ``released_at`` is the acknowledgement time the rate window counts) — or back
+to pending when the lease runs out, failed when HubSpot rejects the callback for good,
+expired when HubSpot's block ran out first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class NewExecution:
+    """One execution to store (from a parsed enrollment)."""
+
+    callback_id: str
+    portal_id: int
+    queue_id: str
+    object_type: str | None
+    object_id: str | None
+    input_fields: dict
+    priority: int = 0
+    not_before: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """An execution handed to a portal queue for completion, leased until ``lease_until``."""
+
+    callback_id: str
+    portal_id: int
+    queue_id: str
+    lease_until: dt.datetime
+
+
+def insert_executions(
+    conn: Connection, executions: Sequence[NewExecution], now: dt.datetime, expires_at: dt.datetime
+) -> int:
+    """Store executions in the given (arrival) order; a known ``callback_id`` is skipped.
+
+    Returns how many rows were new.
+    """
+    if not executions:
+        return 0
+    return conn.execute(
+        text(
+            """INSERT INTO action_executions (callback_id, portal_id, queue_id, object_type, object_id,
+                                              input_fields, priority, not_before, received_at, expires_at)
+               SELECT e.callback_id, e.portal_id, e.queue_id, e.object_type, e.object_id,
+                      e.input_fields, e.priority, e.not_before, :now, :expires_at
+               FROM unnest(CAST(:callback_ids AS text[]), CAST(:portal_ids AS bigint[]),
+                           CAST(:queue_ids AS text[]), CAST(:object_types AS text[]),
+                           CAST(:object_ids AS text[]), CAST(:inputs AS jsonb[]),
+                           CAST(:priorities AS smallint[]), CAST(:not_befores AS timestamptz[]))
+                    WITH ORDINALITY AS e(callback_id, portal_id, queue_id, object_type, object_id,
+                                         input_fields, priority, not_before, ord)
+               ORDER BY e.ord  -- seq follows arrival order
+               ON CONFLICT (callback_id) DO NOTHING"""
+        ),
+        {
+            "callback_ids": [e.callback_id for e in executions],
+            "portal_ids": [e.portal_id for e in executions],
+            "queue_ids": [e.queue_id for e in executions],
+            "object_types": [e.object_type for e in executions],
+            "object_ids": [e.object_id for e in executions],
+            "inputs": [json.dumps(e.input_fields) for e in executions],
+            "priorities": [e.priority for e in executions],
+            "not_befores": [e.not_before for e in executions],
+            "now": now,
+            "expires_at": expires_at,
+        },
+    ).rowcount
+
+
+def requeue_lapsed_releases(conn: Connection, queue_id: str, now: dt.datetime) -> int:
+    """Executions stuck in 'releasing' past their lease (daemon died, HubSpot unreachable)
+    go back to pending, keeping their place in line."""
+    return conn.execute(
+        text(
+            """UPDATE action_executions SET state = 'pending', lease_until = NULL
+               WHERE queue_id = :queue_id AND state = 'releasing' AND lease_until < :now"""
+        ),
+        {"queue_id": queue_id, "now": now},
+    ).rowcount
+
+
+def recent_releases(conn: Connection, queue_id: str, since: dt.datetime, limit: int) -> list[dt.datetime]:
+    """Acknowledgement times after ``since``, newest first, at most ``limit``."""
+    return list(
+        conn.execute(
+            text(
+                """SELECT released_at FROM action_executions
+                   WHERE queue_id = :queue_id AND state = 'released' AND released_at > :since
+                   ORDER BY released_at DESC LIMIT :limit"""
+            ),
+            {"queue_id": queue_id, "since": since, "limit": limit},
+        ).scalars()
+    )
+
+
+def count_releasing(conn: Connection, queue_id: str) -> int:
+    """Executions handed out and not yet acknowledged."""
+    return conn.execute(
+        text("SELECT count(*) FROM action_executions WHERE queue_id = :queue_id AND state = 'releasing'"),
+        {"queue_id": queue_id},
+    ).scalar_one()
+
+
+_ELIGIBLE = "state = 'pending' AND expires_at > :now AND (not_before IS NULL OR not_before <= :now)"
+
+
+def take_pending(
+    conn: Connection, queue_id: str, limit: int, now: dt.datetime, lease_until: dt.datetime
+) -> list[Release]:
+    """Mark up to ``limit`` eligible pending executions 'releasing': higher priority first,
+    arrival order within a priority; expired and not-yet-due ones are skipped."""
+    rows = conn.execute(
+        text(
+            f"""WITH next AS (
+                   SELECT callback_id FROM action_executions
+                   WHERE queue_id = :queue_id AND {_ELIGIBLE}
+                   ORDER BY priority DESC, seq LIMIT :limit FOR UPDATE SKIP LOCKED)
+               UPDATE action_executions e SET state = 'releasing', lease_until = :lease_until
+               FROM next WHERE e.callback_id = next.callback_id
+               RETURNING e.callback_id, e.portal_id, e.queue_id, e.priority, e.seq"""
+        ),
+        {"queue_id": queue_id, "limit": limit, "now": now, "lease_until": lease_until},
+    ).all()
+    rows.sort(key=lambda r: (-r.priority, r.seq))
+    return [Release(r.callback_id, r.portal_id, r.queue_id, lease_until) for r in rows]
+
+
+def pending_outlook(conn: Connection, queue_id: str, now: dt.datetime) -> tuple[bool, dt.datetime | None]:
+    """``(eligible_now, next_due)``: whether a pending execution may be released now, and
+    otherwise when the earliest "release no earlier than" one becomes due (``None`` if no
+    pending execution is waiting at all)."""
+    eligible = conn.execute(
+        text(f"SELECT EXISTS (SELECT 1 FROM action_executions WHERE queue_id = :queue_id AND {_ELIGIBLE})"),
+        {"queue_id": queue_id, "now": now},
+    ).scalar_one()
+    if eligible:
+        return True, now
+    due = conn.execute(
+        text(
+            """SELECT min(not_before) FROM action_executions
+               WHERE queue_id = :queue_id AND state = 'pending' AND expires_at > :now AND not_before > :now"""
+        ),
+        {"queue_id": queue_id, "now": now},
+    ).scalar_one()
+    return False, due
+
+
+def mark_released(conn: Connection, callback_ids: Sequence[str], acked_at: dt.datetime) -> int:
+    """HubSpot acknowledged these completions at ``acked_at``."""
+    return conn.execute(
+        text(
+            """UPDATE action_executions SET state = 'released', released_at = :acked_at,
+                                            lease_until = NULL, attempts = attempts + 1
+               WHERE callback_id = ANY(:ids) AND state IN ('releasing', 'pending')"""
+        ),
+        {"ids": list(callback_ids), "acked_at": acked_at},
+    ).rowcount
+
+
+def mark_finished(conn: Connection, callback_ids: Sequence[str], state: str, reason: str) -> int:
+    """End these executions without a release: ``failed`` (HubSpot rejected the callback for
+    good) or ``expired`` (HubSpot no longer knows it / its block ran out)."""
+    if state not in ("failed", "expired"):
+        raise ValueError(f"not a final state without release: {state!r}")
+    return conn.execute(
+        text(
+            """UPDATE action_executions SET state = :state, lease_until = NULL,
+                                            attempts = attempts + 1, last_failure_reason = :reason
+               WHERE callback_id = ANY(:ids) AND state = 'releasing'"""
+        ),
+        {"ids": list(callback_ids), "state": state, "reason": reason[:500]},
+    ).rowcount
+
+
+def note_attempt_failed(conn: Connection, callback_ids: Sequence[str], reason: str) -> int:
+    """A transient failure: count the attempt and keep the reason; the rows stay
+    'releasing' until their lease lapses, then go back to pending (no enrollment lost)."""
+    return conn.execute(
+        text(
+            """UPDATE action_executions SET attempts = attempts + 1, last_failure_reason = :reason
+               WHERE callback_id = ANY(:ids) AND state = 'releasing'"""
+        ),
+        {"ids": list(callback_ids), "reason": reason[:500]},
+    ).rowcount
+
+
+def expire_overdue(conn: Connection, now: dt.datetime, limit: int = 1000) -> int:
+    """Pending executions whose HubSpot block ran out are marked expired (never completed)."""
+    return conn.execute(
+        text(
+            """UPDATE action_executions SET state = 'expired'
+               WHERE callback_id IN (SELECT callback_id FROM action_executions
+                                     WHERE state = 'pending' AND expires_at <= :now
+                                     LIMIT :limit FOR UPDATE SKIP LOCKED)"""
+        ),
+        {"now": now, "limit": limit},
+    ).rowcount
+
+
+def execution_counts(conn: Connection, queue_ids: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+    """``{queue_id: {state: count}}`` for the given queues (all when ``None``)."""
+    sql = "SELECT queue_id, state, count(*) AS n FROM action_executions"
+    params: dict = {}
+    if queue_ids is not None:
+        sql += " WHERE queue_id = ANY(:ids)"
+        params["ids"] = list(queue_ids)
+    counts: dict[str, dict[str, int]] = {}
+    for r in conn.execute(text(sql + " GROUP BY queue_id, state"), params):
+        counts.setdefault(r.queue_id, {})[r.state] = r.n
+    return counts

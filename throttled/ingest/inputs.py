@@ -1,0 +1,153 @@
+"""The step's input fields — the throttle's settings — parsed and validated; pure.
+
+Required: ``max_throughput`` (int ≥ 1), ``time_period`` (int ≥ 1), ``time_unit``
+(``seconds|minutes|hours|days|weeks``). Optional (names fixed by the team's payload
+samples): ``mode`` (``burst`` | ``smooth``), ``shared_queue`` (a name shared by several
+steps of a portal), ``release_days`` / ``release_hours`` / ``time_zone`` (a release
+window), ``priority`` (0–9, higher first), and ``release_after`` (release no earlier than:
+ISO-8601 with an offset, or Unix epoch milliseconds as HubSpot sends datetime values).
+Numbers may arrive as strings or JSON numbers (protocol notes §1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from throttled.throttle.queue_ids import shared_queue
+from throttled.throttle.rate import UNIT_SECONDS, Rate
+from throttled.throttle.release_window import ReleaseWindow, WindowError, parse_release_window
+
+TIME_UNITS = tuple(UNIT_SECONDS)
+MODES = ("burst", "smooth")
+MAX_THROUGHPUT = 1_000_000
+MAX_PERIOD_SECONDS = 366 * 86400
+MAX_PRIORITY = 9
+
+
+class InvalidInput(Exception):
+    """An input is not acceptable. ``field`` is its dotted path (``inputFields.time_unit``)
+    or ``body``; the web layer answers 400 naming it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class StepSettings:
+    """What a step asks of its queue: the rate, the mode, an optional release window."""
+
+    max_throughput: int
+    time_period: int
+    time_unit: str
+    mode: str = "burst"
+    window: ReleaseWindow | None = None
+
+    @property
+    def rate(self) -> Rate:
+        return Rate.of(self.max_throughput, self.time_period, self.time_unit)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionInputs:
+    """Everything the inputs say: the step's settings plus this execution's own."""
+
+    step: StepSettings
+    shared_name: str | None
+    priority: int
+    not_before: dt.datetime | None
+
+
+def parse_inputs(inputs: Mapping[str, Any]) -> ExecutionInputs:
+    """Validate a step's ``inputFields``.
+
+    Raises:
+        InvalidInput: naming the first bad field.
+    """
+    max_throughput = parse_int(inputs.get("max_throughput"), "inputFields.max_throughput", 1, MAX_THROUGHPUT)
+    time_period = parse_int(inputs.get("time_period"), "inputFields.time_period", 1, MAX_PERIOD_SECONDS)
+    time_unit = _choice(inputs.get("time_unit"), "inputFields.time_unit", TIME_UNITS, required=True)
+    if time_period * UNIT_SECONDS[time_unit] > MAX_PERIOD_SECONDS:
+        raise InvalidInput("inputFields.time_period", "period longer than 366 days")
+    mode = _choice(inputs.get("mode"), "inputFields.mode", MODES) or "burst"
+    try:
+        window = parse_release_window(inputs.get("release_days"), inputs.get("release_hours"), inputs.get("time_zone"))
+    except WindowError as exc:
+        raise InvalidInput(exc.field, exc.message) from None
+    return ExecutionInputs(
+        step=StepSettings(max_throughput, time_period, time_unit, mode, window),
+        shared_name=_shared_name(inputs.get("shared_queue")),
+        priority=0 if _blank(inputs.get("priority")) else parse_int(inputs.get("priority"), "inputFields.priority", 0, MAX_PRIORITY),
+        not_before=_timestamp(inputs.get("release_after"), "inputFields.release_after"),
+    )
+
+
+def parse_int(value: Any, field: str, minimum: int, maximum: int = 2**63 - 1) -> int:
+    """An integer given as a JSON number or a decimal string ("100", " 7 ", 100.0).
+
+    Raises:
+        InvalidInput: missing, not an integer, or outside ``[minimum, maximum]``.
+    """
+    if value is None:
+        raise InvalidInput(field, "is required")
+    if isinstance(value, bool):
+        raise InvalidInput(field, "must be an integer")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise InvalidInput(field, "must be an integer")
+        value = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
+            raise InvalidInput(field, "must be an integer")
+        value = int(text)
+    elif not isinstance(value, int):
+        raise InvalidInput(field, "must be an integer")
+    if not minimum <= value <= maximum:
+        raise InvalidInput(field, f"must be between {minimum} and {maximum}")
+    return value
+
+
+def _choice(value: Any, field: str, allowed: tuple[str, ...], required: bool = False) -> str | None:
+    if _blank(value):
+        if required:
+            raise InvalidInput(field, "is required")
+        return None
+    choice = value.strip().lower() if isinstance(value, str) else None
+    if choice not in allowed:
+        raise InvalidInput(field, f"must be one of {', '.join(allowed)}")
+    return choice
+
+
+def _shared_name(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    try:
+        return shared_queue(0, value.strip() if isinstance(value, str) else "").shared_name
+    except ValueError as exc:
+        raise InvalidInput("inputFields.shared_queue", str(exc)) from None
+
+
+def _timestamp(value: Any, field: str) -> dt.datetime | None:
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    try:
+        if text.lstrip("-").isdigit():
+            moment = dt.datetime.fromtimestamp(int(text) / 1000, dt.timezone.utc)
+        else:
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise InvalidInput(field, "must be ISO-8601 with a time zone, or epoch milliseconds") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(field, "must carry a time zone offset (e.g. 2026-01-05T09:00:00+01:00)")
+    return moment.astimezone(dt.timezone.utc)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
