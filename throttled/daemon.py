@@ -24,9 +24,11 @@ from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.ingest.store import THROTTLE_JOB_KIND
 from throttled.jobs.cron import Cron
+from throttled.jobs.listener import listen
 from throttled.jobs.leader import Leadership
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 from throttled.settings import Settings
+from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig
 from throttled.web.app import WebDeps, create_app
 from throttled.web.server import serve
@@ -78,8 +80,11 @@ async def run_daemon(
         cipher = TokenCipher(parse_key(settings.secret("encryption_key")))
         tokens = TokenStore(db, clock, cipher, client)
         batcher = Batcher(db, clock, settings.block_duration_s)
-        portal_queues = PortalQueues(db, clock, tokens, client, PortalQueueConfig(flush_interval_s=settings.flush_interval_s))
-        worker = ThrottleWorker(db, clock, portal_queues.submit, WorkerConfig(release_lease_s=settings.release_lease_s))
+        portal_queues = PortalQueues(db, clock, tokens, client, PortalQueueConfig(
+            flush_interval_s=settings.flush_interval_s, hold_after=settings.hold_after, hold_s=settings.hold_s))
+        config_cache = ConfigCache(db, clock, ttl_s=settings.config_ttl_s)
+        worker = ThrottleWorker(db, clock, portal_queues.submit, WorkerConfig(release_lease_s=settings.release_lease_s),
+                                overrides=config_cache.get)
         cleaner = Cleaner(db, clock, job_retention_s=settings.job_retention_s)
         scheduler = Scheduler(
             db, clock, {THROTTLE_JOB_KIND: worker, CLEANER_KIND: cleaner},
@@ -92,11 +97,13 @@ async def run_daemon(
             public_url=settings.effective_public_url, client_id=settings.hubspot_client_id,
             client_secret=client_secret, authorize_url=settings.hubspot_authorize_url,
             block_duration=settings.block_duration,
+            admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
         ))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_resign_on_exit, leadership)
             await nursery.start(batcher.run)
             await nursery.start(portal_queues.run)
+            await nursery.start(listen, database_url, {CONFIG_CHANNEL: config_cache.invalidate})
             await nursery.start(scheduler.run)
             await nursery.start(leadership.run)
             await nursery.start(cron.run)

@@ -41,6 +41,10 @@ ENV_NAMES: dict[str, str] = {
     "flush_interval_s": "THROTTLED_FLUSH_INTERVAL",
     "hubspot_timeout_s": "THROTTLED_HUBSPOT_TIMEOUT",
     "log_level": "THROTTLED_LOG_LEVEL",
+    "admin_token": "THROTTLED_ADMIN_TOKEN",
+    "hold_after": "THROTTLED_HOLD_AFTER",
+    "hold_s": "THROTTLED_HOLD_SECONDS",
+    "config_ttl_s": "THROTTLED_CONFIG_TTL",
 }
 
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
@@ -84,6 +88,10 @@ class Settings(BaseSettings):
     flush_interval_s: float = _field(0.9, "flush_interval_s", "longest wait, seconds, before a partial callback batch is sent")
     hubspot_timeout_s: float = _field(10.0, "hubspot_timeout_s", "connect/read/write/pool timeout of HubSpot calls, seconds")
     log_level: str = _field("INFO", "log_level", "DEBUG, INFO, WARNING or ERROR")
+    admin_token: SecretStr | None = _field(None, "admin_token", "bearer token of the config API; unset = API off")
+    hold_after: int = _field(3, "hold_after", "HubSpot failures in a row that put a queue on hold")
+    hold_s: float = _field(1800.0, "hold_s", "first hold, seconds; doubles per hold in a row, up to a day")
+    config_ttl_s: float = _field(60.0, "config_ttl_s", "seconds a daemon trusts a cached override without a NOTIFY")
 
     @field_validator("bind")
     @classmethod
@@ -116,7 +124,7 @@ class Settings(BaseSettings):
         duration_seconds(value)
         return value
 
-    @field_validator("db_pool_size", "workers")
+    @field_validator("db_pool_size", "workers", "hold_after")
     @classmethod
     def _check_positive_int(cls, value: int) -> int:
         if value < 1:
@@ -125,7 +133,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "poll_interval_s", "job_lease_s", "release_lease_s", "leader_ttl_s", "job_retention_s",
-        "flush_interval_s", "hubspot_timeout_s",
+        "flush_interval_s", "hubspot_timeout_s", "hold_s", "config_ttl_s",
     )
     @classmethod
     def _check_positive_float(cls, value: float) -> float:

@@ -210,6 +210,26 @@ def expire_overdue(conn: Connection, now: dt.datetime, limit: int = 1000) -> int
     ).rowcount
 
 
+def cancel_pending(conn: Connection, queue_id: str, reason: str) -> int:
+    """An operator purges a queue's backlog: its pending executions are cancelled and never
+    completed (HubSpot lets each enrollment go on when its block expires)."""
+    return conn.execute(
+        text(
+            """UPDATE action_executions SET state = 'cancelled', last_failure_reason = :reason
+               WHERE queue_id = :queue_id AND state = 'pending'"""
+        ),
+        {"queue_id": queue_id, "reason": reason[:500]},
+    ).rowcount
+
+
+def queue_ids_of(conn: Connection, callback_ids: Sequence[str]) -> list[str]:
+    """The distinct queues these executions belong to."""
+    return list(conn.execute(
+        text("SELECT DISTINCT queue_id FROM action_executions WHERE callback_id = ANY(:ids) ORDER BY queue_id"),
+        {"ids": list(callback_ids)},
+    ).scalars())
+
+
 def execution_counts(conn: Connection, queue_ids: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
     """``{queue_id: {state: count}}`` for the given queues (all when ``None``)."""
     sql = "SELECT queue_id, state, count(*) AS n FROM action_executions"

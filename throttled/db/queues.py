@@ -108,9 +108,10 @@ def list_queues(conn: Connection, portal_id: int | None = None) -> list[QueueRow
 
 
 def set_state(conn: Connection, queue_id: str, state: str, now: dt.datetime) -> bool:
-    """Pause (``paused``) or resume (``active``: also clears a hold and the failure count)."""
-    if state not in ("active", "paused"):
-        raise ValueError(f"operators set active or paused, not {state!r}")
+    """Pause (``paused``), drain (``draining``) or resume (``active``: also clears a hold
+    and the failure count). Returns whether the queue exists."""
+    if state not in ("active", "paused", "draining"):
+        raise ValueError(f"operators set active, paused or draining, not {state!r}")
     return conn.execute(
         text(
             """UPDATE queues SET state = :state, updated_at = :now,
@@ -184,6 +185,16 @@ def queues_without_live_job(conn: Connection, job_key_prefix: str, now: dt.datet
 
 
 # -- operator overrides (throttle_configs) -----------------------------------------------
+
+#: Channel an override change is announced on (payload ``"{portal_id}:{action_id}"``).
+CONFIG_CHANNEL = "throttled_config"
+
+
+def notify_config_change(conn: Connection, portal_id: int, action_id: int) -> None:
+    """NOTIFY every daemon's config cache; delivered when the transaction commits."""
+    conn.execute(text("SELECT pg_notify(:channel, :payload)"),
+                 {"channel": CONFIG_CHANNEL, "payload": f"{portal_id}:{action_id}"})
+
 
 _CONFIG_COLUMNS = "portal_id, action_id, max_throughput, time_period, time_unit, mode, updated_at"
 

@@ -24,6 +24,7 @@ import trio
 
 from throttled.clock import Clock
 from throttled.db import executions as executions_sql
+from throttled.db import queues as queues_sql
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.db.executions import Release
 from throttled.hubspot.client import HubSpotClient
@@ -44,12 +45,19 @@ _UNAVAILABLE_RETRIES = (1.0, 2.0, 4.0)
 
 @dataclass(frozen=True, slots=True)
 class PortalQueueConfig:
-    """Tuning; durations in seconds."""
+    """Tuning; durations in seconds.
+
+    ``hold_after`` batches given up in a row put a queue on hold for ``hold_s`` seconds,
+    doubling with each further hold up to ``max_hold_s``; one success clears it.
+    """
 
     flush_interval_s: float = 0.9
     linger_s: float = 0.01
     idle_timeout_s: float = 30.0
     buffer: int = 1000
+    hold_after: int = 3
+    hold_s: float = 1800.0
+    max_hold_s: float = 86400.0
 
 
 class PortalQueues:
@@ -132,13 +140,12 @@ class PortalQueues:
             await self._complete(portal_id, ids, lambda token: self.client.complete_batch(token, ids))
         except HubSpotRejected as exc:
             log.warning("callbacks.batch_rejected", portal_id=portal_id, size=len(ids), status=exc.status)
-            await self._complete_singly(portal_id, ids)
+            await self._complete_singly(portal_id, live)
             return
         except (HubSpotError, PortalNotReady) as exc:
-            await self._note_failure(ids, str(exc))
-            log.warning("callbacks.deferred", portal_id=portal_id, size=len(ids), error=str(exc))
+            await self._give_up(portal_id, live, str(exc))
             return
-        await self._record(executions_sql.mark_released, ids, self.clock.now())
+        await self._record(self._released, live, self.clock.now())
         self.sent_batches += 1
         self.released += len(ids)
 
@@ -166,26 +173,46 @@ class PortalQueues:
                 await self._note_failure(ids, str(exc))
                 await trio.sleep(delay)
 
-    async def _complete_singly(self, portal_id: int, ids: list[str]) -> None:
-        for callback_id in ids:
+    async def _complete_singly(self, portal_id: int, releases: list[Release]) -> None:
+        for release in releases:
+            callback_id = release.callback_id
             try:
                 await self._complete(portal_id, [callback_id], lambda token: self.client.complete_one(token, callback_id))
             except HubSpotRejected as exc:
                 state = _terminal_state(exc)
                 if state == "released":
-                    await self._record(executions_sql.mark_released, [callback_id], self.clock.now())
+                    await self._record(self._released, [release], self.clock.now())
                 else:
                     await self._record(executions_sql.mark_finished, [callback_id], state, str(exc))
                 log.warning("callback.rejected", portal_id=portal_id, outcome=state, status=exc.status)
                 continue
             except (HubSpotError, PortalNotReady) as exc:
-                await self._note_failure([callback_id], str(exc))
+                await self._give_up(portal_id, [release], str(exc))
                 continue
-            await self._record(executions_sql.mark_released, [callback_id], self.clock.now())
+            await self._record(self._released, [release], self.clock.now())
             self.released += 1
 
     async def _note_failure(self, ids: list[str], reason: str) -> None:
         await self._record(executions_sql.note_attempt_failed, ids, reason)
+
+    async def _give_up(self, portal_id: int, releases: list[Release], reason: str) -> None:
+        """The batch could not be sent: the executions wait for their lease to lapse, and
+        each of their queues counts a failure (enough in a row put it on hold)."""
+        log.warning("callbacks.deferred", portal_id=portal_id, size=len(releases), error=reason)
+        await self._record(self._deferred, releases, reason, self.clock.now())
+
+    def _released(self, conn, releases: list[Release], acked_at: dt.datetime) -> None:
+        executions_sql.mark_released(conn, [r.callback_id for r in releases], acked_at)
+        queues_sql.record_success(conn, sorted({r.queue_id for r in releases}), acked_at)
+
+    def _deferred(self, conn, releases: list[Release], reason: str, now: dt.datetime) -> None:
+        executions_sql.note_attempt_failed(conn, [r.callback_id for r in releases], reason)
+        held = queues_sql.record_failure(
+            conn, sorted({r.queue_id for r in releases}), reason, now,
+            threshold=self.config.hold_after, hold_s=self.config.hold_s, max_hold_s=self.config.max_hold_s,
+        )
+        for queue_id in held:
+            log.warning("queue.on_hold", queue_id=queue_id, reason=reason)
 
     async def _record(self, fn, *args) -> None:
         """Write an outcome, retrying through short database outages; if it still fails
@@ -198,7 +225,7 @@ class PortalQueues:
                 return
             except DatabaseUnavailable:
                 continue
-        log.error("callbacks.outcome_not_recorded", count=len(args[0]))
+        log.error("callbacks.outcome_not_recorded", operation=getattr(fn, "__name__", "?"))
 
 
 def _terminal_state(exc: HubSpotRejected) -> str:

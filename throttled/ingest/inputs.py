@@ -151,3 +151,37 @@ def _timestamp(value: Any, field: str) -> dt.datetime | None:
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A validated operator override: the rate (all three or none) and/or the mode."""
+
+    max_throughput: int | None = None
+    time_period: int | None = None
+    time_unit: str | None = None
+    mode: str | None = None
+
+
+def parse_override(data: Mapping[str, Any]) -> Override:
+    """Validate an override body ``{"max_throughput", "time_period", "time_unit", "mode"}``.
+
+    The rate fields come all together or not at all; at least one setting must be given.
+    Raises:
+        InvalidInput: naming the field (``max_throughput``, …, or ``body``).
+    """
+    unknown = set(data) - {"max_throughput", "time_period", "time_unit", "mode"}
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "is not an override setting")
+    rate_fields = [data.get(k) for k in ("max_throughput", "time_period", "time_unit")]
+    mode = _choice(data.get("mode"), "mode", MODES)
+    if all(_blank(v) for v in rate_fields):
+        if mode is None:
+            raise InvalidInput("body", "give max_throughput, time_period and time_unit, and/or mode")
+        return Override(mode=mode)
+    max_throughput = parse_int(data.get("max_throughput"), "max_throughput", 1, MAX_THROUGHPUT)
+    time_period = parse_int(data.get("time_period"), "time_period", 1, MAX_PERIOD_SECONDS)
+    time_unit = _choice(data.get("time_unit"), "time_unit", TIME_UNITS, required=True)
+    if time_period * UNIT_SECONDS[time_unit] > MAX_PERIOD_SECONDS:
+        raise InvalidInput("time_period", "period longer than 366 days")
+    return Override(max_throughput, time_period, time_unit, mode)

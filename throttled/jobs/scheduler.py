@@ -93,7 +93,7 @@ class Scheduler:
         """Run until cancelled. On exit, running jobs are handed back (available now)."""
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(listen, self.db.url, self.wake)
+                await nursery.start(listen, self.db.url, {jobs_sql.NOTIFY_CHANNEL: lambda _payload: self.wake()})
                 nursery.start_soon(self._heartbeat)
                 nursery.start_soon(self._rescue_loop)
                 task_status.started()

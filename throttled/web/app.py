@@ -7,6 +7,8 @@ Routes kept from the original app:
 - ``GET /api/oauth/install`` → HubSpot's authorize page with a signed ``state``;
   ``GET /api/oauth/callback`` → exchange the code, look up the hub id, store the tokens.
 - ``GET /healthz`` (process alive), ``GET /readyz`` (database reachable).
+- ``GET/PUT/DELETE /api/config/{portal_id}/{action_id}`` — operator overrides
+  (``web/config_api.py``, bearer token).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from throttled.hubspot.signatures import SignedRequest, verify
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.ingest.payload import parse_enrollment
+from throttled.web.config_api import config_blueprint
 from throttled.web.errors import register_error_handlers
 
 #: Bodies above this are refused with 413 before being read whole.
@@ -46,6 +49,7 @@ class WebDeps:
     client_secret: str
     authorize_url: str
     block_duration: str
+    admin_token: str | None = None
 
     def __repr__(self) -> str:
         return f"WebDeps(public_url={self.public_url!r})"
@@ -57,6 +61,7 @@ def create_app(deps: WebDeps) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["BODY_TIMEOUT"] = 30
     register_error_handlers(app)
+    app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
     block = {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": deps.block_duration}}
 
     @app.post("/api/hubspot/action")

@@ -1,0 +1,66 @@
+"""The operator config API: ``GET/PUT/DELETE /api/config/{portal_id}/{action_id}``.
+
+Kept from the original app (an upsert on portal + action). Requests need
+``Authorization: Bearer <THROTTLED_ADMIN_TOKEN>``; without that setting the routes answer
+404, as if absent. Bodies and answers are JSON; an override beats the steps' inputs and
+reaches every daemon at once (see ``throttled.admin.operations``).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from quart import Blueprint, abort, jsonify, request
+
+from throttled.admin import operations
+from throttled.admin.operations import NotFound
+from throttled.clock import Clock
+from throttled.db.engine import Database
+from throttled.ingest.inputs import InvalidInput, parse_override
+
+
+def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blueprint:
+    """The config routes, bound to ``db`` and guarded by ``admin_token``."""
+    api = Blueprint("config_api", __name__)
+
+    @api.before_request
+    async def authorize():
+        if not admin_token:
+            abort(404)
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {admin_token}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return jsonify(error="unauthorized", message="a valid bearer token is required"), 401, {"WWW-Authenticate": "Bearer"}
+        return None
+
+    @api.get("/api/config/<int:portal_id>/<int:action_id>")
+    async def get_config(portal_id: int, action_id: int):
+        return jsonify(_config_json(await db.transaction(operations.get_config, portal_id, action_id)))
+
+    @api.put("/api/config/<int:portal_id>/<int:action_id>")
+    async def put_config(portal_id: int, action_id: int):
+        body = await request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            raise InvalidInput("body", "must be a JSON object")
+        override = parse_override(body)
+        config = await db.transaction(operations.set_config, portal_id, action_id, override, clock.now())
+        return jsonify(_config_json(config))
+
+    @api.delete("/api/config/<int:portal_id>/<int:action_id>")
+    async def delete_config(portal_id: int, action_id: int):
+        await db.transaction(operations.delete_config, portal_id, action_id, clock.now())
+        return "", 204
+
+    @api.errorhandler(NotFound)
+    async def not_found(exc: NotFound):
+        return jsonify(error="not_found", message=str(exc)), 404
+
+    return api
+
+
+def _config_json(config) -> dict:
+    return {
+        "portal_id": config.portal_id, "action_id": config.action_id,
+        "max_throughput": config.max_throughput, "time_period": config.time_period,
+        "time_unit": config.time_unit, "mode": config.mode, "updated_at": config.updated_at.isoformat(),
+    }
