@@ -2,7 +2,8 @@
 
 ``run`` serves; ``migrate`` applies the schema; ``sandbox`` runs the local HubSpot
 stand-in; ``demo`` shows the whole job on this machine; ``keys generate`` makes an
-encryption key; ``portals list`` shows installed portals. Bad settings stop with one line
+encryption key; ``portals list`` shows installed portals; ``config`` and ``queues`` are the
+operator commands (``throttled/admin/cli.py``). Bad settings stop with one line
 naming the variable and exit status 2.
 """
 
@@ -18,7 +19,7 @@ import click
 import trio
 
 from throttled import __version__
-from throttled.db.engine import DatabaseUnavailable
+from throttled.db.engine import DatabaseUnavailable, SchemaMissing
 from throttled.settings import Settings, SettingsError, load_settings
 
 config_option = click.option(
@@ -32,7 +33,8 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def _handle_errors(fn):
+def handle_errors(fn):
+    """Turn settings and database errors into one line on stderr and an exit status."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -41,6 +43,8 @@ def _handle_errors(fn):
             _fail(str(exc))
         except DatabaseUnavailable as exc:
             _fail(f"database unavailable: {exc}", 1)
+        except SchemaMissing as exc:
+            _fail(str(exc), 1)
         except RuntimeError as exc:
             _fail(str(exc), 1)
     return wrapper
@@ -67,7 +71,7 @@ def main() -> None:
 
 @main.command()
 @config_option
-@_handle_errors
+@handle_errors
 def run(config_file: Path | None) -> None:
     """Serve HubSpot's webhooks and release held enrollments until SIGTERM/SIGINT."""
     from throttled import logs
@@ -95,7 +99,7 @@ async def _cancel_on_signal(scope: trio.CancelScope) -> None:
 
 @main.command()
 @config_option
-@_handle_errors
+@handle_errors
 def migrate(config_file: Path | None) -> None:
     """Create the tables and indexes (idempotent; `run` does it too)."""
     from throttled.db.engine import Database
@@ -133,7 +137,7 @@ def sandbox(bind: str, client_id: str, client_secret: str, app_id: int, portal_i
 
 @main.command()
 @click.option("--enrollments", type=int, default=600, show_default=True, help="Enrollments to send in all.")
-@_handle_errors
+@handle_errors
 def demo(enrollments: int) -> None:
     """Run the main job end to end on this machine: sandbox + daemon + ~600 signed enrollments.
 
@@ -167,7 +171,7 @@ def portals() -> None:
 @portals.command("list")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@_handle_errors
+@handle_errors
 def portals_list(config_file: Path | None, as_json: bool) -> None:
     """List portals with their status and token expiry (never the tokens)."""
     from rich.console import Console
@@ -194,3 +198,13 @@ def portals_list(config_file: Path | None, as_json: bool) -> None:
     for r in records:
         table.add_row(str(r["portal_id"]), r["status"], r["expires_at"] or "-", " ".join(r["scopes"]), r["key_id"] or "-", r["updated_at"])
     Console().print(table)
+
+
+def _register_admin_commands() -> None:
+    from throttled.admin.cli import config_group, queues_group
+
+    main.add_command(config_group)
+    main.add_command(queues_group)
+
+
+_register_admin_commands()

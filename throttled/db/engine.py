@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 import trio
 from sqlalchemy.engine import Connection, Engine
@@ -21,6 +22,10 @@ T = TypeVar("T")
 
 # Errors that mean "the database is not reachable right now", as opposed to a bug.
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+class SchemaMissing(Exception):
+    """The database has no throttled tables yet: run ``throttled migrate`` (or ``run``)."""
 
 
 class DatabaseUnavailable(Exception):
@@ -91,6 +96,10 @@ class Database:
                 return fn(conn, *args)
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailable(_describe(exc)) from exc
+        except sa.exc.ProgrammingError as exc:
+            if isinstance(exc.orig, psycopg.errors.UndefinedTable):
+                raise SchemaMissing("the database has no throttled tables: run `throttled migrate`") from exc
+            raise
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -106,4 +115,4 @@ def _describe(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
-__all__ = ["Connection", "Database", "DatabaseUnavailable", "libpq_url", "make_engine", "normalize_url"]
+__all__ = ["Connection", "Database", "DatabaseUnavailable", "SchemaMissing", "libpq_url", "make_engine", "normalize_url"]

@@ -1,0 +1,190 @@
+"""``throttled config …`` and ``throttled queues …``: operator commands over the database.
+
+They act through the same functions as the HTTP APIs (``admin.operations``) and reach
+running daemons through the database (NOTIFY, woken jobs). Tables for people, ``--json``
+for scripts; a missing queue or override exits 1 with one line.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from throttled.admin import operations
+from throttled.admin.operations import NotFound, QueueOverview
+from throttled.clock import WallClock
+from throttled.ingest.inputs import TIME_UNITS, InvalidInput, parse_override
+
+config_option = click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+                             help="TOML file of settings (environment variables win).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def _run(config_file: Path | None, fn, *args):
+    """Run ``fn(conn, *args)`` in one transaction on the configured database."""
+    from throttled.cli import database_url
+    from throttled.db.engine import Database
+    from throttled.settings import load_settings
+
+    db = Database(database_url(load_settings(config_file)), pool_size=1)
+    try:
+        return db.transaction_sync(fn, *args)
+    finally:
+        db.dispose()
+
+
+def _operator_errors(fn):
+    from throttled.cli import handle_errors
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except NotFound as exc:
+            raise click.ClickException(str(exc)) from None
+        except InvalidInput as exc:
+            raise click.BadParameter(exc.message, param_hint=f"--{exc.field.replace('_', '-')}") from None
+    return handle_errors(wrapper)
+
+
+# -- config ----------------------------------------------------------------------------
+
+
+@click.group("config")
+def config_group() -> None:
+    """Operator overrides of a step's throttle (per portal and action id)."""
+
+
+@config_group.command("get")
+@click.argument("portal_id", type=int)
+@click.argument("action_id", type=int)
+@config_option
+@_operator_errors
+def config_get(portal_id: int, action_id: int, config_file: Path | None) -> None:
+    """Show the override of PORTAL_ID / ACTION_ID."""
+    config = _run(config_file, operations.get_config, portal_id, action_id)
+    click.echo(json.dumps(_config_json(config), indent=2))
+
+
+@config_group.command("set")
+@click.argument("portal_id", type=int)
+@click.argument("action_id", type=int)
+@click.option("--max-throughput", type=int, help="Releases per period.")
+@click.option("--time-period", type=int, help="Length of the period, in --time-unit.")
+@click.option("--time-unit", type=click.Choice(TIME_UNITS))
+@click.option("--mode", type=click.Choice(["burst", "smooth"]))
+@config_option
+@_operator_errors
+def config_set(portal_id: int, action_id: int, max_throughput, time_period, time_unit, mode, config_file) -> None:
+    """Override the throttle of PORTAL_ID / ACTION_ID (beats the steps' inputs)."""
+    fields = {"max_throughput": max_throughput, "time_period": time_period, "time_unit": time_unit, "mode": mode}
+    override = parse_override({k: v for k, v in fields.items() if v is not None})
+    config = _run(config_file, operations.set_config, portal_id, action_id, override, WallClock().now())
+    click.echo(json.dumps(_config_json(config), indent=2))
+
+
+@config_group.command("delete")
+@click.argument("portal_id", type=int)
+@click.argument("action_id", type=int)
+@config_option
+@_operator_errors
+def config_delete(portal_id: int, action_id: int, config_file: Path | None) -> None:
+    """Remove the override of PORTAL_ID / ACTION_ID."""
+    _run(config_file, operations.delete_config, portal_id, action_id, WallClock().now())
+    click.echo(f"override of portal {portal_id}, action {action_id} deleted")
+
+
+def _config_json(config) -> dict:
+    return {"portal_id": config.portal_id, "action_id": config.action_id, "max_throughput": config.max_throughput,
+            "time_period": config.time_period, "time_unit": config.time_unit, "mode": config.mode,
+            "updated_at": config.updated_at.isoformat()}
+
+
+# -- queues ------------------------------------------------------------------------------
+
+
+@click.group("queues")
+def queues_group() -> None:
+    """Throttled queues: backlog, rate, state; pause, resume, drain, purge."""
+
+
+@queues_group.command("list")
+@click.option("--portal", "portal_id", type=int, help="Only this portal's queues.")
+@config_option
+@json_option
+@_operator_errors
+def queues_list(portal_id: int | None, config_file: Path | None, as_json: bool) -> None:
+    """List queues with backlog, rate, state and last failure."""
+    overviews = _run(config_file, operations.list_queues, portal_id)
+    if as_json:
+        click.echo(json.dumps([o.as_json() for o in overviews], indent=2))
+        return
+    table = Table("queue", "rate", "mode", "state", "pending", "in flight", "released", "last failure")
+    for o in overviews:
+        table.add_row(o.queue.queue_id, _rate(o), o.queue.mode, _state(o), str(o.counts.get("pending", 0)),
+                      str(o.counts.get("releasing", 0)), str(o.counts.get("released", 0)), o.queue.last_failure_reason or "")
+    Console().print(table)
+
+
+def _queue_command(name: str, fn, help_text: str):
+    @queues_group.command(name, help=help_text)
+    @click.argument("queue_id")
+    @config_option
+    @json_option
+    @_operator_errors
+    def command(queue_id: str, config_file: Path | None, as_json: bool) -> None:
+        overview = _run(config_file, fn, queue_id, WallClock().now()) if fn else _run(config_file, operations.show_queue, queue_id)
+        if as_json:
+            click.echo(json.dumps(overview.as_json(), indent=2))
+        else:
+            _print_queue(overview)
+    return command
+
+
+_queue_command("show", None, "Show one queue: settings, state, backlog by state, override.")
+_queue_command("pause", operations.pause_queue, "Stop releasing from QUEUE_ID (the backlog is kept).")
+_queue_command("resume", operations.resume_queue, "Release again at the rate; also lifts a hold.")
+_queue_command("drain", operations.drain_queue, "Release the whole backlog now, ignoring the rate.")
+
+
+@queues_group.command("purge")
+@click.argument("queue_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+@_operator_errors
+def queues_purge(queue_id: str, yes: bool, config_file: Path | None) -> None:
+    """Cancel QUEUE_ID's pending backlog (never completed; HubSpot lets them go on expiry)."""
+    if not yes:
+        click.confirm(f"cancel every pending enrollment of {queue_id}?", abort=True)
+    cancelled = _run(config_file, operations.purge_queue, queue_id, WallClock().now())
+    click.echo(f"{cancelled} pending enrollments of {queue_id} cancelled")
+
+
+def _print_queue(o: QueueOverview) -> None:
+    table = Table(show_header=False)
+    q = o.queue
+    rows = [("queue", q.queue_id), ("portal", str(q.portal_id)), ("action", str(q.action_id or "-")),
+            ("rate", _rate(o)), ("mode", q.mode), ("state", _state(o)),
+            ("window", f"days {q.release_days:07b}, {q.release_start_minute}-{q.release_end_minute} min, {q.time_zone}" if q.release_days else "-"),
+            ("failures in a row", str(q.consecutive_failures)), ("last failure", q.last_failure_reason or "-"),
+            ("executions", ", ".join(f"{k} {v}" for k, v in sorted(o.counts.items())) or "none")]
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def _rate(o: QueueOverview) -> str:
+    c, q = o.override, o.queue
+    if c is not None and c.max_throughput is not None:
+        return f"{c.max_throughput} per {c.time_period} {c.time_unit} (override)"
+    return f"{q.max_throughput} per {q.time_period} {q.time_unit}"
+
+
+def _state(o: QueueOverview) -> str:
+    q = o.queue
+    return f"on hold until {q.on_hold_until:%Y-%m-%d %H:%M:%S}Z" if q.state == "on_hold" and q.on_hold_until else q.state
