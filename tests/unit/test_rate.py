@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from throttled.throttle.rate import Rate, max_in_window, next_opening, slots_open
+from throttled.throttle.rate import Rate, Throttle, max_in_window, next_opening, slots_open
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -98,3 +98,49 @@ def test_backlogged_queue_reaches_99_percent(rate):
     sends = _simulate(rate, backlog, latency=0.0, horizon=horizon)
     assert len(sends) >= 0.99 * rate.limit * periods
     assert max_in_window(sends, rate.period) <= rate.limit
+
+
+def test_smooth_splits_the_period_into_even_groups():
+    throttle = Throttle.smooth(Rate.of(100, 10, "seconds"))
+    assert [(r.limit, r.period.total_seconds()) for r in throttle.rates] == [(100, 10.0), (10, 1.0)]
+    slow = Throttle.smooth(Rate.of(50, 1, "hours"))
+    assert [(r.limit, r.period.total_seconds()) for r in slow.rates] == [(50, 3600.0), (1, 72.0)]
+    assert Throttle.smooth(Rate.of(1000, 1, "seconds")).rates == (Rate.of(1000, 1, "seconds"),)
+
+
+def _simulate_throttle(throttle: Throttle, n: int, horizon: float) -> list[dt.datetime]:
+    sent: list[dt.datetime] = []
+    now, end = at(0), at(horizon)
+    while len(sent) < n and now < end:
+        recent = sent[-throttle.history:]
+        k = min(n - len(sent), throttle.slots_open(recent, 0, now))
+        if k:
+            sent.extend([now] * k)
+        opening = throttle.next_opening(sent[-throttle.history:], 0, now)
+        now = opening if opening and opening > now else now + dt.timedelta(microseconds=1)
+    return sent
+
+
+@settings(max_examples=60, deadline=None)
+@given(limit=st.integers(2, 300), period=st.integers(1, 120))
+def test_smooth_is_even_and_within_the_step_window(limit, period):
+    rate = Rate.of(limit, period, "seconds")
+    throttle = Throttle.smooth(rate)
+    sent = _simulate_throttle(throttle, limit * 3, horizon=period * 4)
+    assert max_in_window(sent, rate.period) <= limit
+    fine = throttle.rates[-1]
+    assert max_in_window(sent, fine.period) <= fine.limit
+    assert len(sent) >= limit * 3 * 0.99 - fine.limit  # a backlog still gets the full rate
+
+
+def test_one_per_week():
+    rate = Rate.of(1, 1, "weeks")
+    sends = _simulate(rate, [0.0] * 3, latency=0.0, horizon=3 * 604800)
+    assert [(s - sends[0]).total_seconds() for s in sends] == [0, 604800, 2 * 604800]
+
+
+def test_five_per_five_seconds_exactly_five_each_window():
+    rate = Rate.of(5, 5, "seconds")
+    sends = _simulate(rate, [0.0] * 30, latency=0.0, horizon=100)
+    per_window = [sum(1 for s in sends if at(w * 5) <= s < at(w * 5 + 5)) for w in range(6)]
+    assert per_window == [5] * 6
