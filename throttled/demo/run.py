@@ -30,8 +30,10 @@ from throttled.throttle.rate import UNIT_SECONDS
 
 STEPS = (
     Step(workflow_id=9001, action_id=1, limit=50, period=5, unit="seconds"),
-    Step(workflow_id=9001, action_id=2, limit=20, period=1, unit="seconds"),
-    Step(workflow_id=9002, action_id=1, limit=100, period=10, unit="seconds"),
+    Step(workflow_id=9001, action_id=2, limit=100, period=10, unit="seconds", mode="smooth"),
+    # two workflows whose steps share one throttle
+    Step(workflow_id=9002, action_id=1, limit=60, period=3, unit="seconds", shared="demo-shared"),
+    Step(workflow_id=9003, action_id=4, limit=60, period=3, unit="seconds", shared="demo-shared"),
 )
 TIMEOUT_S = 55.0
 SENDERS = 16
@@ -39,13 +41,14 @@ SENDERS = 16
 
 async def run_demo(enrollments: int = 600, console: Console | None = None) -> bool:
     """Run the demo; True when every enrollment was released within its limits."""
-    console = console or Console(width=max(100, Console().width))
+    console = console or Console(width=max(132, Console().width))
     logs.configure("WARNING")
     started = time.monotonic()
     server_url = await trio.to_thread.run_sync(_server_url)
     demo_url, drop = await trio.to_thread.run_sync(_fresh_database, server_url)
     console.print(f"[bold]throttled demo[/] — database {sa.engine.make_url(demo_url).database!r}, "
-                  f"{enrollments} enrollments over {len(STEPS)} steps")
+                  f"{enrollments} enrollments over {len(STEPS)} workflow steps in {len(_queues(0))} queues "
+                  f"(burst, smooth, and one throttle shared by two workflows)")
     try:
         async with local_stack(demo_url, overrides={"log_level": "WARNING"}) as stack:
             console.print(f"sandbox HubSpot at {stack.hubspot.sandbox_url}, daemon at {stack.daemons[0].url}, "
@@ -105,16 +108,18 @@ def _table(sent: dict[str, str], completions: list[dict], portal_id: int, title:
     for c in completions:
         released[sent.get(c["callbackId"], "?")].append(c["completedAt"])
     table = Table(title=title)
-    table.add_column("queue")
+    table.add_column("queue", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
     for column in ("limit", "received", "released", "most in any window", "span"):
-        table.add_column(column, justify="right")
-    for step in STEPS:
+        table.add_column(column, justify="right", no_wrap=True)
+    for step in _queues(portal_id):
         queue_id = step.queue_id(portal_id)
         times = released.get(queue_id, [])
         worst = max_per_window(times, step.period * UNIT_SECONDS[step.unit])
         window = f"{worst} / {step.limit}" if worst <= step.limit else f"[red]{worst} / {step.limit}[/]"
         span = f"{max(times) - min(times):.1f} s" if times else "-"
-        table.add_row(queue_id, step.label, str(received[queue_id]), str(len(times)), window, span)
+        kind = "shared, 2 steps" if step.shared else step.mode
+        table.add_row(queue_id, kind, step.label, str(received[queue_id]), str(len(times)), window, span)
     return table
 
 
@@ -124,13 +129,19 @@ def _report(console: Console, sent: dict[str, str], completions: list[dict], por
     twice = [cid for cid, n in Counter(ids).items() if n > 1]
     missing = set(sent) - set(ids)
     over = [
-        s.label for s in STEPS
+        s.label for s in _queues(portal_id)
         if max_per_window([c["completedAt"] for c in completions if sent.get(c["callbackId"]) == s.queue_id(portal_id)],
                           s.period * UNIT_SECONDS[s.unit]) > s.limit
     ]
     console.print(f"sent {planned}, acknowledged {len(sent)}, completed {len(set(ids))}, "
                   f"missing {len(missing)}, completed twice {len(twice)}, windows over limit {len(over)}")
     return len(sent) == planned and not missing and not twice and not over
+
+
+def _queues(portal_id: int) -> list[Step]:
+    """One step per distinct queue (steps sharing a throttle count once)."""
+    by_queue = {step.queue_id(portal_id): step for step in STEPS}
+    return list(by_queue.values())
 
 
 def _server_url() -> str:

@@ -40,20 +40,35 @@ def free_port() -> int:
 
 @dataclass
 class Step:
-    """A workflow step using the throttle: ``limit`` per ``period`` ``unit``."""
+    """A workflow step using the throttle: ``limit`` per ``period`` ``unit``, in ``mode``,
+    optionally sharing the queue ``shared`` with other steps of the portal."""
 
     workflow_id: int
     action_id: int
     limit: int
     period: int
     unit: str
+    mode: str = "burst"
+    shared: str | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.limit} per {self.period} {self.unit}"
+        unit = {"seconds": "s", "minutes": "min", "hours": "h", "days": "d", "weeks": "wk"}[self.unit]
+        return f"{self.limit} per {self.period} {unit}"
 
     def queue_id(self, portal_id: int) -> str:
+        if self.shared:
+            return f"queue:{portal_id}:shared:{self.shared}"
         return f"queue:{portal_id}:{self.workflow_id}:{self.action_id}:0"
+
+    def inputs(self) -> dict[str, str]:
+        """The step's ``inputFields`` as HubSpot sends them (numbers as strings)."""
+        fields = {"max_throughput": str(self.limit), "time_period": str(self.period), "time_unit": self.unit}
+        if self.mode != "burst":
+            fields["mode"] = self.mode
+        if self.shared:
+            fields["shared_queue"] = self.shared
+        return fields
 
 
 def enrollment_body(callback_id: str, portal_id: int, step: Step, object_id: int = 1) -> bytes:
@@ -63,7 +78,7 @@ def enrollment_body(callback_id: str, portal_id: int, step: Step, object_id: int
         "origin": {"portalId": portal_id, "actionDefinitionId": 777, "actionDefinitionVersion": 1},
         "context": {"source": "WORKFLOWS", "workflowId": step.workflow_id, "actionId": step.action_id},
         "object": {"objectId": object_id, "objectType": "CONTACT"},
-        "inputFields": {"max_throughput": str(step.limit), "time_period": str(step.period), "time_unit": step.unit},
+        "inputFields": step.inputs(),
     }, separators=(",", ":")).encode()
 
 
