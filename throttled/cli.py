@@ -34,20 +34,35 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def handle_errors(fn):
-    """Turn settings and database errors into one line on stderr and an exit status."""
+    """Turn settings, database and start-up errors into one line on stderr and an exit
+    status (2 for settings, 1 otherwise), also when trio wraps them in an ExceptionGroup."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except SettingsError as exc:
-            _fail(str(exc))
-        except DatabaseUnavailable as exc:
-            _fail(f"database unavailable: {exc}", 1)
-        except SchemaMissing as exc:
-            _fail(str(exc), 1)
-        except RuntimeError as exc:
-            _fail(str(exc), 1)
+        except Exception as exc:
+            problem = _known_problem(exc)
+            if problem is None:
+                raise
+            _fail(*problem)
     return wrapper
+
+
+def _known_problem(exc: BaseException) -> tuple[str, int] | None:
+    """``(message, exit status)`` for an error worth one line, else ``None``."""
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return _known_problem(exc.exceptions[0])
+    if isinstance(exc, SettingsError):
+        return str(exc), 2
+    if isinstance(exc, DatabaseUnavailable):
+        return f"database unavailable: {exc}", 1
+    if isinstance(exc, SchemaMissing):
+        return str(exc), 1
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1
+    if isinstance(exc, RuntimeError) and "embedded PostgreSQL" in str(exc):
+        return str(exc), 1
+    return None
 
 
 def database_url(settings: Settings) -> str:
@@ -195,6 +210,8 @@ def portals_list(config_file: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(records, indent=2))
         return
     table = Table("portal", "status", "token expires", "scopes", "key", "updated")
+    for column in table.columns:
+        column.overflow = "fold"  # never cut a value with "…", even in a narrow or piped terminal
     for r in records:
         table.add_row(str(r["portal_id"]), r["status"], r["expires_at"] or "-", " ".join(r["scopes"]), r["key_id"] or "-", r["updated_at"])
     Console().print(table)

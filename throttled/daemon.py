@@ -98,6 +98,7 @@ async def run_daemon(
             client_secret=client_secret, authorize_url=settings.hubspot_authorize_url,
             block_duration=settings.block_duration,
             admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+            signature_versions=settings.accepted_signatures,
         ))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_resign_on_exit, leadership)
@@ -107,10 +108,14 @@ async def run_daemon(
             await nursery.start(scheduler.run)
             await nursery.start(leadership.run)
             await nursery.start(cron.run)
-            url = await nursery.start(serve, app, settings.bind)
+            try:
+                url = await nursery.start(serve, app, settings.bind)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on {settings.bind}: {exc.strerror or exc}") from None
             log.info("daemon.ready", url=url, owner=scheduler.owner)
             task_status.started(RunningDaemon(url, db, batcher, scheduler, portal_queues, tokens, leadership, cleaner))
     finally:
+        log.info("daemon.stopped")
         with trio.CancelScope(shield=True):
             await client.aclose()
         db.dispose()

@@ -1,20 +1,26 @@
 """Settings from environment variables and an optional TOML file (``--config``).
 
-Environment variables win over the file. In the file, a setting may be written under its
-variable name (``THROTTLED_BIND = "0.0.0.0:8080"``) or its field name (``bind = …``).
-Any missing or malformed setting becomes one :class:`SettingsError` whose message names
-the variable, so ``throttled`` can stop with one clear line.
+Only the documented variables are read (``THROTTLED_*`` and ``HUBSPOT_*``, see
+``ENV_NAMES``); environment variables win over the file. In the file, a setting is written
+under its variable name (``THROTTLED_BIND = "0.0.0.0:8080"``) or that name in lower case
+without ``THROTTLED_`` (``bind``, ``poll_interval``, ``hubspot_client_secret``); any other
+key is an error, so a typo cannot silently fall back to a default. Any missing or
+malformed setting becomes one :class:`SettingsError` whose message names the variable,
+so ``throttled`` can stop with one clear line.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+import sqlalchemy as sa
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from throttled.crypto import parse_key
 
@@ -45,6 +51,7 @@ ENV_NAMES: dict[str, str] = {
     "hold_after": "THROTTLED_HOLD_AFTER",
     "hold_s": "THROTTLED_HOLD_SECONDS",
     "config_ttl_s": "THROTTLED_CONFIG_TTL",
+    "signature_versions": "THROTTLED_SIGNATURE_VERSIONS",
 }
 
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
@@ -54,8 +61,39 @@ class SettingsError(Exception):
     """A setting is missing or malformed; ``str()`` is one line naming the variable."""
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def toml_key(variable: str) -> str:
+    """The short TOML key of a variable: ``THROTTLED_POLL_INTERVAL`` → ``poll_interval``."""
+    return variable.lower().removeprefix("throttled_")
+
+
 def _field(default: Any, name: str, description: str) -> Any:
-    return Field(default, validation_alias=AliasChoices(ENV_NAMES[name], name), description=description)
+    return Field(default, validation_alias=ENV_NAMES[name], description=description)
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads ``--config``: keys are variable names or their short forms; others are errors."""
+
+    def __init__(self, settings_cls, path: Path) -> None:
+        super().__init__(settings_cls)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"--config {path}: not a readable TOML file ({exc})") from None
+        by_key = {v: v for v in ENV_NAMES.values()} | {toml_key(v): v for v in ENV_NAMES.values()}
+        self.values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in by_key or isinstance(value, dict):
+                raise SettingsError(f"--config {path}: unknown setting {key!r} (see README.md, Configuration)")
+            self.values[by_key[key]] = value
+
+    def get_field_value(self, field, field_name):  # required by the base class; unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
 
 
 class Settings(BaseSettings):
@@ -92,6 +130,7 @@ class Settings(BaseSettings):
     hold_after: int = _field(3, "hold_after", "HubSpot failures in a row that put a queue on hold")
     hold_s: float = _field(1800.0, "hold_s", "first hold, seconds; doubles per hold in a row, up to a day")
     config_ttl_s: float = _field(60.0, "config_ttl_s", "seconds a daemon trusts a cached override without a NOTIFY")
+    signature_versions: str = _field("v3,v2", "signature_versions", "webhook signature versions accepted, comma-separated (v3, v2, v1)")
 
     @field_validator("bind")
     @classmethod
@@ -111,12 +150,55 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            backend = sa.engine.make_url(value.replace("postgres://", "postgresql://", 1)).get_backend_name()
+        except (sa.exc.ArgumentError, ValueError):
+            raise ValueError("must be a PostgreSQL URL, e.g. postgresql://user@host:5432/db") from None
+        if backend != "postgresql":
+            raise ValueError("must be a PostgreSQL URL (postgresql://…)")
+        return value
+
     @field_validator("encryption_key")
     @classmethod
     def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             parse_key(value.get_secret_value())
         return value
+
+    @field_validator("hubspot_client_secret", "hubspot_client_id")
+    @classmethod
+    def _check_not_blank(cls, value):
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if value is not None and not text.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `throttled keys generate`)")
+        return value
+
+    @field_validator("signature_versions")
+    @classmethod
+    def _check_versions(cls, value: str) -> str:
+        versions = [v.strip().lower() for v in value.split(",") if v.strip()]
+        if not versions or any(v not in ("v1", "v2", "v3") for v in versions):
+            raise ValueError("must be a comma-separated list of v3, v2, v1")
+        return ",".join(versions)
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
 
     @field_validator("block_duration")
     @classmethod
@@ -137,18 +219,17 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _check_positive_float(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("must be greater than 0")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("must be a number greater than 0")
         return value
 
     @classmethod
     def settings_customise_sources(
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = cls.config_file
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        if cls.config_file is not None:
+            sources.append(_TomlSource(settings_cls, cls.config_file))
         return tuple(sources)
 
     # -- derived values -------------------------------------------------------------
@@ -157,6 +238,11 @@ class Settings(BaseSettings):
     def effective_public_url(self) -> str:
         """``public_url``, or ``http://{bind}`` when unset (local runs)."""
         return self.public_url or f"http://{self.bind}"
+
+    @property
+    def accepted_signatures(self) -> tuple[str, ...]:
+        """``signature_versions`` as a tuple, e.g. ``("v3", "v2")``."""
+        return tuple(self.signature_versions.split(","))
 
     @property
     def block_duration_s(self) -> int:
@@ -186,7 +272,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise SettingsError(f"--config: no such file: {config_file}")
     cls = type("Settings", (Settings,), {"config_file": config_file})
     try:
-        return cls(**overrides)
+        return cls(**{ENV_NAMES[name]: value for name, value in overrides.items()})
     except ValidationError as exc:
         raise SettingsError(_one_line(exc)) from None
 

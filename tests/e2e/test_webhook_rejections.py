@@ -209,7 +209,7 @@ async def test_body_over_64_kib_is_413_and_writes_nothing(empty_database):
         before = await _row_counts(stack)
         response = await stack.hubspot.post(stack.daemons[0].url, body)
         assert response.status_code == 413, response.text
-        assert response.json() == {"error": "body_too_large"}
+        assert response.json() == {"error": "body_too_large", "limit_bytes": 65536}
 
         async def chunks():  # no Content-Length: the limit must hold while streaming too
             for i in range(0, len(body), 8192):

@@ -80,7 +80,10 @@ def test_bad_inputs(inputs, field):
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"{", b"[]", b"\xff\xfe", b'"x"', b"null", _body(note="a\u0000b"), b"[" * 100_000]
+    "body",
+    [b"", b"{", b"[]", b"\xff\xfe", b'"x"', b"null", _body(note="a\u0000b"), b"[" * 100_000,
+     _body().replace(b'"hours"}', b'"hours", "x": NaN}'), _body().replace(b'"hours"}', b'"hours", "x": -Infinity}'),
+     _body().replace(b'"hours"}', b'"hours", "x": ' + b"9" * 5000 + b"}")],
 )
 def test_bad_bodies(body):
     with pytest.raises(InvalidInput) as info:

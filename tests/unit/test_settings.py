@@ -21,6 +21,14 @@ def clean_env(monkeypatch):
         ("THROTTLED_PUBLIC_URL", "ftp://x"),
         ("THROTTLED_BLOCK_DURATION", "P1M"),
         ("THROTTLED_POLL_INTERVAL", "-1"),
+        ("THROTTLED_POLL_INTERVAL", "nan"),
+        ("THROTTLED_JOB_LEASE", "inf"),
+        ("THROTTLED_LOG_LEVEL", "LOUD"),
+        ("THROTTLED_DATABASE_URL", "mysql://root@localhost/db"),
+        ("THROTTLED_DATABASE_URL", "notaurl"),
+        ("HUBSPOT_CLIENT_SECRET", ""),
+        ("HUBSPOT_CLIENT_SECRET", "   "),
+        ("THROTTLED_ADMIN_TOKEN", "short"),
     ],
 )
 def test_bad_value_names_the_variable(monkeypatch, variable, value):
@@ -42,6 +50,28 @@ def test_toml_file_and_environment_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("THROTTLED_WORKERS", "8")
     settings = load_settings(config)
     assert settings.bind == "0.0.0.0:9000" and settings.workers == 8
+
+
+def test_only_documented_variables_are_read(monkeypatch):
+    monkeypatch.setenv("WORKERS", "0")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://elsewhere/db")
+    settings = load_settings()
+    assert settings.workers == 32 and settings.database_url is None
+
+
+def test_toml_short_keys(tmp_path):
+    config = tmp_path / "throttled.toml"
+    config.write_text('poll_interval = 2.5\nhubspot_client_id = "abc"\n')
+    settings = load_settings(config)
+    assert settings.poll_interval_s == 2.5 and settings.hubspot_client_id == "abc"
+
+
+@pytest.mark.parametrize("text", ['databse_url = "x"', '[throttled]\nbind = "1.2.3.4:5"', "bind = ", "poll_interval_s = 2"])
+def test_unknown_or_malformed_toml_is_an_error(tmp_path, text):
+    config = tmp_path / "throttled.toml"
+    config.write_text(text)
+    with pytest.raises(SettingsError, match="--config"):
+        load_settings(config)
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):

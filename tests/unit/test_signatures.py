@@ -90,10 +90,26 @@ def test_verify_v3_decodes_listed_escapes_only():
     assert sign_v3(SECRET, encoded, TS) == sign_v3(SECRET, decoded, TS)
 
 
-def test_verify_v2_default_version_and_v1():
+def test_verify_v2_default_version_and_v1_when_enabled():
     assert verify(SECRET, REQ, {"X-HubSpot-Signature": sign_v2(SECRET, REQ)}, now_ms=0) == "v2"
     v1_headers = {"X-HubSpot-Signature": sign_v1(SECRET, REQ), "X-HubSpot-Signature-Version": "v1"}
-    assert verify(SECRET, REQ, v1_headers, now_ms=0) == "v1"
+    with pytest.raises(SignatureError) as info:
+        verify(SECRET, REQ, v1_headers, now_ms=0)  # v1 covers no URI or method: off by default
+    assert info.value.reason == "version"
+    assert verify(SECRET, REQ, v1_headers, now_ms=0, accepted=("v3", "v2", "v1")) == "v1"
+
+
+def test_v3_only_refuses_requests_without_v3():
+    with pytest.raises(SignatureError) as info:
+        verify(SECRET, REQ, {"X-HubSpot-Signature": sign_v2(SECRET, REQ)}, now_ms=0, accepted=("v3",))
+    assert info.value.reason == "version"
+
+
+def test_stripping_v3_headers_does_not_dodge_the_version_policy():
+    # A captured request whose v3 headers are removed falls back to v2 only when v2 is accepted.
+    stripped = {"X-HubSpot-Signature": sign_v2(SECRET, REQ), "X-HubSpot-Signature-Version": "v2"}
+    with pytest.raises(SignatureError):
+        verify(SECRET, REQ, stripped, now_ms=0, accepted=("v3",))
 
 
 def test_verify_missing_signature():

@@ -74,6 +74,18 @@ def _announce(conn: Connection, portal_id: int, action_id: int, now: dt.datetime
         wake_throttle_job(conn, queue_id, now)
 
 
+# -- portals --------------------------------------------------------------------------------
+
+
+def portal_installed(conn: Connection, portal_id: int, now: dt.datetime) -> int:
+    """A portal was (re-)installed: releases that failed for it go back in line now and its
+    queues' jobs wake, instead of waiting out their leases. Returns how many were requeued."""
+    requeued = executions_sql.requeue_deferred(conn, portal_id)
+    for queue in queues_sql.list_queues(conn, portal_id):
+        wake_throttle_job(conn, queue.queue_id, now)
+    return requeued
+
+
 # -- queues ----------------------------------------------------------------------------------
 
 

@@ -92,6 +92,29 @@ def requeue_lapsed_releases(conn: Connection, queue_id: str, now: dt.datetime) -
     ).rowcount
 
 
+def requeue_releases(conn: Connection, callback_ids: Sequence[str]) -> int:
+    """Put releases that were handed out but not sent back in line at once (shutdown)."""
+    return conn.execute(
+        text(
+            """UPDATE action_executions SET state = 'pending', lease_until = NULL
+               WHERE callback_id = ANY(:ids) AND state = 'releasing'"""
+        ),
+        {"ids": list(callback_ids)},
+    ).rowcount
+
+
+def requeue_deferred(conn: Connection, portal_id: int) -> int:
+    """A portal became usable again (re-installed): its releases that failed to send go
+    back in line now instead of waiting out their lease."""
+    return conn.execute(
+        text(
+            """UPDATE action_executions SET state = 'pending', lease_until = NULL
+               WHERE portal_id = :portal_id AND state = 'releasing' AND last_failure_reason IS NOT NULL"""
+        ),
+        {"portal_id": portal_id},
+    ).rowcount
+
+
 def recent_releases(conn: Connection, queue_id: str, since: dt.datetime, limit: int) -> list[dt.datetime]:
     """Acknowledgement times after ``since``, newest first, at most ``limit``."""
     return list(

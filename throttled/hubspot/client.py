@@ -104,10 +104,12 @@ class HubSpotClient:
         """
         return await self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
-    async def token_hub_id(self, access_token: str) -> int:
-        """The portal (hub id) an access token belongs to (``GET /oauth/v1/access-tokens/…``)."""
+    async def token_info(self, access_token: str) -> tuple[int, list[str]]:
+        """``(hub_id, scopes)`` of an access token (``GET /oauth/v1/access-tokens/…``,
+        protocol notes §6) — the portal it belongs to and what it may do."""
         response = await self._call("GET", f"/oauth/v1/access-tokens/{access_token}", redact_path=True)
-        return int(response.json()["hub_id"])
+        data = response.json()
+        return int(data["hub_id"]), [str(s) for s in data.get("scopes") or []]
 
     async def _token(self, form: dict[str, str]) -> TokenGrant:
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}

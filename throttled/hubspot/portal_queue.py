@@ -71,6 +71,8 @@ class PortalQueues:
         self.config = config
         self._channels: dict[int, trio.MemorySendChannel[list[Release]]] = {}
         self._nursery: trio.Nursery | None = None
+        self._closed = False
+        self._held: set[str] = set()  # handed to us, outcome not yet recorded
         self.sent_batches = 0
         self.released = 0
 
@@ -80,17 +82,28 @@ class PortalQueues:
         return len(self._channels)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Host the portal tasks until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
+        """Host the portal tasks until cancelled. On the way out, every release handed to
+        us whose outcome was not recorded goes back in line at once, so another daemon
+        sends it without waiting out its lease."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._closed = True
+            with trio.CancelScope(shield=True):
+                await self._requeue(list(self._held))
 
     async def submit(self, portal_id: int, releases: Sequence[Release]) -> None:
         """Queue ``releases`` (all of ``portal_id``) for completion; waits if that portal's
         buffer is full (backpressure on the caller only)."""
         if not releases:
             return
+        if self._closed:  # shutting down: hand them straight back
+            await self._requeue([r.callback_id for r in releases])
+            return
+        self._held.update(r.callback_id for r in releases)
         channel = self._channels.get(portal_id)
         if channel is None:
             if self._nursery is None:
@@ -133,8 +146,18 @@ class PortalQueues:
     async def _send(self, portal_id: int, batch: list[Release]) -> None:
         now = self.clock.now()
         live = [r for r in batch if r.lease_until > now]  # lapsed ones are back in line already
+        self._held.difference_update(r.callback_id for r in batch if r.lease_until <= now)
         if not live:
             return
+        try:
+            await self._send_live(portal_id, live)
+        except (trio.Cancelled, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug here must not take the daemon down with it
+            log.error("callbacks.send_failed", portal_id=portal_id, error=type(exc).__name__)
+            await self._give_up(portal_id, live, f"internal error: {type(exc).__name__}")
+
+    async def _send_live(self, portal_id: int, live: list[Release]) -> None:
         ids = [r.callback_id for r in live]
         try:
             await self._complete(portal_id, ids, lambda token: self.client.complete_batch(token, ids))
@@ -193,7 +216,7 @@ class PortalQueues:
             self.released += 1
 
     async def _note_failure(self, ids: list[str], reason: str) -> None:
-        await self._record(executions_sql.note_attempt_failed, ids, reason)
+        await self._record(executions_sql.note_attempt_failed, ids, reason, settles=False)
 
     async def _give_up(self, portal_id: int, releases: list[Release], reason: str) -> None:
         """The batch could not be sent: the executions wait for their lease to lapse, and
@@ -214,14 +237,26 @@ class PortalQueues:
         for queue_id in held:
             log.warning("queue.on_hold", queue_id=queue_id, reason=reason)
 
-    async def _record(self, fn, *args) -> None:
-        """Write an outcome, retrying through short database outages; if it still fails
-        the lease lapses and the callback is sent again (HubSpot then answers "already
-        completed", which counts as done)."""
+    async def _requeue(self, callback_ids: list[str]) -> None:
+        if not callback_ids:
+            return
+        try:
+            count = await self.db.transaction(executions_sql.requeue_releases, callback_ids)
+            log.info("callbacks.requeued_on_shutdown", count=count)
+        except DatabaseUnavailable:
+            pass  # their leases lapse and the worker puts them back in line
+
+    async def _record(self, fn, rows, *args, settles: bool = True) -> None:
+        """Write an outcome for ``rows`` (releases or callback ids), retrying through short
+        database outages; if it still fails the lease lapses and the callback is sent again
+        (HubSpot then answers "already completed", which counts as done). ``settles``: the
+        rows leave our hands (not a mid-retry note)."""
         for delay in (0.0, 0.5, 1.0, 2.0, 4.0):
             await trio.sleep(delay)
             try:
-                await self.db.transaction(fn, *args)
+                await self.db.transaction(fn, rows, *args)
+                if settles:
+                    self._held.difference_update(r if isinstance(r, str) else r.callback_id for r in rows)
                 return
             except DatabaseUnavailable:
                 continue

@@ -84,35 +84,45 @@ def sign_v3(secret: str, request: SignedRequest, timestamp_ms: int) -> str:
     return base64.b64encode(digest).decode()
 
 
-def verify(secret: str, request: SignedRequest, headers: Mapping[str, str], now_ms: int) -> str:
+#: Versions accepted unless configured otherwise. v1 covers neither method nor URI, so it
+#: is opt-in (old app settings); v2 carries no timestamp, so a captured v2 request can be
+#: replayed — harmless here, because a replay repeats a callbackId, which is stored once.
+DEFAULT_VERSIONS = ("v3", "v2")
+
+
+def verify(
+    secret: str, request: SignedRequest, headers: Mapping[str, str], now_ms: int,
+    accepted: tuple[str, ...] = DEFAULT_VERSIONS,
+) -> str:
     """Verify a HubSpot request; return the version that matched (``"v1"|"v2"|"v3"``).
 
     v3 is checked when ``X-HubSpot-Signature-v3`` is present (with the 5-minute window),
     else ``X-HubSpot-Signature`` as v1 or v2 per ``X-HubSpot-Signature-Version`` (default v2,
-    the version custom-action requests carry per [CWA]).
+    the version custom-action requests carry per [CWA]) — each only if in ``accepted``.
 
     Args:
         headers: request headers; looked up case-insensitively.
         now_ms: current Unix time in milliseconds (from the injected clock).
+        accepted: signature versions allowed (``THROTTLED_SIGNATURE_VERSIONS``).
     Raises:
-        SignatureError: missing, malformed, stale, future or mismatching signature.
+        SignatureError: missing, malformed, stale, future, mismatching or not-accepted signature.
     """
     lower = {k.lower(): v for k, v in headers.items()}
     v3 = lower.get("x-hubspot-signature-v3")
-    if v3 is not None:
+    if v3 is not None and "v3" in accepted:
         timestamp_ms = _parse_timestamp(lower.get("x-hubspot-request-timestamp"), now_ms)
         _compare(sign_v3(secret, request, timestamp_ms), v3)
         return "v3"
     signature = lower.get("x-hubspot-signature")
     if signature is None:
-        raise SignatureError("missing", "no X-HubSpot-Signature header")
+        raise SignatureError("missing", "no accepted X-HubSpot-Signature header")
     version = lower.get("x-hubspot-signature-version", "v2").strip().lower()
-    if version == "v1":
-        _compare(sign_v1(secret, request), signature.lower())
-    elif version == "v2":
-        _compare(sign_v2(secret, request), signature.lower())
-    else:
+    if version not in ("v1", "v2"):
         raise SignatureError("malformed", "unknown X-HubSpot-Signature-Version")
+    if version not in accepted:
+        raise SignatureError("version", f"signature version {version} is not accepted")
+    expected = sign_v1(secret, request) if version == "v1" else sign_v2(secret, request)
+    _compare(expected, signature.lower())
     return version
 
 

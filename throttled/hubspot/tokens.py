@@ -17,7 +17,7 @@ import structlog
 import trio
 
 from throttled.clock import Clock
-from throttled.crypto import TokenCipher
+from throttled.crypto import DecryptionError, TokenCipher
 from throttled.db import portals as portals_sql
 from throttled.db.engine import Database
 from throttled.hubspot.client import HubSpotClient, TokenGrant
@@ -102,7 +102,13 @@ class TokenStore:
             if cached and cached.access_token != stale and cached.expires_at - REFRESH_MARGIN > now:
                 return cached.access_token  # another task refreshed while we waited
             async with self._refresh_slots:
-                outcome = await self.db.transaction(self._refresh_locked, portal_id, stale, force)
+                try:
+                    outcome = await self.db.transaction(self._refresh_locked, portal_id, stale, force)
+                except DecryptionError as exc:
+                    # Wrong THROTTLED_ENCRYPTION_KEY (or a damaged row): this portal cannot be
+                    # served, the others can. Its executions wait; nothing is lost.
+                    log.error("portal.tokens_undecryptable", portal_id=portal_id, error=str(exc))
+                    outcome = PortalNotReady(portal_id, "unusable: its tokens do not decrypt with THROTTLED_ENCRYPTION_KEY")
             if isinstance(outcome, PortalNotReady):
                 self._cache.pop(portal_id, None)
                 raise outcome

@@ -76,6 +76,13 @@ class Batcher:
 
     async def _commit(self, batch: list[_Waiting]) -> None:
         try:
+            await self._store(batch)
+        finally:
+            for waiting in batch:
+                waiting.done.set()
+
+    async def _store(self, batch: list[_Waiting]) -> None:
+        try:
             await self.db.transaction(
                 store_enrollments, [w.enrollment for w in batch], self.clock.now(), self.block_duration_s
             )
@@ -85,13 +92,16 @@ class Batcher:
             log.warning("ingest.commit_failed", size=len(batch), error=str(exc))
             for waiting in batch:
                 waiting.error = exc
-        except Exception as exc:  # a bug: fail these requests (500), keep serving
-            log.error("ingest.commit_error", size=len(batch), error=repr(exc)[:300])
-            for waiting in batch:
-                waiting.error = exc
-        finally:
-            for waiting in batch:
-                waiting.done.set()
+        except Exception as exc:
+            if len(batch) > 1:
+                # One enrollment the database refuses must not fail its neighbours: store
+                # them one by one so only the culprit gets its error.
+                for waiting in batch:
+                    await self._store([waiting])
+                return
+            # The message can quote the row (personal data): log the kind of error only.
+            log.error("ingest.commit_error", error=type(exc).__name__, sqlstate=getattr(getattr(exc, "orig", None), "sqlstate", None))
+            batch[0].error = exc
 
     def _note_size(self, size: int) -> None:
         self.batch_sizes.append(size)

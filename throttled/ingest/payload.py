@@ -55,9 +55,11 @@ def parse_enrollment(body: bytes) -> Enrollment:
         InvalidInput: bad JSON, or a missing or invalid field (named in ``field``).
     """
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise InvalidInput("body", "not valid JSON") from None
+    except ValueError:  # NaN/Infinity, or an integer too long to convert (Python's digit limit)
+        raise InvalidInput("body", "not valid JSON (NaN, Infinity or an over-long number)") from None
     if not isinstance(data, dict):
         raise InvalidInput("body", "must be a JSON object")
     problem = _unstorable(data)  # checked here, so one bad body cannot fail a whole batch
@@ -93,6 +95,10 @@ def parse_enrollment(body: bytes) -> Enrollment:
         not_before=parsed.not_before,
         input_fields=inputs,
     )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # PostgreSQL jsonb refuses NaN and Infinity
 
 
 def _unstorable(value: Any) -> str | None:

@@ -14,22 +14,28 @@ Routes kept from the original app:
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import structlog
 
 import sqlalchemy as sa
 from quart import Response, jsonify, redirect, request
 from quart_trio import QuartTrio
 
+from throttled.admin import operations
 from throttled.clock import Clock
 from throttled.db.engine import Database
 from throttled.hubspot import oauth
 from throttled.hubspot.client import HubSpotClient
+from throttled.hubspot.errors import HubSpotRejected
 from throttled.hubspot.signatures import SignedRequest, verify
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.ingest.payload import parse_enrollment
 from throttled.web.config_api import config_blueprint
 from throttled.web.errors import register_error_handlers
+
+log = structlog.get_logger("throttled.web")
 
 #: Bodies above this are refused with 413 before being read whole.
 MAX_BODY_BYTES = 64 * 1024
@@ -50,6 +56,7 @@ class WebDeps:
     authorize_url: str
     block_duration: str
     admin_token: str | None = None
+    signature_versions: tuple[str, ...] = ("v3", "v2")
 
     def __repr__(self) -> str:
         return f"WebDeps(public_url={self.public_url!r})"
@@ -68,7 +75,8 @@ def create_app(deps: WebDeps) -> QuartTrio:
     async def action() -> Response:
         body = await request.get_data(cache=False)
         signed = SignedRequest(request.method, _public_uri(deps.public_url), body)
-        verify(deps.client_secret, signed, request.headers, now_ms=int(deps.clock.now().timestamp() * 1000))
+        verify(deps.client_secret, signed, request.headers, now_ms=int(deps.clock.now().timestamp() * 1000),
+               accepted=deps.signature_versions)
         enrollment = parse_enrollment(body)
         await deps.batcher.submit(enrollment)
         return jsonify(block)
@@ -88,11 +96,18 @@ def create_app(deps: WebDeps) -> QuartTrio:
         code = request.args.get("code")
         if not code:
             return jsonify(error="invalid_input", field="code", message="is required"), 400
-        grant = await deps.client.exchange_code(code, oauth.redirect_uri(deps.public_url))
-        portal_id = grant.hub_id or await deps.client.token_hub_id(grant.access_token)
-        await deps.tokens.install(grant, portal_id)
-        page = f"<!doctype html><title>Installed</title><h1>Throttle installed</h1><p>Portal {html.escape(str(portal_id))} is connected.</p>"
-        return Response(page, content_type="text/html; charset=utf-8")
+        try:
+            grant = await deps.client.exchange_code(code, oauth.redirect_uri(deps.public_url))
+        except HubSpotRejected:
+            # A used or expired code (e.g. the success page reloaded): start the install again.
+            return _page("Install link expired", "This install link was already used or has expired. "
+                         "Start the installation again from HubSpot."), 400
+        hub_id, scopes = await deps.client.token_info(grant.access_token)
+        portal_id = grant.hub_id or hub_id
+        await deps.tokens.install(replace(grant, scopes=grant.scopes or scopes), portal_id)
+        requeued = await deps.db.transaction(operations.portal_installed, portal_id, deps.clock.now())
+        log.info("portal.installed", portal_id=portal_id, requeued=requeued)
+        return _page("Throttle installed", f"Portal {portal_id} is connected.")
 
     @app.get("/healthz")
     async def healthz():
@@ -104,6 +119,11 @@ def create_app(deps: WebDeps) -> QuartTrio:
         return jsonify(status="ready")
 
     return app
+
+
+def _page(title: str, text: str) -> Response:
+    body = f"<!doctype html><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
+    return Response(body, content_type="text/html; charset=utf-8")
 
 
 def _public_uri(public_url: str) -> str:

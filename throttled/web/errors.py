@@ -58,10 +58,13 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException):
-        name = "body_too_large" if exc.code == 413 else (exc.name or "error").lower().replace(" ", "_")
-        return jsonify(error=name), exc.code or 500
+        if exc.code == 413:
+            # The unread rest of the body is still on the connection: close it, or the
+            # next request on this keep-alive connection would be read from the middle.
+            return jsonify(error="body_too_large", limit_bytes=app.config["MAX_CONTENT_LENGTH"]), 413, {"Connection": "close"}
+        return jsonify(error=(exc.name or "error").lower().replace(" ", "_")), exc.code or 500
 
     @app.errorhandler(Exception)
     async def internal(exc: Exception):
-        log.error("web.internal_error", error=repr(exc)[:300])
+        log.error("web.internal_error", error=type(exc).__name__)  # the message may quote input
         return jsonify(error="internal"), 500

@@ -25,6 +25,8 @@ def hypercorn_config(bind: str, *, keep_alive_s: float = 75.0, read_timeout_s: f
     config.accesslog = None
     config.errorlog = None  # our own structured logs report errors
     config.graceful_timeout = 5.0
+    # HubSpot can open many connections at once; the default backlog of 100 refuses a burst.
+    config.backlog = 2048
     return config
 
 
