@@ -111,13 +111,20 @@ class Hubspot:
         response.raise_for_status()
         return response.json()["completions"]
 
-    async def install(self, daemon_url: str) -> int:
-        """Install the app through the real OAuth redirects; returns the portal id."""
+    async def install(self, daemon_url: str, portal_id: int | None = None) -> int:
+        """Install the app through the real OAuth redirects; returns the portal id.
+
+        ``portal_id`` picks the account the sandbox grants (as a user choosing one of their
+        HubSpot accounts on the authorize page); default: the sandbox's default portal.
+        """
         response = await self.http.get(f"{daemon_url}/api/oauth/install")
-        for _ in range(3):  # daemon -> sandbox authorize -> daemon callback
+        for hop in range(3):  # daemon -> sandbox authorize -> daemon callback
             if response.status_code not in (302, 303, 307):
                 break
-            response = await self.http.get(response.headers["Location"])
+            location = response.headers["Location"]
+            if hop == 0 and portal_id is not None:
+                location += f"&portal_id={portal_id}"
+            response = await self.http.get(location)
         response.raise_for_status()
         return int(response.text.split("Portal ", 1)[1].split(" ", 1)[0])
 

@@ -1,0 +1,126 @@
+"""Release accuracy: 100,000 enrollments over 1,000 queues with mixed rates and modes,
+released through the real daemon to the sandbox HubSpot over HTTP.
+
+The enrollments are stored with the batcher's own group-commit function (ingest speed is
+``bench/ingest_quick.py``'s subject); then the clock starts and every queue drains. Per
+mode the table shows, with the ideal schedule of the same run as the baseline:
+
+- worst window: the most completions HubSpot recorded in any window of the queue's period,
+  as a fraction of its limit (must be ≤ 1.00);
+- achieved rate: the ideal time to drain each queue's backlog at its rate divided by the
+  time it took (1.00 = the configured rate exactly), median and 10th percentile;
+- release lag: each completion's time at the sandbox minus its ideal time (burst: window j
+  opens j·P after the first release; smooth: groups of k every k·P/N, the finer window
+  smooth mode adds), p50 and p99. Queues whose backlog fits one window are left out of
+  the achieved rate (their ideal drain time is 0).
+
+Usage: ``THROTTLED_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+         .venv/bin/python bench/release_accuracy.py [queues] [per_queue]``
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+
+import trio
+
+from throttled import logs
+from throttled.demo.run import _fresh_database, _server_url
+from throttled.demo.stack import Step, enrollment_body, local_stack, max_per_window
+from throttled.ingest.payload import parse_enrollment
+from throttled.ingest.store import store_enrollments
+from throttled.throttle.rate import Rate, Throttle
+
+PORTALS = 50
+RATES = ((10, 1), (10, 2), (25, 2), (25, 5), (50, 2), (50, 5))  # (limit, period s): ≤ 20 s per 100
+
+
+def _steps(queues: int, seed: int = 7) -> list[tuple[int, Step]]:
+    rng = random.Random(seed)
+    steps = []
+    for q in range(queues):
+        limit, period = rng.choice(RATES)
+        mode = "smooth" if q % 2 else "burst"
+        steps.append((1000 + q % PORTALS, Step(workflow_id=q, action_id=1, limit=limit, period=period, unit="seconds", mode=mode)))
+    return steps
+
+
+async def main(queues: int, per_queue: int) -> None:
+    logs.configure("WARNING")
+    url, drop = _fresh_database(_server_url())
+    try:
+        async with local_stack(url, overrides={"log_level": "WARNING", "workers": 64, "db_pool_size": 16}) as stack:
+            daemon = stack.daemons[0]
+            for portal in range(1000, 1000 + PORTALS):
+                await stack.hubspot.install(daemon.url, portal)
+            steps = _steps(queues)
+            started = time.monotonic()
+            await _store_all(daemon.db, steps, per_queue)
+            stored_s = time.monotonic() - started
+            total = queues * per_queue
+            with trio.fail_after(600):
+                while len(done := await stack.hubspot.completions()) < total:
+                    await trio.sleep(1)
+            drained_s = time.monotonic() - started
+    finally:
+        drop()
+    _report(steps, done, per_queue, stored_s, drained_s)
+
+
+async def _store_all(db, steps, per_queue: int) -> None:
+    """Interleave the queues' enrollments, as many workflows enrolling at once."""
+    batch = []
+    for i in range(per_queue):
+        for portal, step in steps:
+            batch.append(parse_enrollment(enrollment_body(f"ap-{portal}-{step.workflow_id}-{i}", portal, step)))
+            if len(batch) == 2000:
+                await db.transaction(store_enrollments, batch, _now(), 7 * 86400)
+                batch = []
+    if batch:
+        await db.transaction(store_enrollments, batch, _now(), 7 * 86400)
+
+
+def _now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _report(steps, done: list[dict], per_queue: int, stored_s: float, drained_s: float) -> None:
+    times: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for c in done:
+        _, portal, workflow, _ = c["callbackId"].split("-")
+        times[(int(portal), int(workflow))].append(c["completedAt"])
+    rows = {}
+    for mode in ("burst", "smooth"):
+        worst, achieved, lags = [], [], []
+        for portal, step in steps:
+            if step.mode != mode:
+                continue
+            t = sorted(times[(portal, step.workflow_id)])
+            worst.append(max_per_window(t, step.period) / step.limit)
+            fine = Throttle.for_mode(mode, Rate.of(step.limit, step.period, "seconds")).rates[-1]
+            group, every = fine.limit, fine.period.total_seconds()  # burst: the step's own window
+            ideal_span = ((per_queue - 1) // group) * every
+            if ideal_span > 0:
+                achieved.append(ideal_span / max(t[-1] - t[0], 1e-9))
+            lags.extend(moment - (t[0] + (i // group) * every) for i, moment in enumerate(t))
+        lags.sort()
+        rows[mode] = (len(worst), max(worst), statistics.median(achieved), sorted(achieved)[len(achieved) // 10],
+                      lags[len(lags) // 2], lags[int(len(lags) * 0.99)])
+    n = len(done)
+    print(f"release accuracy: {n:,} completions, {len(steps)} queues over {PORTALS} portals, "
+          f"{per_queue} each; stored in {stored_s:.1f} s, all completed {drained_s:.1f} s after the start\n")
+    print("| mode | queues | worst window / limit | achieved / configured rate, median | p10 | lag p50 | lag p99 |")
+    print("|---|---|---|---|---|---|---|")
+    for mode, (q, worst, med, p10, lag50, lag99) in rows.items():
+        print(f"| {mode} | {q} | {worst:.2f} | {med:.3f} | {p10:.3f} | {lag50 * 1000:.0f} ms | {lag99 * 1000:.0f} ms |")
+    print("\nbaseline: the ideal schedule of each queue in the same run (worst window 1.00, achieved 1.000, lag 0)")
+
+
+if __name__ == "__main__":
+    trio.run(main, int(sys.argv[1]) if len(sys.argv) > 1 else 1000, int(sys.argv[2]) if len(sys.argv) > 2 else 100)
