@@ -84,6 +84,32 @@ def insert_job(
         # The live job finished between our INSERT and SELECT: try the insert again.
 
 
+def ensure_unique_jobs(
+    conn: Connection, kind: str, jobs: list[tuple[str, int | None, dict[str, Any]]], now: dt.datetime,
+    *, max_attempts: int = 20,
+) -> int:
+    """Make sure a live job exists for each ``(unique_key, portal_id, args)``, in one
+    statement; returns how many were created (and NOTIFYs if any). Keys already held by a
+    live job are skipped — the partial unique index decides, never a check-then-insert."""
+    if not jobs:
+        return 0
+    created = conn.execute(
+        text(
+            f"""INSERT INTO jobs (kind, args, state, max_attempts, unique_key, portal_id, scheduled_at, inserted_at)
+                SELECT :kind, u.args, 'available', :max_attempts, u.unique_key, u.portal_id, :now, :now
+                FROM unnest(CAST(:keys AS text[]), CAST(:portals AS bigint[]), CAST(:args AS jsonb[]))
+                     AS u(unique_key, portal_id, args)
+                ORDER BY u.unique_key
+                ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND {_LIVE_SQL} DO NOTHING"""
+        ),
+        {"kind": kind, "max_attempts": max_attempts, "now": now,
+         "keys": [k for k, _, _ in jobs], "portals": [p for _, p, _ in jobs], "args": [json.dumps(a) for _, _, a in jobs]},
+    ).rowcount
+    if created:
+        notify(conn)
+    return created
+
+
 def notify(conn: Connection) -> None:
     """NOTIFY the scheduler channel; delivered when the transaction commits."""
     conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})

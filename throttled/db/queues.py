@@ -59,28 +59,42 @@ class ConfigRow:
     updated_at: dt.datetime
 
 
+_SETTINGS = ("action_id", "max_throughput", "time_period", "time_unit", "mode",
+             "release_days", "release_start_minute", "release_end_minute", "time_zone")
+_SETTING_TYPES = ("bigint", "integer", "integer", "text", "text", "smallint", "smallint", "smallint", "text")
+
+
 def upsert_queues(conn: Connection, queues: Sequence[QueueSettings], now: dt.datetime) -> None:
     """Create each queue or update its settings; always row-locks it for this transaction.
 
-    Callers pass queues sorted by id, so concurrent batches lock in one order (no deadlock).
-    The lock is what serializes ingest with the worker's "queue empty → finish" step
-    (design invariant 3). The ``WHERE`` skips writing a row whose settings did not change;
-    a conflicting row is locked either way (PostgreSQL ``ON CONFLICT DO UPDATE`` semantics).
+    One statement for the whole batch, rows taken in queue-id order, so concurrent batches
+    lock in one order (no deadlock). The lock is what serializes ingest with the worker's
+    "queue empty → finish" step (design invariant 3). The ``WHERE`` skips writing a row
+    whose settings did not change; a conflicting row is locked either way (PostgreSQL
+    ``ON CONFLICT DO UPDATE`` semantics).
     """
-    settings = ("action_id", "max_throughput", "time_period", "time_unit", "mode",
-                "release_days", "release_start_minute", "release_end_minute", "time_zone")
-    assignments = ", ".join(f"{c} = excluded.{c}" for c in settings)
-    current = ", ".join(f"q.{c}" for c in settings)
-    incoming = ", ".join(f"excluded.{c}" for c in settings)
-    statement = text(
-        f"""INSERT INTO queues AS q (queue_id, portal_id, {', '.join(settings)}, created_at, updated_at)
-            VALUES (:queue_id, :portal_id, {', '.join(':' + c for c in settings)}, :now, :now)
-            ON CONFLICT (queue_id) DO UPDATE SET {assignments}, updated_at = excluded.updated_at
-            WHERE ({current}) IS DISTINCT FROM ({incoming})"""
+    if not queues:
+        return
+    ordered = sorted(queues, key=lambda q: q.queue_id)
+    columns = ", ".join(_SETTINGS)
+    arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_SETTINGS, _SETTING_TYPES))
+    conn.execute(
+        text(
+            f"""INSERT INTO queues AS q (queue_id, portal_id, {columns}, created_at, updated_at)
+                SELECT u.queue_id, u.portal_id, {", ".join("u." + c for c in _SETTINGS)}, :now, :now
+                FROM unnest(CAST(:queue_id AS text[]), CAST(:portal_id AS bigint[]), {arrays})
+                     AS u(queue_id, portal_id, {columns})
+                ORDER BY u.queue_id
+                ON CONFLICT (queue_id) DO UPDATE
+                SET {", ".join(f"{c} = excluded.{c}" for c in _SETTINGS)}, updated_at = excluded.updated_at
+                WHERE ({", ".join("q." + c for c in _SETTINGS)})
+                      IS DISTINCT FROM ({", ".join("excluded." + c for c in _SETTINGS)})"""
+        ),
+        {
+            "queue_id": [q.queue_id for q in ordered], "portal_id": [q.portal_id for q in ordered], "now": now,
+            **{c: [getattr(q, c) for q in ordered] for c in _SETTINGS},
+        },
     )
-    for q in queues:
-        conn.execute(statement, {**{c: getattr(q, c) for c in settings}, "queue_id": q.queue_id,
-                                 "portal_id": q.portal_id, "now": now})
 
 
 def lock_queue(conn: Connection, queue_id: str) -> QueueRow | None:

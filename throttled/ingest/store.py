@@ -22,6 +22,8 @@ from throttled.throttle.policy import days_mask
 
 #: The throttle worker's job kind, and its unique key per queue.
 THROTTLE_JOB_KIND = "throttle"
+#: A throttle job must outlive outages (snoozes spend no attempts); orphan repair backs it up.
+THROTTLE_JOB_ATTEMPTS = 1000
 
 
 def throttle_job_key(queue_id: str) -> str:
@@ -67,8 +69,11 @@ def store_enrollments(
         now,
         now + dt.timedelta(seconds=block_duration_s),
     )
-    for queue in ordered:
-        ensure_throttle_job(conn, queue.queue_id, queue.portal_id, queue.action_id, now)
+    jobs_sql.ensure_unique_jobs(
+        conn, THROTTLE_JOB_KIND,
+        [(throttle_job_key(q.queue_id), q.portal_id, {"queue_id": q.queue_id, "action_id": q.action_id}) for q in ordered],
+        now, max_attempts=THROTTLE_JOB_ATTEMPTS,
+    )
     return new
 
 
@@ -81,7 +86,7 @@ def ensure_throttle_job(conn: Connection, queue_id: str, portal_id: int, action_
         now,
         unique_key=throttle_job_key(queue_id),
         portal_id=portal_id,
-        max_attempts=1000,  # a throttle job must outlive outages; orphan repair backs it up
+        max_attempts=THROTTLE_JOB_ATTEMPTS,
     )
     return inserted
 
