@@ -97,12 +97,23 @@ def upsert_queues(conn: Connection, queues: Sequence[QueueSettings], now: dt.dat
     )
 
 
-def lock_queue(conn: Connection, queue_id: str) -> QueueRow | None:
-    """Row-lock the queue for this transaction and return it (``None`` if unknown)."""
+def lock_queue(conn: Connection, queue_id: str) -> tuple[QueueRow, dt.datetime | None] | None:
+    """Row-lock the queue for this transaction and return it (``None`` if unknown), with the
+    ``updated_at`` of its operator override (``None`` when it has none).
+
+    The stamp comes in the same statement, so the worker can check a cached override against
+    the database without another round trip.
+    """
     row = conn.execute(
-        text(f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE queue_id = :queue_id FOR UPDATE"), {"queue_id": queue_id}
+        text(
+            f"""SELECT {_QUEUE_COLUMNS},
+                       (SELECT c.updated_at FROM throttle_configs c
+                        WHERE c.portal_id = queues.portal_id AND c.action_id = queues.action_id)
+                FROM queues WHERE queue_id = :queue_id FOR UPDATE"""
+        ),
+        {"queue_id": queue_id},
     ).first()
-    return QueueRow(*row) if row else None
+    return (QueueRow(*row[:-1]), row[-1]) if row else None
 
 
 def get_queue(conn: Connection, queue_id: str) -> QueueRow | None:

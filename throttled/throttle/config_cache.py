@@ -2,8 +2,10 @@
 
 An override change is written together with a NOTIFY on :data:`CONFIG_CHANNEL` (payload
 ``"{portal_id}:{action_id}"``) and wakes the affected queues' jobs, so every daemon applies
-it at its next run — well within a second. Should a notification be lost, the TTL (default
-60 s) still expires the cached value. (The original app's cache had neither.)
+it at its next run — well within a second. Should a notification be late or lost, the worker
+still sees the change: it checks the cached value's ``updated_at`` against the database under
+the queue lock (``queues.lock_queue``) and reads a stale one again; the TTL (default 60 s)
+bounds how long a stale entry lives. (The original app's cache had neither.)
 """
 
 from __future__ import annotations

@@ -79,16 +79,24 @@ class ThrottleWorker:
     def run_once(self, conn, run: JobRun, queue_id: str, now: dt.datetime, override: ConfigRow | None = None) -> list[Release]:
         """One tick inside one transaction (blocking; runs in a DB thread).
 
-        Returns the releases to hand to the portal queue after commit.
+        ``override`` is the cached operator override; a stale one (its stamp differs from the
+        database's) is read again here. Returns the releases to hand to the portal queue after
+        commit.
         Raises:
             LeaseLost: the job was rescued from us; the transaction rolls back.
         """
-        queue = queues_sql.lock_queue(conn, queue_id)
+        locked = queues_sql.lock_queue(conn, queue_id)
         if not jobs_sql.lock_owned_job(conn, run.job.id, run.owner):
             raise LeaseLost(run.job.id)
-        if queue is None:
+        if locked is None:
             jobs_sql.complete_job(conn, run.job.id, run.owner, now)
             return []
+        queue, override_stamp = locked
+        if queue.action_id is not None and override_stamp != (override.updated_at if override else None):
+            # The cached override is older than the database's: an operator's change woke this
+            # job before its NOTIFY reached this daemon's cache. Read it here, or the snooze
+            # below would follow the old rate (an old "1 per day" would hold for a day).
+            override = queues_sql.get_config(conn, queue.portal_id, queue.action_id)
         executions_sql.requeue_lapsed_releases(conn, queue_id, now)
         settings = effective_settings(queue, override)
         in_flight = executions_sql.count_releasing(conn, queue_id)
