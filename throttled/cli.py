@@ -93,7 +93,8 @@ def run(config_file: Path | None) -> None:
     from throttled.daemon import run_daemon
 
     settings = load_settings(config_file)
-    settings.require("hubspot_client_secret", "encryption_key")
+    settings.require("hubspot_client_secret")
+    settings.key_ring()
     logs.configure(settings.log_level)
     url = database_url(settings)
 
@@ -171,11 +172,45 @@ def keys() -> None:
 
 
 @keys.command("generate")
-def keys_generate() -> None:
-    """Print a new THROTTLED_ENCRYPTION_KEY (base64 of 32 random bytes)."""
+@click.option("--id", "key_id", help="Print an entry for THROTTLED_ENCRYPTION_KEYS: ID:KEY.")
+def keys_generate(key_id: str | None) -> None:
+    """Print a new key: base64 of 32 random bytes (for THROTTLED_ENCRYPTION_KEY), or
+    ID:KEY with --id (an entry of the THROTTLED_ENCRYPTION_KEYS ring)."""
     from throttled.crypto import generate_key
 
-    click.echo(generate_key())
+    click.echo(f"{key_id}:{generate_key()}" if key_id else generate_key())
+
+
+@keys.command("rotate")
+@config_option
+@click.option("--batch", type=click.IntRange(1, 10_000), default=100, show_default=True, help="Portals per transaction.")
+@handle_errors
+def keys_rotate(config_file: Path | None, batch: int) -> None:
+    """Re-encrypt every portal's tokens with the current key of THROTTLED_ENCRYPTION_KEYS.
+
+    Safe while daemons serve, once every daemon's ring holds the new key. Afterwards the old
+    key can be dropped from the ring.
+    """
+    from rich.progress import Progress
+
+    from throttled.crypto import DecryptionError
+    from throttled.crypto.rotation import rotate_all
+    from throttled.db.engine import Database
+
+    settings = load_settings(config_file)
+    ring = settings.key_ring()
+    db = Database(database_url(settings), pool_size=1)
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"re-encrypting with key {ring.key_id}", total=None)
+            done = rotate_all(db, ring, batch, lambda n, total: progress.update(task, completed=n, total=total))
+    except DecryptionError as exc:
+        _fail(f"{exc}: add that key to THROTTLED_ENCRYPTION_KEYS and run again (nothing of the failed batch was written)", 1)
+    except TimeoutError as exc:
+        _fail(str(exc), 1)
+    finally:
+        db.dispose()
+    click.echo(f"{done} portals re-encrypted; every token is under key {ring.key_id}")
 
 
 @main.group()

@@ -15,7 +15,6 @@ import trio
 
 from throttled.cleaner import CLEANER_CRON, CLEANER_KIND, Cleaner
 from throttled.clock import Clock, WallClock
-from throttled.crypto import TokenCipher, parse_key
 from throttled.db.engine import Database
 from throttled.db.schema import migrate
 from throttled.hubspot.client import HubSpotClient
@@ -67,7 +66,8 @@ async def run_daemon(
         SettingsError: a required setting is missing.
         DatabaseUnavailable: the database cannot be reached at start-up.
     """
-    settings.require("hubspot_client_secret", "encryption_key")
+    settings.require("hubspot_client_secret")
+    settings.key_ring()  # raises SettingsError when no key is configured
     clock = clock or WallClock()
     client_secret = settings.secret("hubspot_client_secret")
     db = Database(database_url, pool_size=settings.db_pool_size)
@@ -77,7 +77,7 @@ async def run_daemon(
     )
     try:
         await db.transaction(migrate)
-        cipher = TokenCipher(parse_key(settings.secret("encryption_key")))
+        cipher = settings.key_ring()
         tokens = TokenStore(db, clock, cipher, client)
         batcher = Batcher(db, clock, settings.block_duration_s)
         portal_queues = PortalQueues(db, clock, tokens, client, PortalQueueConfig(

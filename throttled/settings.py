@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from throttled.crypto import parse_key
+from throttled.crypto import KeyRing, fingerprint, parse_key, parse_key_ring
 
 # field name -> environment variable; the single table the README documents.
 ENV_NAMES: dict[str, str] = {
@@ -35,6 +35,7 @@ ENV_NAMES: dict[str, str] = {
     "hubspot_authorize_url": "HUBSPOT_AUTHORIZE_URL",
     "hubspot_app_id": "HUBSPOT_APP_ID",
     "encryption_key": "THROTTLED_ENCRYPTION_KEY",
+    "encryption_keys": "THROTTLED_ENCRYPTION_KEYS",
     "block_duration": "THROTTLED_BLOCK_DURATION",
     "data_dir": "THROTTLED_DATA_DIR",
     "db_pool_size": "THROTTLED_DB_POOL_SIZE",
@@ -113,7 +114,8 @@ class Settings(BaseSettings):
     hubspot_api_base: str = _field("https://api.hubapi.com", "hubspot_api_base", "HubSpot API base URL")
     hubspot_authorize_url: str = _field("https://app.hubspot.com/oauth/authorize", "hubspot_authorize_url", "HubSpot OAuth authorize URL")
     hubspot_app_id: int | None = _field(None, "hubspot_app_id", "HubSpot app id")
-    encryption_key: SecretStr | None = _field(None, "encryption_key", "base64 of 32 bytes; encrypts tokens at rest")
+    encryption_key: SecretStr | None = _field(None, "encryption_key", "base64 of 32 bytes; encrypts tokens at rest (legacy single key)")
+    encryption_keys: SecretStr | None = _field(None, "encryption_keys", "key ring id:base64,id:base64 — the first is current")
     block_duration: str = _field("P7D", "block_duration", "hs_expiration_duration asked of HubSpot (ISO-8601, W/D/H/M/S only)")
     data_dir: Path | None = _field(None, "data_dir", "folder for the embedded PostgreSQL")
     db_pool_size: int = _field(10, "db_pool_size", "database connections (and DB threads) per daemon")
@@ -168,6 +170,13 @@ class Settings(BaseSettings):
     def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             parse_key(value.get_secret_value())
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_key_ring(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_key_ring(value.get_secret_value())
         return value
 
     @field_validator("hubspot_client_secret", "hubspot_client_id")
@@ -254,6 +263,26 @@ class Settings(BaseSettings):
         for name in fields:
             if getattr(self, name) is None:
                 raise SettingsError(f"{ENV_NAMES[name]} is not set")
+
+    def key_ring(self) -> KeyRing:
+        """The token key ring: ``THROTTLED_ENCRYPTION_KEYS`` (first current) plus the legacy
+        ``THROTTLED_ENCRYPTION_KEY`` under its fingerprint id (current if it is alone).
+
+        Raises:
+            SettingsError: neither is set.
+        """
+        keys: dict[str, bytes] = {}
+        current = None
+        if self.encryption_keys is not None:
+            keys, current = parse_key_ring(self.encryption_keys.get_secret_value())
+        if self.encryption_key is not None:
+            legacy = parse_key(self.encryption_key.get_secret_value())
+            if legacy not in keys.values():
+                keys[fingerprint(legacy)] = legacy
+            current = current or fingerprint(legacy)
+        if current is None:
+            raise SettingsError("THROTTLED_ENCRYPTION_KEYS (or THROTTLED_ENCRYPTION_KEY) is not set")
+        return KeyRing(keys, current)
 
     def secret(self, name: str) -> str:
         """The plain value of a secret field; raises :class:`SettingsError` if unset."""

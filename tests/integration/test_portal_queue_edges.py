@@ -10,7 +10,7 @@ import trio
 
 from tests.conftest import EPOCH
 from throttled.clock import WallClock
-from throttled.crypto import TokenCipher
+from throttled.crypto import KeyRing
 from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
 from throttled.db.executions import NewExecution, Release
@@ -21,17 +21,17 @@ from throttled.hubspot.tokens import PortalNotReady, TokenStore
 PORTAL = 777
 
 
-def _install(db, cipher: TokenCipher, now: dt.datetime) -> None:
+def _install(db, cipher: KeyRing, now: dt.datetime) -> None:
     db.transaction_sync(portals_sql.save_install, PORTAL, cipher.encrypt("access", PORTAL),
                         cipher.encrypt("refresh", PORTAL), now + dt.timedelta(hours=1), ["automation"], cipher.key_id, now)
 
 
 async def test_tokens_under_another_key_make_the_portal_unusable_not_the_daemon(db):
     now = WallClock().now()
-    _install(db, TokenCipher(bytes(range(32))), now)
+    _install(db, KeyRing.single(bytes(range(32))), now)
     client = HubSpotClient("http://127.0.0.1:9", "id", "secret")
     try:
-        store = TokenStore(db, WallClock(), TokenCipher(bytes(32)), client)  # a different key
+        store = TokenStore(db, WallClock(), KeyRing.single(bytes(32)), client)  # a different key
         with pytest.raises(PortalNotReady) as info:
             await store.access_token(PORTAL)
     finally:
@@ -54,7 +54,7 @@ async def _silent_server(task_status=trio.TASK_STATUS_IGNORED) -> None:
 async def test_releases_in_hand_at_shutdown_go_back_in_line(db):
     clock = WallClock()
     now = clock.now()
-    cipher = TokenCipher(bytes(range(32)))
+    cipher = KeyRing.single(bytes(range(32)))
     _install(db, cipher, now)
     ids = [f"cb-{i}" for i in range(5)]
     db.transaction_sync(executions_sql.insert_executions,

@@ -2,13 +2,13 @@ import base64
 
 import pytest
 
-from throttled.crypto import DecryptionError, TokenCipher, generate_key, parse_key
+from throttled.crypto import DecryptionError, KeyRing, generate_key, key_id_of, parse_key, parse_key_ring
 
 KEY = bytes(range(32))
 
 
 def test_round_trip_and_random_nonce():
-    cipher = TokenCipher(KEY)
+    cipher = KeyRing.single(KEY)
     a, b = cipher.encrypt("tok-123", 62515), cipher.encrypt("tok-123", 62515)
     assert a != b  # a fresh nonce each time
     assert cipher.decrypt(a, 62515) == "tok-123"
@@ -16,20 +16,20 @@ def test_round_trip_and_random_nonce():
 
 
 def test_portal_is_bound_as_associated_data():
-    cipher = TokenCipher(KEY)
+    cipher = KeyRing.single(KEY)
     stored = cipher.encrypt("tok-123", 1)
     with pytest.raises(DecryptionError):
         cipher.decrypt(stored, 2)
 
 
 def test_other_key_is_an_error_not_a_fallback():
-    stored = TokenCipher(KEY).encrypt("tok", 1)
+    stored = KeyRing.single(KEY).encrypt("tok", 1)
     with pytest.raises(DecryptionError, match="unknown key id"):
-        TokenCipher(bytes(32)).decrypt(stored, 1)
+        KeyRing.single(bytes(32)).decrypt(stored, 1)
 
 
 def test_tampered_bytes_rejected():
-    cipher = TokenCipher(KEY)
+    cipher = KeyRing.single(KEY)
     stored = bytearray(cipher.encrypt("tok", 1))
     stored[-1] ^= 1
     with pytest.raises(DecryptionError):
@@ -49,5 +49,34 @@ def test_parse_key_rejects(bad):
 
 
 def test_repr_holds_no_key():
-    cipher = TokenCipher(KEY)
+    cipher = KeyRing.single(KEY)
     assert KEY.hex() not in repr(cipher) and base64.b64encode(KEY).decode() not in repr(cipher)
+
+
+def test_ring_decrypts_old_keys_encrypts_with_current():
+    old, new = bytes(range(32)), bytes(range(1, 33))
+    stored_old = KeyRing({"k1": old}, "k1").encrypt("tok", 5)
+    ring = KeyRing({"k2": new, "k1": old}, "k2")
+    assert ring.decrypt(stored_old, 5) == "tok"
+    fresh = ring.encrypt("tok", 5)
+    assert key_id_of(fresh) == "k2" and key_id_of(stored_old) == "k1"
+    with pytest.raises(DecryptionError, match="unknown key id 'k2'"):
+        KeyRing({"k1": old}, "k1").decrypt(fresh, 5)
+
+
+def test_parse_key_ring_first_is_current():
+    text = f"k2:{generate_key()}, k1:{generate_key()}"
+    keys, current = parse_key_ring(text)
+    assert current == "k2" and set(keys) == {"k1", "k2"}
+
+
+@pytest.mark.parametrize("bad", ["", "k1", f"k1:{generate_key()},k1:{generate_key()}", "bad id:AAAA", "k1:short"])
+def test_parse_key_ring_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_key_ring(bad)
+
+
+def test_ring_repr_names_ids_only():
+    key = bytes(range(32))
+    ring = KeyRing({"k1": key}, "k1")
+    assert "k1" in repr(ring) and key.hex() not in repr(ring) and base64.b64encode(key).decode() not in repr(ring)

@@ -99,3 +99,19 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for field in Settings.model_fields:
         assert f"`{ENV_NAMES[field]}`" in readme, ENV_NAMES[field]
+
+
+def test_key_ring_from_both_variables(monkeypatch):
+    from throttled.crypto import fingerprint, parse_key
+
+    legacy = generate_key()
+    monkeypatch.setenv("THROTTLED_ENCRYPTION_KEY", legacy)
+    assert load_settings().key_ring().key_id == fingerprint(parse_key(legacy))
+    monkeypatch.setenv("THROTTLED_ENCRYPTION_KEYS", f"k2:{generate_key()}")
+    ring = load_settings().key_ring()
+    assert ring.key_id == "k2" and fingerprint(parse_key(legacy)) in ring.key_ids  # old tokens still decrypt
+
+
+def test_no_key_is_one_clear_line():
+    with pytest.raises(SettingsError, match="^THROTTLED_ENCRYPTION_KEYS .*is not set$"):
+        load_settings().key_ring()

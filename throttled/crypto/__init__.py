@@ -1,5 +1,14 @@
-"""Token encryption at rest (AES-256-GCM)."""
+"""Token encryption at rest (AES-256-GCM with a key ring)."""
 
-from throttled.crypto.tokens import DecryptionError, TokenCipher, generate_key, parse_key
+from throttled.crypto.tokens import (
+    DecryptionError,
+    KeyRing,
+    fingerprint,
+    generate_key,
+    key_id_of,
+    parse_key,
+    parse_key_ring,
+)
 
-__all__ = ["DecryptionError", "TokenCipher", "generate_key", "parse_key"]
+__all__ = ["DecryptionError", "KeyRing", "fingerprint", "generate_key", "key_id_of",
+           "parse_key", "parse_key_ring"]

@@ -1,11 +1,13 @@
-"""Encryption of OAuth tokens at rest: AES-256-GCM from ``cryptography``.
+"""Encryption of OAuth tokens at rest: AES-256-GCM from ``cryptography``, with a key ring.
 
 Each encryption draws a random 96-bit nonce (NIST SP 800-38D's recommended size) and binds
 the ciphertext to its portal by passing the portal id as associated data, so a token row
-copied onto another portal fails to decrypt. The stored form carries the id of the key that
-made it, so a key ring can be introduced without re-encrypting in place::
+copied onto another portal fails to decrypt. The stored form names the key that made it,
+so keys can be rotated (``throttled keys rotate``) while daemons keep serving::
 
     b"\\x01" | len(key_id) (1 byte) | key_id (ascii) | nonce (12 bytes) | ciphertext+tag
+
+Decrypting with a key id the ring does not hold is an error, never a silent fallback.
 """
 
 from __future__ import annotations
@@ -14,86 +16,148 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _FORMAT = 1
 _NONCE_BYTES = 12
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 class DecryptionError(Exception):
-    """A stored token could not be decrypted: wrong key, wrong portal, or corrupted bytes."""
+    """A stored token could not be decrypted: unknown key id, wrong portal, or damaged bytes."""
 
 
-class TokenCipher:
-    """Encrypts and decrypts tokens with one AES-256 key.
+class KeyRing:
+    """Encrypts with the current key; decrypts with whichever key a ciphertext names.
 
     Args:
-        key: 32 raw bytes.
+        keys: key id → 32 raw bytes.
+        current: the id new ciphertexts use (must be in ``keys``).
     Raises:
-        ValueError: the key is not 32 bytes.
+        ValueError: a key is not 32 bytes, an id is malformed, or ``current`` is unknown.
 
-    The key never appears in ``repr``; ``key_id`` is a short fingerprint (first 8 hex digits
-    of SHA-256 of the key), safe to log.
+    Keys never appear in ``repr``; key ids are safe to log.
     """
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise ValueError("encryption key must be 32 bytes")
-        self._aead = AESGCM(key)
-        self.key_id = hashlib.sha256(key).hexdigest()[:8]
+    def __init__(self, keys: dict[str, bytes], current: str) -> None:
+        if current not in keys:
+            raise ValueError("the current key id is not in the ring")
+        for key_id, key in keys.items():
+            if not _KEY_ID.match(key_id):
+                raise ValueError(f"key id {key_id[:40]!r} must be 1-32 letters, digits, '_', '.' or '-'")
+            if len(key) != 32:
+                raise ValueError(f"key {key_id!r} must be 32 bytes")
+        self._aeads = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self.key_id = current
+
+    @classmethod
+    def single(cls, key: bytes) -> KeyRing:
+        """A ring of one key whose id is its fingerprint (first 8 hex digits of SHA-256) —
+        the legacy ``THROTTLED_ENCRYPTION_KEY``."""
+        key_id = fingerprint(key)
+        return cls({key_id: key}, key_id)
+
+    @property
+    def key_ids(self) -> list[str]:
+        """Every id in the ring, current first."""
+        return [self.key_id, *sorted(k for k in self._aeads if k != self.key_id)]
 
     def encrypt(self, plaintext: str, portal_id: int) -> bytes:
-        """Encrypt ``plaintext`` for ``portal_id``; returns the stored form (bytes)."""
+        """Encrypt ``plaintext`` for ``portal_id`` with the current key; returns the stored form."""
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plaintext.encode(), _aad(portal_id))
+        sealed = self._aeads[self.key_id].encrypt(nonce, plaintext.encode(), _aad(portal_id))
         kid = self.key_id.encode()
         return bytes([_FORMAT, len(kid)]) + kid + nonce + sealed
 
     def decrypt(self, stored: bytes, portal_id: int) -> str:
-        """Decrypt a value made by :meth:`encrypt` for the same ``portal_id``.
+        """Decrypt a value made by :meth:`encrypt` (with any key of the ring) for ``portal_id``.
 
         Raises:
             DecryptionError: unknown format or key id, wrong portal, or tampered bytes.
         """
-        stored = bytes(stored)
-        if len(stored) < 2 or stored[0] != _FORMAT:
-            raise DecryptionError("unknown token format")
-        kid_len = stored[1]
-        kid = stored[2 : 2 + kid_len].decode("ascii", "replace")
-        if kid != self.key_id:
-            raise DecryptionError(f"token was encrypted with unknown key id {kid!r}")
-        rest = stored[2 + kid_len :]
-        nonce, sealed = rest[:_NONCE_BYTES], rest[_NONCE_BYTES:]
+        key_id, nonce, sealed = _split(bytes(stored))
+        aead = self._aeads.get(key_id)
+        if aead is None:
+            raise DecryptionError(f"token was encrypted with unknown key id {key_id!r}")
         try:
-            return self._aead.decrypt(nonce, sealed, _aad(portal_id)).decode()
+            return aead.decrypt(nonce, sealed, _aad(portal_id)).decode()
         except InvalidTag:
             raise DecryptionError("token does not decrypt for this portal") from None
 
     def __repr__(self) -> str:
-        return f"TokenCipher(key_id={self.key_id!r})"
+        return f"KeyRing(current={self.key_id!r}, ids={self.key_ids!r})"
+
+
+def key_id_of(stored: bytes) -> str:
+    """The key id a stored token names (no decryption)."""
+    return _split(bytes(stored))[0]
+
+
+def fingerprint(key: bytes) -> str:
+    """First 8 hex digits of SHA-256 of ``key``: its id when it came without one."""
+    return hashlib.sha256(key).hexdigest()[:8]
 
 
 def parse_key(encoded: str) -> bytes:
-    """Decode ``THROTTLED_ENCRYPTION_KEY``: standard or url-safe base64 of exactly 32 bytes.
+    """Decode one key: standard or url-safe base64 of exactly 32 bytes.
 
     Raises:
         ValueError: not base64, or not 32 bytes once decoded (message names no key material).
     """
     text = encoded.strip()
-    try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("must be base64 of 32 random bytes (see `throttled keys generate`)") from None
+    padded = text + "=" * (-len(text) % 4)
+    for altchars in (None, b"-_"):
+        try:
+            raw = base64.b64decode(padded, altchars=altchars, validate=True)
+            break
+        except (binascii.Error, ValueError):
+            continue
+    else:
+        raise ValueError("must be base64 of 32 random bytes (see `throttled keys generate`)")
     if len(raw) != 32:
         raise ValueError(f"must decode to 32 bytes, got {len(raw)}")
     return raw
 
 
+def parse_key_ring(text: str) -> tuple[dict[str, bytes], str]:
+    """Decode ``THROTTLED_ENCRYPTION_KEYS``: ``"id1:BASE64,id2:BASE64"``, the first current.
+
+    Raises:
+        ValueError: malformed entry, duplicate id, or a bad key (naming the id, not the key).
+    """
+    keys: dict[str, bytes] = {}
+    entries = [e.strip() for e in text.split(",") if e.strip()]
+    if not entries:
+        raise ValueError("must list at least one id:key")
+    for entry in entries:
+        key_id, sep, encoded = entry.partition(":")
+        key_id = key_id.strip()
+        if not sep or not _KEY_ID.match(key_id):
+            raise ValueError("entries are id:base64key, ids of 1-32 letters, digits, '_', '.' or '-'")
+        if key_id in keys:
+            raise ValueError(f"key id {key_id!r} appears twice")
+        try:
+            keys[key_id] = parse_key(encoded)
+        except ValueError as exc:
+            raise ValueError(f"key {key_id!r}: {exc}") from None
+    return keys, entries[0].partition(":")[0].strip()
+
+
 def generate_key() -> str:
-    """A new random key, base64 of 32 bytes from ``os.urandom``, for ``THROTTLED_ENCRYPTION_KEY``."""
+    """A new random key, base64 of 32 bytes from ``os.urandom``."""
     return base64.b64encode(os.urandom(32)).decode()
+
+
+def _split(stored: bytes) -> tuple[str, bytes, bytes]:
+    if len(stored) < 2 or stored[0] != _FORMAT:
+        raise DecryptionError("unknown token format")
+    kid_len = stored[1]
+    key_id = stored[2 : 2 + kid_len].decode("ascii", "replace")
+    rest = stored[2 + kid_len :]
+    return key_id, rest[:_NONCE_BYTES], rest[_NONCE_BYTES:]
 
 
 def _aad(portal_id: int) -> bytes:

@@ -105,3 +105,35 @@ def _portal(row) -> PortalRow:
         bytes(row.refresh_token) if row.refresh_token is not None else None,
         row.expires_at, list(row.scopes or []), row.key_id, row.installed_at, row.updated_at,
     )
+
+
+def lock_portals_to_rotate(conn: Connection, current_key_id: str, limit: int) -> list[PortalRow]:
+    """Up to ``limit`` portals whose tokens are under another key than ``current_key_id``,
+    row-locked; rows a daemon holds right now (a refresh in progress) are skipped and
+    picked up by a later batch."""
+    rows = conn.execute(
+        text(
+            f"""SELECT {_COLUMNS} FROM portals
+                WHERE key_id IS DISTINCT FROM :current AND access_token IS NOT NULL
+                ORDER BY portal_id LIMIT :limit FOR UPDATE SKIP LOCKED"""
+        ),
+        {"current": current_key_id, "limit": limit},
+    ).all()
+    return [_portal(r) for r in rows]
+
+
+def count_to_rotate(conn: Connection, current_key_id: str) -> int:
+    """Portals whose tokens are not yet under ``current_key_id``."""
+    return conn.execute(
+        text("SELECT count(*) FROM portals WHERE key_id IS DISTINCT FROM :current AND access_token IS NOT NULL"),
+        {"current": current_key_id},
+    ).scalar_one()
+
+
+def save_reencrypted(conn: Connection, portal_id: int, access_token: bytes, refresh_token: bytes, key_id: str) -> None:
+    """Store a portal's tokens re-encrypted under ``key_id`` (values unchanged)."""
+    conn.execute(
+        text("""UPDATE portals SET access_token = :access, refresh_token = :refresh, key_id = :key_id
+                WHERE portal_id = :portal_id"""),
+        {"portal_id": portal_id, "access": access_token, "refresh": refresh_token, "key_id": key_id},
+    )

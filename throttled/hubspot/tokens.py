@@ -17,7 +17,7 @@ import structlog
 import trio
 
 from throttled.clock import Clock
-from throttled.crypto import DecryptionError, TokenCipher
+from throttled.crypto import DecryptionError, KeyRing
 from throttled.db import portals as portals_sql
 from throttled.db.engine import Database
 from throttled.hubspot.client import HubSpotClient, TokenGrant
@@ -52,11 +52,11 @@ class TokenStore:
     Args:
         db: the database (portals table).
         clock: the daemon's clock.
-        cipher: encrypts tokens at rest.
+        cipher: the key ring tokens are encrypted with at rest.
         client: the HubSpot client (token endpoint).
     """
 
-    def __init__(self, db: Database, clock: Clock, cipher: TokenCipher, client: HubSpotClient) -> None:
+    def __init__(self, db: Database, clock: Clock, cipher: KeyRing, client: HubSpotClient) -> None:
         self.db = db
         self.clock = clock
         self.cipher = cipher
