@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS portals (
     expires_at       timestamptz,      -- when the access token expires
     scopes           text[] NOT NULL DEFAULT '{}',
     key_id           text,             -- id of the key the tokens are encrypted with
+    rate_limited_until timestamptz,    -- HubSpot's DAILY limit hit: no calls until then
     installed_at     timestamptz NOT NULL,
     updated_at       timestamptz NOT NULL
 );

@@ -66,3 +66,16 @@ def db(empty_database):
     database = Database(empty_database, pool_size=8)
     yield database
     database.dispose()
+
+
+def install_portal(db: Database, portal_id: int) -> None:
+    """Store an installed, active portal (tokens encrypted with a throwaway key), for tests
+    that drive the throttle worker without HTTP: it holds queues of portals it cannot call."""
+    from throttled.crypto import KeyRing
+    from throttled.db import portals as portals_sql
+
+    ring = KeyRing.single(bytes(32))
+    now = dt.datetime.now(UTC)
+    db.transaction_sync(portals_sql.save_install, portal_id, ring.encrypt("access", portal_id),
+                        ring.encrypt("refresh", portal_id), now + dt.timedelta(days=3650), ["automation"],
+                        ring.key_id, now)

@@ -136,16 +136,30 @@ def migrate(config_file: Path | None) -> None:
 @click.option("--client-secret", envvar="HUBSPOT_CLIENT_SECRET", default="sandbox-secret", show_default=True)
 @click.option("--app-id", envvar="HUBSPOT_APP_ID", type=int, default=1000, show_default=True)
 @click.option("--portal-id", type=int, default=62515, show_default=True, help="Portal that authorize grants by default.")
-def sandbox(bind: str, client_id: str, client_secret: str, app_id: int, portal_id: int) -> None:
-    """Run the local HubSpot API stand-in (OAuth, callbacks, rate limits) over HTTP."""
-    from throttled.sandbox import SandboxConfig, serve_sandbox
+@click.option("--developer-api-key", default="sandbox-dev-key", show_default=True,
+              help="hapikey of the action-definition endpoints.")
+@click.option("--faults", "faults_json", metavar="JSON",
+              help='Faults in force from the start, e.g. \'{"error_rate": 0.1, "seed": 7}\' '
+                   "(change them later at /_sandbox/faults).")
+def sandbox(bind: str, client_id: str, client_secret: str, app_id: int, portal_id: int,
+            developer_api_key: str, faults_json: str | None) -> None:
+    """Run the local HubSpot API stand-in (OAuth, callbacks, rate limits, action definitions,
+    fault injection) over HTTP."""
+    from throttled.sandbox import Faults, SandboxConfig, SandboxError, serve_sandbox
 
-    config = SandboxConfig(client_id=client_id, client_secret=client_secret, app_id=app_id, default_portal_id=portal_id)
+    try:
+        faults = Faults().merged(json.loads(faults_json)) if faults_json else Faults()
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--faults") from None
+    except SandboxError as exc:
+        raise click.BadParameter(exc.body["message"], param_hint="--faults") from None
+    config = SandboxConfig(client_id=client_id, client_secret=client_secret, app_id=app_id,
+                           default_portal_id=portal_id, developer_api_key=developer_api_key)
 
     async def main_task() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
-            running = await nursery.start(functools.partial(serve_sandbox, config, bind))
+            running = await nursery.start(functools.partial(serve_sandbox, config, bind, faults=faults))
             click.echo(f"sandbox listening on {running.url} (HUBSPOT_API_BASE={running.url})")
 
     trio.run(main_task)
@@ -238,17 +252,19 @@ def portals_list(config_file: Path | None, as_json: bool) -> None:
         db.dispose()
     records = [
         {"portal_id": r.portal_id, "status": r.status, "expires_at": r.expires_at.isoformat() if r.expires_at else None,
-         "scopes": r.scopes, "key_id": r.key_id, "updated_at": r.updated_at.isoformat()}
+         "scopes": r.scopes, "key_id": r.key_id, "updated_at": r.updated_at.isoformat(),
+         "rate_limited_until": r.rate_limited_until.isoformat() if r.rate_limited_until else None}
         for r in rows
     ]
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    table = Table("portal", "status", "token expires", "scopes", "key", "updated")
+    table = Table("portal", "status", "token expires", "scopes", "key", "updated", "daily limit until")
     for column in table.columns:
         column.overflow = "fold"  # never cut a value with "…", even in a narrow or piped terminal
     for r in records:
-        table.add_row(str(r["portal_id"]), r["status"], r["expires_at"] or "-", " ".join(r["scopes"]), r["key_id"] or "-", r["updated_at"])
+        table.add_row(str(r["portal_id"]), r["status"], r["expires_at"] or "-", " ".join(r["scopes"]), r["key_id"] or "-",
+                      r["updated_at"], r["rate_limited_until"] or "-")
     Console().print(table)
 
 

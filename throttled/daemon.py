@@ -17,6 +17,7 @@ from throttled.cleaner import CLEANER_CRON, CLEANER_KIND, Cleaner
 from throttled.clock import Clock, WallClock
 from throttled.db.engine import Database
 from throttled.db.schema import migrate
+from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.client import HubSpotClient
 from throttled.hubspot.portal_queue import PortalQueueConfig, PortalQueues
 from throttled.hubspot.tokens import TokenStore
@@ -74,6 +75,8 @@ async def run_daemon(
     client = HubSpotClient(
         settings.hubspot_api_base, settings.hubspot_client_id or "", client_secret,
         timeout_s=settings.hubspot_timeout_s,
+        budget=PortalBudget(settings.portal_budget, settings.portal_budget_window_s),
+        callbacks_api=settings.callbacks_api, token_api=settings.token_api,
     )
     try:
         await db.transaction(migrate)

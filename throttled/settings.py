@@ -53,6 +53,10 @@ ENV_NAMES: dict[str, str] = {
     "hold_s": "THROTTLED_HOLD_SECONDS",
     "config_ttl_s": "THROTTLED_CONFIG_TTL",
     "signature_versions": "THROTTLED_SIGNATURE_VERSIONS",
+    "portal_budget": "THROTTLED_PORTAL_BUDGET",
+    "portal_budget_window_s": "THROTTLED_PORTAL_BUDGET_WINDOW",
+    "callbacks_api": "HUBSPOT_CALLBACKS_API",
+    "token_api": "HUBSPOT_TOKEN_API",
 }
 
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
@@ -132,6 +136,10 @@ class Settings(BaseSettings):
     hold_after: int = _field(3, "hold_after", "HubSpot failures in a row that put a queue on hold")
     hold_s: float = _field(1800.0, "hold_s", "first hold, seconds; doubles per hold in a row, up to a day")
     config_ttl_s: float = _field(60.0, "config_ttl_s", "seconds a daemon trusts a cached override without a NOTIFY")
+    portal_budget: int = _field(100, "portal_budget", "HubSpot calls per portal per budget window, per daemon (HubSpot allows 110 per 10 s)")
+    portal_budget_window_s: float = _field(10.0, "portal_budget_window_s", "the budget's rolling window, seconds")
+    callbacks_api: str = _field("v4", "callbacks_api", "callbacks API paths: v4 or 2026-03")
+    token_api: str = _field("v3", "token_api", "OAuth token endpoint: v3 (falls back to v1 on 404) or v1")
     signature_versions: str = _field("v3,v2", "signature_versions", "webhook signature versions accepted, comma-separated (v3, v2, v1)")
 
     @field_validator("bind")
@@ -215,7 +223,21 @@ class Settings(BaseSettings):
         duration_seconds(value)
         return value
 
-    @field_validator("db_pool_size", "workers", "hold_after")
+    @field_validator("callbacks_api")
+    @classmethod
+    def _check_callbacks_api(cls, value: str) -> str:
+        if value not in ("v4", "2026-03"):
+            raise ValueError("must be v4 or 2026-03")
+        return value
+
+    @field_validator("token_api")
+    @classmethod
+    def _check_token_api(cls, value: str) -> str:
+        if value not in ("v3", "v1"):
+            raise ValueError("must be v3 or v1")
+        return value
+
+    @field_validator("db_pool_size", "workers", "hold_after", "portal_budget")
     @classmethod
     def _check_positive_int(cls, value: int) -> int:
         if value < 1:
@@ -224,7 +246,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "poll_interval_s", "job_lease_s", "release_lease_s", "leader_ttl_s", "job_retention_s",
-        "flush_interval_s", "hubspot_timeout_s", "hold_s", "config_ttl_s",
+        "flush_interval_s", "hubspot_timeout_s", "hold_s", "config_ttl_s", "portal_budget_window_s",
     )
     @classmethod
     def _check_positive_float(cls, value: float) -> float:

@@ -18,9 +18,10 @@ import random
 import threading
 import time
 
+import pytest
 import sqlalchemy as sa
 
-from tests.conftest import EPOCH
+from tests.conftest import EPOCH, install_portal
 from throttled.clock import WallClock
 from throttled.db import jobs as jobs_sql
 from throttled.db import executions as executions_sql
@@ -38,6 +39,12 @@ OWNER = "race-test-worker"
 STEP = Step(workflow_id=300, action_id=1, limit=1_000_000, period=1, unit="seconds")  # the rate never binds
 QUEUE = STEP.queue_id(PORTAL)
 BLOCK_S = 7 * 86400
+
+
+@pytest.fixture(autouse=True)
+def portal_installed(db):
+    """The worker holds queues of portals it cannot call: install this one."""
+    install_portal(db, PORTAL)
 
 
 async def _never_called(portal_id, releases) -> None:

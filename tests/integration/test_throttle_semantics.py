@@ -30,7 +30,7 @@ import sqlalchemy as sa
 import trio
 from trio.testing import MockClock
 
-from tests.conftest import EPOCH
+from tests.conftest import EPOCH, install_portal
 from throttled.admin import operations
 from throttled.clock import TrioClock
 from throttled.db import executions as executions_sql
@@ -57,6 +57,12 @@ AUTOJUMP_S = 0.02
 #: time, so waits for one tick every TICK_S virtual seconds rather than let the clock jump far.
 PROMPT = dt.timedelta(seconds=2)
 TICK_S = 0.1
+
+
+@pytest.fixture(autouse=True)
+def portal_installed(db):
+    """The worker holds queues of portals it cannot call: install this one."""
+    install_portal(db, PORTAL)
 
 
 @pytest.fixture

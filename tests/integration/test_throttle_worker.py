@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 import trio
 
-from tests.conftest import EPOCH
+from tests.conftest import EPOCH, install_portal
 from throttled.clock import TrioClock
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
@@ -33,6 +33,12 @@ from throttled.throttle.worker import ThrottleWorker
 PORTAL = 31337
 BLOCK_S = 7 * 86400
 FIVE_PER_5S = Step(workflow_id=100, action_id=1, limit=5, period=5, unit="seconds")
+
+
+@pytest.fixture(autouse=True)
+def portal_installed(db):
+    """The worker holds queues of portals it cannot call: install this one."""
+    install_portal(db, PORTAL)
 
 
 class PortalSide:

@@ -20,6 +20,7 @@ class PortalRow:
     expires_at: dt.datetime | None
     scopes: list[str]
     key_id: str | None
+    rate_limited_until: dt.datetime | None
     installed_at: dt.datetime
     updated_at: dt.datetime
 
@@ -27,7 +28,8 @@ class PortalRow:
         return f"PortalRow(portal_id={self.portal_id}, status={self.status!r}, expires_at={self.expires_at})"
 
 
-_COLUMNS = "portal_id, status, access_token, refresh_token, expires_at, scopes, key_id, installed_at, updated_at"
+_COLUMNS = ("portal_id, status, access_token, refresh_token, expires_at, scopes, key_id, rate_limited_until, "
+            "installed_at, updated_at")
 
 
 def save_install(
@@ -44,9 +46,9 @@ def save_install(
     conn.execute(
         text(
             f"""INSERT INTO portals ({_COLUMNS})
-                VALUES (:portal_id, 'active', :access, :refresh, :expires_at, :scopes, :key_id, :now, :now)
+                VALUES (:portal_id, 'active', :access, :refresh, :expires_at, :scopes, :key_id, NULL, :now, :now)
                 ON CONFLICT (portal_id) DO UPDATE
-                SET status = 'active', access_token = excluded.access_token,
+                SET status = 'active', access_token = excluded.access_token, rate_limited_until = NULL,
                     refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
                     scopes = excluded.scopes, key_id = excluded.key_id, updated_at = excluded.updated_at"""
         ),
@@ -93,6 +95,22 @@ def set_status(conn: Connection, portal_id: int, status: str, now: dt.datetime) 
     )
 
 
+def set_rate_limited_until(conn: Connection, portal_id: int, until: dt.datetime) -> None:
+    """HubSpot's daily limit: make no calls for this portal before ``until``."""
+    conn.execute(
+        text("UPDATE portals SET rate_limited_until = :until WHERE portal_id = :portal_id"),
+        {"portal_id": portal_id, "until": until},
+    )
+
+
+def availability(conn: Connection, portal_id: int) -> tuple[str, dt.datetime | None] | None:
+    """``(status, rate_limited_until)`` of a portal, or ``None`` if it never installed."""
+    row = conn.execute(
+        text("SELECT status, rate_limited_until FROM portals WHERE portal_id = :portal_id"), {"portal_id": portal_id}
+    ).first()
+    return (row.status, row.rate_limited_until) if row else None
+
+
 def list_portals(conn: Connection) -> list[PortalRow]:
     """Every portal, by id."""
     return [_portal(r) for r in conn.execute(text(f"SELECT {_COLUMNS} FROM portals ORDER BY portal_id"))]
@@ -103,7 +121,7 @@ def _portal(row) -> PortalRow:
         row.portal_id, row.status,
         bytes(row.access_token) if row.access_token is not None else None,
         bytes(row.refresh_token) if row.refresh_token is not None else None,
-        row.expires_at, list(row.scopes or []), row.key_id, row.installed_at, row.updated_at,
+        row.expires_at, list(row.scopes or []), row.key_id, row.rate_limited_until, row.installed_at, row.updated_at,
     )
 
 

@@ -21,6 +21,7 @@ portals = sa.Table(
     sa.Column("expires_at", TZ),
     sa.Column("scopes", ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("key_id", sa.Text),
+    sa.Column("rate_limited_until", TZ),
     sa.Column("installed_at", TZ, nullable=False),
     sa.Column("updated_at", TZ, nullable=False),
 )

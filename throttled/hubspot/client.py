@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
+import structlog
+import trio
 
+from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.errors import (
     BadRefreshToken,
     HubSpotRateLimited,
@@ -25,8 +28,10 @@ from throttled.hubspot.errors import (
 
 #: HubSpot's rate-limit window for public apps is 10 s (protocol notes §7).
 DEFAULT_RATE_WINDOW_S = 10.0
-CALLBACKS_PATH = "/automation/v4/actions/callbacks"
-TOKEN_PATH = "/oauth/v1/token"
+#: Callbacks base paths by API version (protocol notes §5): v4 and the dated 2026-03 form.
+CALLBACKS_PATHS = {"v4": "/automation/v4/actions/callbacks", "2026-03": "/automation/actions/callbacks/2026-03"}
+#: Token endpoints (protocol notes §6): v3 is current, v1 is deprecated on 2027-02-16.
+TOKEN_PATHS = {"v3": "/oauth/v3/token", "v1": "/oauth/v1/token"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,9 @@ class TokenGrant:
         return f"TokenGrant(expires_in_s={self.expires_in_s}, hub_id={self.hub_id})"
 
 
+log = structlog.get_logger("throttled.hubspot.client")
+
+
 class HubSpotClient:
     """Calls the HubSpot API at ``api_base``.
 
@@ -54,13 +62,26 @@ class HubSpotClient:
         api_base: e.g. ``https://api.hubapi.com`` (tests and the demo: the sandbox).
         client_id, client_secret: the app's OAuth credentials.
         timeout_s: connect, read, write and pool timeout, seconds.
-        max_connections: pool bound across all portals.
+        max_connections: pool bound across all portals; also the most calls in flight (calls
+            beyond it wait on a semaphore, which is cheap to cancel — unlike thousands of
+            requests queued inside httpx's pool, see the stack notes).
+        budget: per-portal call budget every portal-scoped call waits on (optional).
+        callbacks_api: ``"v4"`` or ``"2026-03"``.
+        token_api: ``"v3"`` (falls back to v1 once if HubSpot answers 404) or ``"v1"``.
     """
 
-    def __init__(self, api_base: str, client_id: str, client_secret: str, *, timeout_s: float = 10.0, max_connections: int = 50) -> None:
+    def __init__(
+        self, api_base: str, client_id: str, client_secret: str, *, timeout_s: float = 10.0,
+        max_connections: int = 50, budget: PortalBudget | None = None, callbacks_api: str = "v4",
+        token_api: str = "v3",
+    ) -> None:
         self.api_base = api_base.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
+        self.budget = budget
+        self.callbacks_path = CALLBACKS_PATHS[callbacks_api]
+        self.token_path = TOKEN_PATHS[token_api]
+        self._in_flight = trio.Semaphore(max_connections)
         self.http = httpx.AsyncClient(
             base_url=self.api_base,
             timeout=httpx.Timeout(timeout_s),
@@ -72,23 +93,21 @@ class HubSpotClient:
         """Close the connection pool."""
         await self.http.aclose()
 
-    async def complete_batch(self, access_token: str, callback_ids: Sequence[str]) -> None:
-        """Complete ≤ 100 callbacks with ``hs_execution_state = SUCCESS`` in one request.
+    async def complete(self, access_token: str, callback_ids: Sequence[str], portal_id: int) -> None:
+        """Complete callbacks with ``hs_execution_state = SUCCESS``: one id through the single
+        endpoint, 2–100 through the batch endpoint (204 either way, protocol notes §5).
 
         Raises:
             HubSpotUnauthorized, HubSpotRateLimited, HubSpotRejected, HubSpotUnavailable.
         """
-        inputs = [
-            {"callbackId": cid, "outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}}
-            for cid in callback_ids
-        ]
-        await self._call("POST", f"{CALLBACKS_PATH}/complete", bearer=access_token, json={"inputs": inputs})
-
-    async def complete_one(self, access_token: str, callback_id: str) -> None:
-        """Complete one callback (used to isolate a bad id after a batch was refused)."""
-        body = {"outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}}
-        path = f"{CALLBACKS_PATH}/{quote(callback_id, safe='')}/complete"
-        await self._call("POST", path, bearer=access_token, json=body)
+        output = {"outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}}
+        if len(callback_ids) == 1:
+            path = f"{self.callbacks_path}/{quote(callback_ids[0], safe='')}/complete"
+            await self._call("POST", path, bearer=access_token, json=output, portal_id=portal_id)
+            return
+        inputs = [{"callbackId": cid, **output} for cid in callback_ids]
+        await self._call("POST", f"{self.callbacks_path}/complete", bearer=access_token,
+                         json={"inputs": inputs}, portal_id=portal_id)
 
     async def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant:
         """Exchange an authorization code for tokens (``grant_type=authorization_code``)."""
@@ -107,14 +126,21 @@ class HubSpotClient:
     async def token_info(self, access_token: str) -> tuple[int, list[str]]:
         """``(hub_id, scopes)`` of an access token (``GET /oauth/v1/access-tokens/…``,
         protocol notes §6) — the portal it belongs to and what it may do."""
-        response = await self._call("GET", f"/oauth/v1/access-tokens/{access_token}", redact_path=True)
+        response = await self._call("GET", f"/oauth/v1/access-tokens/{quote(access_token, safe='')}", redact_path=True)
         data = response.json()
         return int(data["hub_id"]), [str(s) for s in data.get("scopes") or []]
 
     async def _token(self, form: dict[str, str]) -> TokenGrant:
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
         try:
-            response = await self._call("POST", TOKEN_PATH, data=form)
+            try:
+                response = await self._call("POST", self.token_path, data=form)
+            except HubSpotRejected as exc:
+                if exc.status != 404 or self.token_path == TOKEN_PATHS["v1"]:
+                    raise
+                log.warning("oauth.token_v3_missing", falling_back_to="/oauth/v1/token")
+                self.token_path = TOKEN_PATHS["v1"]  # an API base without v3: use v1 from now on
+                response = await self._call("POST", self.token_path, data=form)
         except HubSpotRejected as exc:
             if exc.status == 400 and exc.category in ("BAD_REFRESH_TOKEN", "invalid_grant") and form["grant_type"] == "refresh_token":
                 raise BadRefreshToken("refresh token is invalid, expired or revoked") from None
@@ -129,18 +155,33 @@ class HubSpotClient:
             scopes=list(scopes) if isinstance(scopes, list) else str(scopes).split(),
         )
 
-    async def _call(self, method: str, path: str, *, bearer: str | None = None, redact_path: bool = False, **kwargs) -> httpx.Response:
+    async def _call(
+        self, method: str, path: str, *, bearer: str | None = None, redact_path: bool = False,
+        portal_id: int | None = None, **kwargs,
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         shown = path.rsplit("/", 1)[0] + "/…" if redact_path else path
-        try:
-            response = await self.http.request(method, path, headers=headers, **kwargs)
-        except httpx.TimeoutException:
-            raise HubSpotUnavailable(f"{method} {shown}: timed out") from None
-        except httpx.TransportError as exc:
-            raise HubSpotUnavailable(f"{method} {shown}: {type(exc).__name__}") from None
+        if portal_id is not None and self.budget is not None:
+            await self.budget.acquire(portal_id)
+        async with self._in_flight:
+            try:
+                response = await self.http.request(method, path, headers=headers, **kwargs)
+            except httpx.TimeoutException:
+                raise HubSpotUnavailable(f"{method} {shown}: timed out") from None
+            except httpx.TransportError as exc:
+                raise HubSpotUnavailable(f"{method} {shown}: {type(exc).__name__}") from None
+        if portal_id is not None and self.budget is not None:
+            self._heed_rate_headers(portal_id, response)
         if response.is_success:
             return response
         raise _error_for(response, f"{method} {shown}")
+
+    def _heed_rate_headers(self, portal_id: int, response: httpx.Response) -> None:
+        """``X-HubSpot-RateLimit-Remaining: 0`` (or a 429) blocks the portal for the window
+        HubSpot names (protocol notes §7)."""
+        remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
+        if response.status_code == 429 or (remaining is not None and remaining.strip() == "0"):
+            self.budget.block(portal_id, _retry_after_s(response))
 
 
 def _error_for(response: httpx.Response, what: str) -> Exception:

@@ -7,16 +7,17 @@ arrive for ``linger_s``, or ``flush_interval_s`` after the first one waited — 
 comes first. Batches of one portal go out one at a time.
 
 Outcomes: 204 → released at the acknowledgement time; 401 → refresh once and retry;
-429 → wait out the window, no attempt spent; other 4xx → retry one by one to isolate the
-bad callback(s); 5xx/timeouts → a few retries with backoff, then the executions are left
-'releasing' until their lease lapses and the throttle worker puts them back in line.
+429 → wait out the window, no attempt spent (a DAILY 429 holds the portal until the next
+day); other 4xx → split the batch in halves to isolate the bad callback(s), which end as
+done, expired or failed; 5xx/timeouts → a few retries with backoff, then the executions are
+left 'releasing' until their lease lapses and the throttle worker puts them back in line.
 Nothing here calls back into the worker.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -24,6 +25,7 @@ import trio
 
 from throttled.clock import Clock
 from throttled.db import executions as executions_sql
+from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.db.executions import Release
@@ -157,38 +159,51 @@ class PortalQueues:
             log.error("callbacks.send_failed", portal_id=portal_id, error=type(exc).__name__)
             await self._give_up(portal_id, live, f"internal error: {type(exc).__name__}")
 
-    async def _send_live(self, portal_id: int, live: list[Release]) -> None:
-        ids = [r.callback_id for r in live]
+    async def _send_live(self, portal_id: int, releases: list[Release]) -> None:
+        """Complete ``releases``; a batch HubSpot refuses (4xx) is split in halves until the
+        bad callback(s) stand alone — about 2·log2(n) calls, not n — and those are ended."""
+        ids = [r.callback_id for r in releases]
         try:
-            await self._complete(portal_id, ids, lambda token: self.client.complete_batch(token, ids))
+            await self._complete(portal_id, ids)
         except HubSpotRejected as exc:
+            if len(releases) == 1:
+                await self._end_rejected(portal_id, releases[0], exc)
+                return
             log.warning("callbacks.batch_rejected", portal_id=portal_id, size=len(ids), status=exc.status)
-            await self._complete_singly(portal_id, live)
+            half = len(releases) // 2
+            await self._send_live(portal_id, releases[:half])
+            await self._send_live(portal_id, releases[half:])
+            return
+        except HubSpotRateLimited as exc:  # only a DAILY limit gets here
+            await self._daily_limited(portal_id, releases, exc)
             return
         except (HubSpotError, PortalNotReady) as exc:
-            await self._give_up(portal_id, live, str(exc))
+            await self._give_up(portal_id, releases, str(exc))
             return
-        await self._record(self._released, live, self.clock.now())
+        await self._record(self._released, releases, self.clock.now())
         self.sent_batches += 1
         self.released += len(ids)
 
-    async def _complete(self, portal_id: int, ids: list[str], call: Callable) -> None:
-        """Run ``call(token)`` with auth refresh, 429 waits and 5xx retries; raises the
-        final :class:`HubSpotError` (or PortalNotReady) when it gives up."""
+    async def _complete(self, portal_id: int, ids: list[str]) -> None:
+        """Complete ``ids`` with auth refresh, 429 waits (no attempt spent) and 5xx retries;
+        raises the final :class:`HubSpotError` (or PortalNotReady) when it gives up, and a
+        DAILY :class:`HubSpotRateLimited` at once (waiting it out here would take a day)."""
         token = await self.tokens.access_token(portal_id)
         refreshed = False
         unavailable = iter(_UNAVAILABLE_RETRIES)
         while True:
             try:
-                return await call(token)
+                return await self.client.complete(token, ids, portal_id)
             except HubSpotUnauthorized:
                 if refreshed:
                     raise
                 token = await self.tokens.after_unauthorized(portal_id, token)
                 refreshed = True
             except HubSpotRateLimited as exc:
+                if exc.policy == "DAILY":
+                    raise
                 log.info("callbacks.rate_limited", portal_id=portal_id, wait_s=exc.retry_after_s, policy=exc.policy)
-                await trio.sleep(exc.retry_after_s)
+                await trio.sleep(exc.retry_after_s)  # the budget is blocked for as long, too
             except HubSpotUnavailable as exc:
                 delay = next(unavailable, None)
                 if delay is None:
@@ -196,24 +211,27 @@ class PortalQueues:
                 await self._note_failure(ids, str(exc))
                 await trio.sleep(delay)
 
-    async def _complete_singly(self, portal_id: int, releases: list[Release]) -> None:
-        for release in releases:
-            callback_id = release.callback_id
-            try:
-                await self._complete(portal_id, [callback_id], lambda token: self.client.complete_one(token, callback_id))
-            except HubSpotRejected as exc:
-                state = _terminal_state(exc)
-                if state == "released":
-                    await self._record(self._released, [release], self.clock.now())
-                else:
-                    await self._record(executions_sql.mark_finished, [callback_id], state, str(exc))
-                log.warning("callback.rejected", portal_id=portal_id, outcome=state, status=exc.status)
-                continue
-            except (HubSpotError, PortalNotReady) as exc:
-                await self._give_up(portal_id, [release], str(exc))
-                continue
+    async def _end_rejected(self, portal_id: int, release: Release, exc: HubSpotRejected) -> None:
+        """HubSpot refused this one callback for good: done if it says "already completed",
+        expired if it no longer knows it, failed otherwise. Never retried."""
+        state = _terminal_state(exc)
+        if state == "released":
             await self._record(self._released, [release], self.clock.now())
-            self.released += 1
+        else:
+            await self._record(executions_sql.mark_finished, [release.callback_id], state, str(exc))
+        log.warning("callback.rejected", portal_id=portal_id, queue_id=release.queue_id, outcome=state, status=exc.status)
+
+    async def _daily_limited(self, portal_id: int, releases: list[Release], exc: HubSpotRateLimited) -> None:
+        """HubSpot's daily limit: hold the whole portal until the next day (UTC midnight; the
+        account's own midnight is not known) and put these releases back in line."""
+        now = self.clock.now()
+        until = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(0, 5), tzinfo=dt.timezone.utc)
+        log.error("portal.daily_limit", portal_id=portal_id, held_until=until.isoformat())
+        await self._record(self._hold_portal, releases, portal_id, until)
+
+    def _hold_portal(self, conn, releases: list[Release], portal_id: int, until: dt.datetime) -> None:
+        portals_sql.set_rate_limited_until(conn, portal_id, until)
+        executions_sql.requeue_releases(conn, [r.callback_id for r in releases])
 
     async def _note_failure(self, ids: list[str], reason: str) -> None:
         await self._record(executions_sql.note_attempt_failed, ids, reason, settles=False)

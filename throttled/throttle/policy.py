@@ -16,6 +16,9 @@ from throttled.throttle.release_window import ReleaseWindow
 
 #: A paused queue's job looks again this often (resume also wakes it at once).
 PAUSED_RECHECK = dt.timedelta(hours=1)
+#: A queue whose portal cannot be called (not installed, revoked) looks again this often;
+#: an install wakes it at once.
+PORTAL_RECHECK = dt.timedelta(minutes=10)
 
 
 def days_mask(days: frozenset[int]) -> int:
@@ -45,12 +48,22 @@ def effective_settings(queue: QueueRow, override: ConfigRow | None) -> StepSetti
     return settings
 
 
-def blocked_until(queue: QueueRow, window: ReleaseWindow | None, now: dt.datetime) -> dt.datetime | None:
+def blocked_until(
+    queue: QueueRow, window: ReleaseWindow | None, now: dt.datetime,
+    portal: tuple[str, dt.datetime | None] | None = ("active", None),
+) -> dt.datetime | None:
     """When releasing may next happen if it may not now; ``None`` when it may.
 
-    Paused: look again after :data:`PAUSED_RECHECK`. On hold: when the hold ends. Outside
-    the release window: when it next opens. Draining: never blocked.
+    ``portal`` is ``(status, rate_limited_until)`` of the queue's portal, ``None`` if it
+    never installed. A portal that cannot be called holds every queue of it (drain too):
+    not installed or not active → look again after :data:`PORTAL_RECHECK`; HubSpot's daily
+    limit → when it resets. Paused: after :data:`PAUSED_RECHECK`. On hold: when the hold
+    ends. Outside the release window: when it next opens. Draining ignores the rest.
     """
+    if portal is None or portal[0] != "active":
+        return now + PORTAL_RECHECK
+    if portal[1] is not None and portal[1] > now:
+        return portal[1]
     if queue.state == "draining":
         return None
     if queue.state == "paused":

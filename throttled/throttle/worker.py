@@ -21,6 +21,7 @@ import structlog
 from throttled.clock import Clock
 from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
+from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
 from throttled.db.executions import Release
@@ -101,7 +102,7 @@ class ThrottleWorker:
         settings = effective_settings(queue, override)
         in_flight = executions_sql.count_releasing(conn, queue_id)
         eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
-        blocked = blocked_until(queue, settings.window, now)
+        blocked = blocked_until(queue, settings.window, now, portals_sql.availability(conn, queue.portal_id))
         releases: list[Release] = []
         recent: list[dt.datetime] = []
         throttle = Throttle.for_mode(settings.mode, settings.rate)
