@@ -268,6 +268,35 @@ def portals_list(config_file: Path | None, as_json: bool) -> None:
     Console().print(table)
 
 
+@main.group()
+def hubspot() -> None:
+    """The HubSpot app: the custom workflow action definition."""
+
+
+@hubspot.command("action-definition")
+@config_option
+@click.option("--register", is_flag=True, help="Create it on the app (HUBSPOT_APP_ID, HUBSPOT_DEVELOPER_API_KEY).")
+@handle_errors
+def hubspot_action_definition(config_file: Path | None, register: bool) -> None:
+    """Print the Throttle action definition (actionUrl from THROTTLED_PUBLIC_URL), or register it."""
+    from throttled.hubspot.errors import HubSpotError
+    from throttled.hubspot.registration import action_definition
+    from throttled.hubspot.registration import register as register_action
+
+    settings = load_settings(config_file)
+    definition = action_definition(settings.effective_public_url)
+    if not register:
+        click.echo(json.dumps(definition, indent=2))
+        return
+    settings.require("hubspot_app_id", "hubspot_developer_api_key")
+    try:
+        created = trio.run(register_action, settings.hubspot_api_base, settings.hubspot_app_id,
+                           settings.secret("hubspot_developer_api_key"), definition)
+    except HubSpotError as exc:
+        _fail(f"registration failed: {exc}", 1)
+    click.echo(f"registered action {created.get('id')} on app {settings.hubspot_app_id} ({definition['actionUrl']})")
+
+
 def _register_admin_commands() -> None:
     from throttled.admin.cli import config_group, queues_group
 

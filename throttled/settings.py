@@ -34,6 +34,7 @@ ENV_NAMES: dict[str, str] = {
     "hubspot_api_base": "HUBSPOT_API_BASE",
     "hubspot_authorize_url": "HUBSPOT_AUTHORIZE_URL",
     "hubspot_app_id": "HUBSPOT_APP_ID",
+    "hubspot_developer_api_key": "HUBSPOT_DEVELOPER_API_KEY",
     "encryption_key": "THROTTLED_ENCRYPTION_KEY",
     "encryption_keys": "THROTTLED_ENCRYPTION_KEYS",
     "block_duration": "THROTTLED_BLOCK_DURATION",
@@ -118,6 +119,7 @@ class Settings(BaseSettings):
     hubspot_api_base: str = _field("https://api.hubapi.com", "hubspot_api_base", "HubSpot API base URL")
     hubspot_authorize_url: str = _field("https://app.hubspot.com/oauth/authorize", "hubspot_authorize_url", "HubSpot OAuth authorize URL")
     hubspot_app_id: int | None = _field(None, "hubspot_app_id", "HubSpot app id")
+    hubspot_developer_api_key: SecretStr | None = _field(None, "hubspot_developer_api_key", "developer API key; only `throttled hubspot action-definition --register` uses it")
     encryption_key: SecretStr | None = _field(None, "encryption_key", "base64 of 32 bytes; encrypts tokens at rest (legacy single key)")
     encryption_keys: SecretStr | None = _field(None, "encryption_keys", "key ring id:base64,id:base64 — the first is current")
     block_duration: str = _field("P7D", "block_duration", "hs_expiration_duration asked of HubSpot (ISO-8601, W/D/H/M/S only)")

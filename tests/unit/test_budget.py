@@ -17,37 +17,71 @@ def _max_in_window(times: list[float], window: float) -> int:
     return best
 
 
-def test_never_more_than_the_limit_in_any_window():
+def _run(main):
+    return trio.run(main, clock=MockClock(autojump_threshold=0))
+
+
+def test_calls_limit_apart_are_a_window_apart_however_slow_the_answers():
     async def main():
         budget = PortalBudget(limit=10, window_s=1.0)
-        calls: list[float] = []
+        starts, answers = [], []
 
-        async def caller():
-            for _ in range(10):
-                await budget.acquire(7)
-                calls.append(trio.current_time())
-                await trio.sleep(0.013)
+        async def caller(i):
+            for _ in range(6):
+                async with budget.slot(7):
+                    starts.append(trio.current_time())
+                    await trio.sleep(0.05 + 0.37 * (i % 3))  # slow and uneven answers
+                    answers.append(trio.current_time())
 
         async with trio.open_nursery() as nursery:
-            for _ in range(5):
-                nursery.start_soon(caller)
-        return calls
+            for i in range(5):
+                nursery.start_soon(caller, i)
+        return starts, answers
 
-    calls = trio.run(main, clock=MockClock(autojump_threshold=0))
-    assert len(calls) == 50 and _max_in_window(calls, 1.0) == 10
-    assert max(calls) < 5.0  # and it keeps the pace: 50 calls in about 5 windows
+    starts, answers = _run(main)
+    assert len(starts) == 30
+    # HubSpot receives each call between its start and its answer; the k-th and (k+10)-th
+    # calls are a window apart at worst: the later start follows the earlier answer by ≥ 1 s.
+    ordered_starts, ordered_answers = sorted(starts), sorted(answers)
+    assert all(ordered_starts[k + 10] >= ordered_answers[k] + 1.0 for k in range(len(starts) - 10))
+    assert _max_in_window(starts, 1.0) <= 10
 
 
 def test_portals_are_independent_and_block_waits():
     async def main():
         budget = PortalBudget(limit=2, window_s=10.0)
         for _ in range(2):
-            await budget.acquire(1)
-        await budget.acquire(2)  # another portal is not held up
-        t_other = trio.current_time()
+            async with budget.slot(1):
+                pass
+        busy = budget.in_window(1)
+        async with budget.slot(2):  # another portal is not held up
+            t_other = trio.current_time()
         budget.block(2, 30.0)
-        await budget.acquire(2)
-        return t_other, trio.current_time(), budget.in_window(1)
+        async with budget.slot(2):
+            t_after_block = trio.current_time()
+        await trio.sleep(5)
+        budget.forget_idle()
+        return t_other, t_after_block, busy, budget.in_window(1), len(budget._portals)
 
-    t_other, t_after_block, in_window = trio.run(main, clock=MockClock(autojump_threshold=0))
-    assert t_other == 0 and t_after_block == 30.0 and in_window == 0
+    t_other, t_after_block, busy, later, tracked = _run(main)
+    assert (t_other, t_after_block, busy, later) == (0, 30.0, 2, 0)
+    assert tracked == 1  # portal 2's last call is still in its window; portal 1 was forgotten
+
+
+def test_full_in_flight_waits_for_an_answer():
+    async def main():
+        budget = PortalBudget(limit=1, window_s=0.5)
+        order = []
+
+        async def call(name, hold):
+            async with budget.slot(3):
+                order.append((name, trio.current_time()))
+                await trio.sleep(hold)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call, "a", 2.0)
+            await trio.sleep(0.1)
+            nursery.start_soon(call, "b", 0.0)
+        return order
+
+    assert _run(main) == [("a", 0.0), ("b", 2.5)]

@@ -248,8 +248,60 @@ def test_reset_clears_completions_and_counters_but_keeps_tokens():
     state.complete(token, {"inputs": [item("a")]}, T0)
     state.record_request("complete_batch", 204)
     assert state.stats() == {"requests": {"complete_batch 204": 1}, "token_calls": {str(PORTAL): 1},
-                             "rate_limited": 0, "completions": 1}
+                             "rate_limited": 0, "completions": 1, "max_in_window": {str(PORTAL): 1}}
     state.reset()
-    assert state.stats() == {"requests": {}, "token_calls": {}, "rate_limited": 0, "completions": 0}
+    assert state.stats() == {"requests": {}, "token_calls": {}, "rate_limited": 0, "completions": 0,
+                             "max_in_window": {}}
+    assert state.request_times(PORTAL) == []
     state.complete(token, {"inputs": [item("a")]}, T0 + 1)
     assert len(state.completions) == 1
+
+
+# --- action definitions (§8) ----------------------------------------------------------------
+
+DEFINITION = {
+    "actionUrl": "https://throttle.example.org/hubspot/action", "objectTypes": ["CONTACT"],
+    "inputFields": [{"typeDefinition": {"name": "max_throughput", "type": "number", "fieldType": "number"},
+                     "supportedValueTypes": ["STATIC_VALUE"], "isRequired": True}],
+    "labels": {"en": {"actionName": "Throttle"}},
+}
+
+
+def test_action_definitions_are_created_with_ids_and_listed():
+    state = make_state()
+    first = state.actions.create(777, "sandbox-dev-key", DEFINITION)
+    assert first == DEFINITION | {"id": "1000001", "revisionId": "1", "published": False, "functions": []}
+    local = DEFINITION | {"actionUrl": "http://127.0.0.1:8080/hubspot/action", "published": True, "id": "mine"}
+    second = state.actions.create(777, "sandbox-dev-key", local)
+    assert (second["id"], second["published"]) == ("1000002", True)
+    first["labels"]["en"]["actionName"] = "changed by the caller"
+    listed = state.actions.list(777, "sandbox-dev-key")["results"]
+    assert [d["id"] for d in listed] == ["1000001", "1000002"]
+    assert listed[0]["labels"]["en"]["actionName"] == "Throttle"
+
+
+def test_action_definitions_need_the_developer_key_then_the_right_app():
+    state = SandboxState(SandboxConfig(client_id="cid", client_secret="csecret", app_id=777,
+                                       developer_api_key="dev-key-123"))
+    for key in (None, "", "wrong-key-456"):
+        err = raises(401, state.actions.list, 777, key)
+        assert err.body["category"] == "INVALID_AUTHENTICATION"
+        assert "wrong-key-456" not in json.dumps(err.body) and "dev-key-123" not in json.dumps(err.body)
+    raises(401, state.actions.create, 778, "wrong-key-456", DEFINITION)  # key checked before the app
+    assert raises(404, state.actions.create, 778, "dev-key-123", DEFINITION).body["category"] == "OBJECT_NOT_FOUND"
+    raises(404, state.actions.list, 778, "dev-key-123")
+    assert "dev-key-123" not in repr(state.config)
+
+
+@pytest.mark.parametrize("body", [
+    MALFORMED_JSON, [], {k: v for k, v in DEFINITION.items() if k != "actionUrl"},
+    DEFINITION | {"actionUrl": "http://throttle.example.org/a"}, DEFINITION | {"actionUrl": "ftp://localhost/a"},
+    DEFINITION | {"actionUrl": "https:///nohost"}, DEFINITION | {"actionUrl": 5},
+    DEFINITION | {"inputFields": {}}, DEFINITION | {"inputFields": ["max"]},
+    DEFINITION | {"labels": {"de": {"actionName": "Drossel"}}}, DEFINITION | {"labels": {"en": "Throttle"}},
+])
+def test_invalid_action_definitions_are_400(body):
+    state = make_state()
+    err = raises(400, state.actions.create, 777, "sandbox-dev-key", body)
+    assert err.body["category"] == "VALIDATION_ERROR"
+    assert state.actions.list(777, "sandbox-dev-key") == {"results": []}

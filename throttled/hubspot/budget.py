@@ -1,10 +1,12 @@
 """Per-portal request budget: at most ``limit`` HubSpot calls in any ``window_s`` seconds.
 
 HubSpot allows a public app 110 requests per rolling 10 s per installing account
-(protocol notes §7); we keep under a smaller budget (default 100 per 10 s) so latency
-jitter never tips us over. Every call made for a portal — completions, lookups — waits for
-a slot here. A 429 or ``X-HubSpot-RateLimit-Remaining: 0`` blocks the portal for the
-window HubSpot names. Times are trio time (seconds), so MockClock drives the tests.
+(protocol notes §7), counted when they reach HubSpot. We keep under a smaller budget
+(default 100 per 10 s), and — like the throttle window — a call holds its slot from the
+moment it starts until ``window_s`` after its answer arrived: HubSpot received it somewhere
+in between, so calls ``limit`` apart reach HubSpot at least a window apart however slow the
+network or HubSpot is. A 429 or ``X-HubSpot-RateLimit-Remaining: 0`` also blocks the portal
+for the window HubSpot names. Times are trio time (seconds), so MockClock drives the tests.
 
 The budget is per daemon: with several daemons, give each ``THROTTLED_PORTAL_BUDGET``
 divided by their number.
@@ -12,9 +14,20 @@ divided by their number.
 
 from __future__ import annotations
 
-from collections import deque
+import bisect
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import trio
+
+
+@dataclass
+class _Portal:
+    finished: list[float] = field(default_factory=list)  # answer times still in a window, sorted
+    in_flight: int = 0
+    blocked_until: float = 0.0
+    changed: trio.Event = field(default_factory=trio.Event)
 
 
 class PortalBudget:
@@ -30,52 +43,75 @@ class PortalBudget:
             raise ValueError("limit must be ≥ 1 and window_s > 0")
         self.limit = limit
         self.window_s = window_s
-        self._sent: dict[int, deque[float]] = {}
-        self._blocked_until: dict[int, float] = {}
+        self._portals: dict[int, _Portal] = {}
         self.waits = 0
 
-    async def acquire(self, portal_id: int) -> None:
-        """Wait until ``portal_id`` may make one more call, and count it."""
-        while True:
-            now = trio.current_time()
-            ready_at = self._ready_at(portal_id, now)
-            if ready_at <= now:
-                self._sent.setdefault(portal_id, deque()).append(now)
-                return
-            self.waits += 1
-            await trio.sleep_until(ready_at)
+    @asynccontextmanager
+    async def slot(self, portal_id: int) -> AsyncIterator[None]:
+        """Hold one of ``portal_id``'s slots for a call; the slot stays taken until
+        ``window_s`` after the block exits (the answer arrived, or the call failed)."""
+        portal = await self._acquire(portal_id)
+        try:
+            yield
+        finally:
+            portal.in_flight -= 1
+            bisect.insort(portal.finished, trio.current_time())
+            self._wake(portal)
 
     def block(self, portal_id: int, seconds: float) -> None:
         """No call for ``portal_id`` for ``seconds`` (HubSpot said so)."""
-        until = trio.current_time() + max(0.0, seconds)
-        self._blocked_until[portal_id] = max(until, self._blocked_until.get(portal_id, 0.0))
+        portal = self._portals.setdefault(portal_id, _Portal())
+        portal.blocked_until = max(portal.blocked_until, trio.current_time() + max(0.0, seconds))
 
     def in_window(self, portal_id: int) -> int:
-        """Calls counted in the current window (for status and tests)."""
-        sent = self._sent.get(portal_id)
-        if not sent:
+        """Slots taken now: calls in flight plus answers less than a window old."""
+        portal = self._portals.get(portal_id)
+        if portal is None:
             return 0
-        self._prune(portal_id, sent, trio.current_time())
-        return len(sent)
+        self._prune(portal, trio.current_time())
+        return portal.in_flight + len(portal.finished)
 
-    def _ready_at(self, portal_id: int, now: float) -> float:
-        blocked = self._blocked_until.get(portal_id, 0.0)
-        if blocked <= now:
-            self._blocked_until.pop(portal_id, None)
-            blocked = now
-        sent = self._sent.get(portal_id)
-        if not sent:
-            return blocked
-        self._prune(portal_id, sent, now)
-        if len(sent) < self.limit:
-            return blocked
-        # A slot opens when the oldest call in the window leaves it.
-        return max(blocked, sent[len(sent) - self.limit] + self.window_s)
+    async def _acquire(self, portal_id: int) -> _Portal:
+        while True:
+            portal = self._portals.setdefault(portal_id, _Portal())
+            now = trio.current_time()
+            ready_at = self._ready_at(portal, now)
+            if ready_at is not None and ready_at <= now:
+                portal.in_flight += 1
+                return portal
+            self.waits += 1
+            changed = portal.changed
+            with trio.move_on_at(ready_at if ready_at is not None else float("inf")):
+                await changed.wait()  # a call finished, or the slot's time came
 
-    def _prune(self, portal_id: int, sent: deque[float], now: float) -> None:
-        # `sent + window <= now` (not `sent <= now - window`): the same float arithmetic as
-        # the ready time computed below, so a call waits exactly until a slot has opened.
-        while sent and sent[0] + self.window_s <= now:
-            sent.popleft()
-        if not sent:
-            del self._sent[portal_id]  # idle portals cost no memory
+    def _ready_at(self, portal: _Portal, now: float) -> float | None:
+        """When a slot is free: a time, or ``None`` while calls in flight hold them all."""
+        self._prune(portal, now)
+        blocked = max(now, portal.blocked_until)
+        taken = portal.in_flight + len(portal.finished)
+        if taken < self.limit:
+            return blocked
+        if portal.in_flight >= self.limit:
+            return None
+        # A slot frees when enough of the finished calls have left the window.
+        return max(blocked, portal.finished[taken - self.limit] + self.window_s)
+
+    def _prune(self, portal: _Portal, now: float) -> None:
+        # `t + window <= now` (not `t <= now - window`): the same float arithmetic as the
+        # ready time above, so a caller waits exactly until a slot has opened.
+        drop = 0
+        while drop < len(portal.finished) and portal.finished[drop] + self.window_s <= now:
+            drop += 1
+        del portal.finished[:drop]
+
+    def _wake(self, portal: _Portal) -> None:
+        portal.changed.set()
+        portal.changed = trio.Event()
+
+    def forget_idle(self) -> None:
+        """Drop portals with nothing in flight or in the window (memory stays bounded)."""
+        now = trio.current_time()
+        for portal_id, portal in list(self._portals.items()):
+            self._prune(portal, now)
+            if not portal.in_flight and not portal.finished and portal.blocked_until <= now:
+                del self._portals[portal_id]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -161,9 +162,8 @@ class HubSpotClient:
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         shown = path.rsplit("/", 1)[0] + "/…" if redact_path else path
-        if portal_id is not None and self.budget is not None:
-            await self.budget.acquire(portal_id)
-        async with self._in_flight:
+        slot = self.budget.slot(portal_id) if portal_id is not None and self.budget is not None else nullcontext()
+        async with slot, self._in_flight:
             try:
                 response = await self.http.request(method, path, headers=headers, **kwargs)
             except httpx.TimeoutException:

@@ -136,6 +136,8 @@ class PortalQueues:
         finally:
             if self._channels.get(portal_id) is channel:
                 del self._channels[portal_id]
+            if self.client.budget is not None:
+                self.client.budget.forget_idle()  # idle portals cost no memory
 
     async def _fill(self, receive, carry: list[Release]) -> None:
         deadline = trio.current_time() + self.config.flush_interval_s

@@ -1,10 +1,13 @@
 """The sandbox's HTTP face: a Quart-Trio app mapping HubSpot's URLs onto :class:`SandboxState`.
 
 Routes follow ``shared/docs/hubspot-protocol.md``: OAuth authorize/token/access-token lookup
-(§6), callback completion in the v4 and dated 2026-03 forms (§5), rate headers (§7). The
-``/_sandbox/`` routes are test controls, not HubSpot. Every rule lives in ``state.py``; this
-module parses requests, reads the clock once per request and maps :class:`SandboxError` to HTTP
-in one handler. Tokens travel in URLs and headers here, so nothing in this module logs.
+(§6), callback completion in the v4 and dated 2026-03 forms (§5), rate headers (§7), action
+definitions with the developer key (§8). The ``/_sandbox/`` routes are test controls, not
+HubSpot: counters, completions, the request log, token expiry/revocation and faults. Every rule
+lives in ``state.py`` and its modules; this module parses requests, reads the clock once per
+request, sleeps the delay the faults ask for (``trio.sleep``, so a test's trio clock rules it)
+and maps :class:`SandboxError` to HTTP in one handler. Tokens and keys travel in URLs and
+headers here, so nothing in this module logs.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import trio
 from quart import redirect, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from .state import MALFORMED_JSON, SandboxError, SandboxState
+from .errors import SandboxError, invalid
+from .state import MALFORMED_JSON, SandboxState
+
+T = TypeVar("T")
 
 # The dated API version served next to v4 (§5); same bodies and answers.
 DATED_CALLBACKS = "/automation/actions/callbacks/2026-03"
@@ -61,16 +68,29 @@ def create_app(state: SandboxState, clock: Callable[[], float] = time.time) -> Q
     @app.post("/automation/v4/actions/callbacks/<callback_id>/complete")
     @app.post(f"{DATED_CALLBACKS}/<callback_id>/complete")
     async def complete_single(callback_id: str) -> Any:
-        """Complete one callback: 204 with rate headers (§5)."""
-        headers = state.complete(_bearer(), await _json_body(), clock(), callback_id=callback_id)
+        """Complete one callback: 204 with rate headers (§5), after any fault delay."""
+        body = await _json_body()
+        headers = await _answer_after(state.callback_delay_s(),
+                                      lambda: state.complete(_bearer(), body, clock(), callback_id=callback_id))
         return "", 204, headers
 
     @app.post("/automation/v4/actions/callbacks/complete")
     @app.post(f"{DATED_CALLBACKS}/complete")
     async def complete_batch() -> Any:
-        """Complete up to 100 callbacks atomically: 204 with rate headers (§5)."""
-        headers = state.complete(_bearer(), await _json_body(), clock())
+        """Complete up to 100 callbacks atomically: 204 with rate headers (§5), after any fault delay."""
+        body = await _json_body()
+        headers = await _answer_after(state.callback_delay_s(), lambda: state.complete(_bearer(), body, clock()))
         return "", 204, headers
+
+    @app.post("/automation/v4/actions/<int:app_id>")
+    async def actions_create(app_id: int) -> Any:
+        """Create a custom action definition (§8): 201 with its ``id`` and ``revisionId``."""
+        return state.actions.create(app_id, request.args.get("hapikey"), await _json_body()), 201
+
+    @app.get("/automation/v4/actions/<int:app_id>")
+    async def actions_list(app_id: int) -> Any:
+        """``{"results": [...]}``: the app's action definitions (§8)."""
+        return state.actions.list(app_id, request.args.get("hapikey"))
 
     @app.get("/_sandbox/completions")
     async def sandbox_completions() -> Any:
@@ -83,8 +103,34 @@ def create_app(state: SandboxState, clock: Callable[[], float] = time.time) -> Q
 
     @app.get("/_sandbox/stats")
     async def sandbox_stats() -> Any:
-        """Request, token-call, 429 and completion counters since the last reset."""
+        """Request, token-call, 429, completion and ``max_in_window`` counters since the last reset."""
         return state.stats()
+
+    @app.get("/_sandbox/requests")
+    async def sandbox_requests() -> Any:
+        """``?portal_id=N`` (required) → ``{"times": [...]}``: epoch seconds of that portal's
+        requests accepted into its rate window, in order."""
+        if "portal_id" not in request.args:
+            raise invalid("portal_id: required")
+        return {"times": state.request_times(_int_or_400(request.args["portal_id"], "portal_id"))}
+
+    @app.get("/_sandbox/faults")
+    async def sandbox_faults_get() -> Any:
+        """The faults in force, as JSON."""
+        return state.faults.to_json()
+
+    @app.post("/_sandbox/faults")
+    async def sandbox_faults_set() -> Any:
+        """Merge the JSON body into the faults (400 on an unknown field or bad value); answer them."""
+        body = await _json_body()
+        if body is MALFORMED_JSON:
+            raise invalid("faults: expected a JSON object")
+        return state.set_faults(body).to_json()
+
+    @app.delete("/_sandbox/faults")
+    async def sandbox_faults_clear() -> Any:
+        """Turn every fault off; answer the (default) faults."""
+        return state.clear_faults().to_json()
 
     @app.post("/_sandbox/reset")
     async def sandbox_reset() -> Any:
@@ -124,6 +170,17 @@ def create_app(state: SandboxState, clock: Callable[[], float] = time.time) -> Q
     return app
 
 
+async def _answer_after(delay_s: float, answer: Callable[[], T]) -> T:
+    """Run the rule ``answer()`` now, then wait ``delay_s`` seconds (``trio.sleep``) before its
+    result or error goes out: a stalled completion is recorded even if the client gave up
+    waiting, the ambiguity a timeout leaves with HubSpot (§5)."""
+    try:
+        return answer()
+    finally:
+        if delay_s > 0:
+            await trio.sleep(delay_s)
+
+
 def _bearer() -> str | None:
     """The token of an ``Authorization: Bearer …`` header, or None."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -144,7 +201,7 @@ async def _portal_from_body() -> int:
     body = await _json_body()
     portal = body.get("portal_id") if isinstance(body, dict) else None
     if not isinstance(portal, int) or isinstance(portal, bool):
-        raise _bad_request('body must be {"portal_id": <int>}')
+        raise invalid('body must be {"portal_id": <int>}')
     return portal
 
 
@@ -152,11 +209,7 @@ def _int_or_400(raw: str, name: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise _bad_request(f"{name} must be an integer") from None
-
-
-def _bad_request(message: str) -> SandboxError:
-    return SandboxError(400, {"status": "error", "message": message, "category": "VALIDATION_ERROR"})
+        raise invalid(f"{name} must be an integer") from None
 
 
 def _add_query(url: str, params: dict[str, str]) -> str:

@@ -15,6 +15,7 @@ import trio
 from throttled.web.server import serve
 
 from .app import create_app
+from .faults import Faults
 from .state import SandboxConfig, SandboxState
 
 
@@ -30,14 +31,16 @@ async def serve_sandbox(
     bind: str = "127.0.0.1:0",
     *,
     clock: Callable[[], float] = time.time,
+    faults: Faults | None = None,
     task_status: trio.TaskStatus[RunningSandbox] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve a fresh sandbox on ``bind`` (port 0 = a free port) until cancelled.
 
     ``clock()`` returns ``now`` in epoch seconds for every rule (default wall time; tests may
-    pass a settable one). Reports :class:`RunningSandbox` through ``task_status``.
+    pass a settable one). ``faults``: the faults in force from the start (default: none).
+    Reports :class:`RunningSandbox` through ``task_status``.
     """
-    state = SandboxState(config)
+    state = SandboxState(config, faults)
     app = create_app(state, clock)
     async with trio.open_nursery() as nursery:
         url = await nursery.start(serve, app, bind)

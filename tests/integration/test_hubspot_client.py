@@ -1,0 +1,98 @@
+"""The HubSpot client over real loopback HTTP: cancellation, timeouts, budget, token paths."""
+
+from __future__ import annotations
+
+import trio
+
+from throttled.hubspot.budget import PortalBudget
+from throttled.hubspot.client import HubSpotClient
+from throttled.hubspot.errors import HubSpotUnavailable
+from throttled.sandbox import SandboxConfig, serve_sandbox
+
+PORTAL = 62515
+
+
+async def _silent_server(task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Accepts connections and never answers: HubSpot stalling."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+
+    async def hold(stream):
+        async with stream:
+            await trio.sleep_forever()
+
+    await trio.serve_listeners(hold, listeners)
+
+
+async def _token(sandbox_url: str, config: SandboxConfig, client: HubSpotClient) -> str:
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        redirect = "http://127.0.0.1/cb"
+        answer = await http.get(f"{sandbox_url}/oauth/authorize",
+                                params={"client_id": config.client_id, "redirect_uri": redirect})
+        code = answer.headers["Location"].split("code=")[1].split("&")[0]
+    grant = await client.exchange_code(code, redirect)
+    return grant.access_token
+
+
+async def test_cancelling_a_thousand_stalled_calls_leaks_no_pool_slot():
+    config = SandboxConfig(client_id="cid", client_secret="secret", app_id=1, default_portal_id=PORTAL,
+                           rate_limit_max=1000)
+    async with trio.open_nursery() as nursery:
+        stall_port = await nursery.start(_silent_server)
+        sandbox = await nursery.start(serve_sandbox, config)
+        stalled = HubSpotClient(f"http://127.0.0.1:{stall_port}", "cid", "secret", timeout_s=30, max_connections=20)
+        started = trio.current_time()
+        with trio.move_on_after(0.5):
+            async with trio.open_nursery() as calls:
+                for i in range(1000):
+                    calls.start_soon(stalled.complete, "t", [f"cb-{i}"], PORTAL)
+        cancelled_in = trio.current_time() - started
+        assert stalled._in_flight.value == 20  # every slot came back
+        await stalled.aclose()
+
+        client = HubSpotClient(sandbox.url, "cid", "secret", timeout_s=5, max_connections=20)
+        token = await _token(sandbox.url, config, client)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as calls:
+                for i in range(100):
+                    calls.start_soon(client.complete, token, [f"ok-{i}"], PORTAL)
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    assert cancelled_in < 2.0
+    assert len(sandbox.state.completions) == 100
+
+
+async def test_timeouts_become_unavailable():
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(_silent_server)
+        client = HubSpotClient(f"http://127.0.0.1:{port}", "cid", "secret", timeout_s=0.2)
+        try:
+            await client.complete("t", ["a", "b"], PORTAL)
+        except HubSpotUnavailable as exc:
+            assert "timed out" in str(exc)
+        else:
+            raise AssertionError("a stalled HubSpot must time out")
+        finally:
+            await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_budget_keeps_a_portal_under_its_limit_at_the_sandbox():
+    config = SandboxConfig(client_id="cid", client_secret="secret", app_id=1, default_portal_id=PORTAL,
+                           rate_limit_max=110, rate_limit_interval_s=1.0)
+    async with trio.open_nursery() as nursery:
+        sandbox = await nursery.start(serve_sandbox, config)
+        client = HubSpotClient(sandbox.url, "cid", "secret", budget=PortalBudget(20, 1.0))
+        token = await _token(sandbox.url, config, client)
+        with trio.fail_after(20):
+            async with trio.open_nursery() as calls:
+                for i in range(60):
+                    calls.start_soon(client.complete, token, [f"b-{i}"], PORTAL)
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    times = sorted(c["completedAt"] for c in sandbox.state.completions)
+    assert len(times) == 60
+    assert max(sum(1 for u in times if t <= u < t + 1.0) for t in times) <= 20 + 1  # one of slack for clock skew
+    assert times[-1] - times[0] >= 2.0  # 60 calls at 20 per second need at least two more windows
