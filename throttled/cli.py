@@ -99,11 +99,26 @@ def run(config_file: Path | None) -> None:
     url = database_url(settings)
 
     async def main_task() -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
-            await nursery.start(run_daemon, settings, url)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def daemon_then_exit(task_status=trio.TASK_STATUS_IGNORED):
+                    await run_daemon(settings, url, task_status=task_status)
+                    nursery.cancel_scope.cancel()  # stopped: no more signals to wait for
+
+                daemon = await nursery.start(daemon_then_exit)
+                nursery.start_soon(_stop_on_signals, signals, daemon, nursery.cancel_scope)
 
     trio.run(main_task)
+
+
+async def _stop_on_signals(signals, daemon, scope: trio.CancelScope) -> None:
+    """First SIGTERM/SIGINT: graceful stop. A second one: stop at once."""
+    async for _ in signals:
+        if daemon.stop_requested.is_set():
+            scope.cancel()
+            return
+        daemon.request_stop()
 
 
 async def _cancel_on_signal(scope: trio.CancelScope) -> None:

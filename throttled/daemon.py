@@ -1,21 +1,28 @@
-"""The daemon: one root nursery, one subsystem each, started in dependency order.
+"""The daemon: one root nursery, one subsystem each, started in dependency order, stopped
+gracefully.
 
-``nursery.start`` orders start-up — database migrated, then batcher, portal queues,
-scheduler, leader election and cron, and the web server last, so nothing is accepted before it can be stored and
-released. Cancelling the root scope stops everything; the scheduler hands its running
-jobs back on the way out.
+``nursery.start`` orders start-up — database migrated, then batcher, portal queues, the
+config listener, scheduler, leader election and cron, the admin listener, and the public
+web server last, so nothing is accepted before it can be stored and released; then
+``READY=1`` goes to systemd. :meth:`RunningDaemon.request_stop` starts the graceful
+shutdown: new webhooks get 503 + Retry-After (HubSpot retries them), the batcher drains and
+answers everyone waiting, no new job is claimed and running ones finish, batches already on
+their way to HubSpot finish (up to the grace period), and then everything is cancelled —
+the scheduler hands unfinished jobs back and the portal queues put unsent releases back in
+line, so another daemon takes them at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 import trio
 
 from throttled.cleaner import CLEANER_CRON, CLEANER_KIND, Cleaner
 from throttled.clock import Clock, WallClock
-from throttled.db.engine import Database
+from throttled.db import executions as executions_sql
+from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.db.schema import migrate
 from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.client import HubSpotClient
@@ -24,23 +31,29 @@ from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.ingest.store import THROTTLE_JOB_KIND
 from throttled.jobs.cron import Cron
-from throttled.jobs.listener import listen
 from throttled.jobs.leader import Leadership
+from throttled.jobs.listener import listen
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
+from throttled.service.metrics import Metrics
+from throttled.service.systemd import Notifier, watchdog, watchdog_interval_s
 from throttled.settings import Settings
 from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig
+from throttled.web.admin_app import AdminDeps, create_admin_app
 from throttled.web.app import WebDeps, create_app
 from throttled.web.server import serve
 
 log = structlog.get_logger("throttled.daemon")
 
+STATUS_EVERY_S = 10.0
+
 
 @dataclass
 class RunningDaemon:
-    """Handles on a running daemon (for the demo, tests and status lines)."""
+    """Handles on a running daemon (for the CLI, the demo, tests and status lines)."""
 
     url: str
+    admin_url: str
     db: Database
     batcher: Batcher
     scheduler: Scheduler
@@ -48,6 +61,13 @@ class RunningDaemon:
     tokens: TokenStore
     leadership: Leadership
     cleaner: Cleaner
+    metrics: Metrics
+    web: WebDeps
+    stop_requested: trio.Event = field(default_factory=trio.Event)
+
+    def request_stop(self) -> None:
+        """Begin the graceful shutdown (idempotent)."""
+        self.stop_requested.set()
 
 
 async def run_daemon(
@@ -55,54 +75,59 @@ async def run_daemon(
     database_url: str,
     *,
     clock: Clock | None = None,
+    notifier: Notifier | None = None,
     task_status: trio.TaskStatus[RunningDaemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the daemon until cancelled; report a :class:`RunningDaemon` once serving.
+    """Run until stopped (:meth:`RunningDaemon.request_stop`) or cancelled.
 
     Args:
-        settings: validated settings; the client secret and encryption key must be set.
+        settings: validated settings; the client secret and an encryption key must be set.
         database_url: PostgreSQL URL (the CLI resolves the embedded default).
         clock: defaults to :class:`WallClock`.
+        notifier: systemd notifier (default: from ``NOTIFY_SOCKET``).
     Raises:
         SettingsError: a required setting is missing.
         DatabaseUnavailable: the database cannot be reached at start-up.
+        OSError: a listener cannot bind.
     """
     settings.require("hubspot_client_secret")
-    settings.key_ring()  # raises SettingsError when no key is configured
+    ring = settings.key_ring()
     clock = clock or WallClock()
-    client_secret = settings.secret("hubspot_client_secret")
+    notifier = notifier or Notifier()
+    metrics = Metrics()
     db = Database(database_url, pool_size=settings.db_pool_size)
     client = HubSpotClient(
-        settings.hubspot_api_base, settings.hubspot_client_id or "", client_secret,
-        timeout_s=settings.hubspot_timeout_s,
+        settings.hubspot_api_base, settings.hubspot_client_id or "", settings.secret("hubspot_client_secret"),
+        timeout_s=settings.hubspot_timeout_s, metrics=metrics,
         budget=PortalBudget(settings.portal_budget, settings.portal_budget_window_s),
         callbacks_api=settings.callbacks_api, token_api=settings.token_api,
     )
     try:
         await db.transaction(migrate)
-        cipher = settings.key_ring()
-        tokens = TokenStore(db, clock, cipher, client)
-        batcher = Batcher(db, clock, settings.block_duration_s)
+        tokens = TokenStore(db, clock, ring, client)
+        batcher = Batcher(db, clock, settings.block_duration_s, metrics=metrics)
         portal_queues = PortalQueues(db, clock, tokens, client, PortalQueueConfig(
             flush_interval_s=settings.flush_interval_s, hold_after=settings.hold_after, hold_s=settings.hold_s))
         config_cache = ConfigCache(db, clock, ttl_s=settings.config_ttl_s)
         worker = ThrottleWorker(db, clock, portal_queues.submit, WorkerConfig(release_lease_s=settings.release_lease_s),
-                                overrides=config_cache.get)
-        cleaner = Cleaner(db, clock, job_retention_s=settings.job_retention_s)
+                                overrides=config_cache.get, metrics=metrics)
+        cleaner = Cleaner(db, clock, job_retention_s=settings.job_retention_s, metrics=metrics)
         scheduler = Scheduler(
             db, clock, {THROTTLE_JOB_KIND: worker, CLEANER_KIND: cleaner},
             SchedulerConfig(workers=settings.workers, poll_interval_s=settings.poll_interval_s, lease_s=settings.job_lease_s),
         )
+        scheduler.on_rescue = metrics.rescues.inc
         leadership = Leadership(db, clock, "cron", scheduler.owner, ttl_s=settings.leader_ttl_s)
         cron = Cron(db, clock, leadership, [CLEANER_CRON])
-        app = create_app(WebDeps(
-            db=db, clock=clock, batcher=batcher, tokens=tokens, client=client,
+        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        web = WebDeps(
+            db=db, clock=clock, batcher=batcher, tokens=tokens, client=client, metrics=metrics,
             public_url=settings.effective_public_url, client_id=settings.hubspot_client_id,
-            client_secret=client_secret, authorize_url=settings.hubspot_authorize_url,
-            block_duration=settings.block_duration,
-            admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+            client_secret=settings.secret("hubspot_client_secret"), authorize_url=settings.hubspot_authorize_url,
+            block_duration=settings.block_duration, admin_token=admin_token,
             signature_versions=settings.accepted_signatures,
-        ))
+        )
+        admin = create_admin_app(AdminDeps(db, clock, metrics, lambda: portal_queues.active_portals, admin_token))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_resign_on_exit, leadership)
             await nursery.start(batcher.run)
@@ -111,17 +136,75 @@ async def run_daemon(
             await nursery.start(scheduler.run)
             await nursery.start(leadership.run)
             await nursery.start(cron.run)
-            try:
-                url = await nursery.start(serve, app, settings.bind)
-            except OSError as exc:
-                raise OSError(exc.errno, f"cannot listen on {settings.bind}: {exc.strerror or exc}") from None
-            log.info("daemon.ready", url=url, owner=scheduler.owner)
-            task_status.started(RunningDaemon(url, db, batcher, scheduler, portal_queues, tokens, leadership, cleaner))
+            admin_url = await _listen(nursery, admin, settings.admin_bind)
+            url = await _listen(nursery, create_app(web), settings.bind)
+            daemon = RunningDaemon(url, admin_url, db, batcher, scheduler, portal_queues, tokens, leadership,
+                                   cleaner, metrics, web)
+            log.info("daemon.ready", url=url, admin_url=admin_url, owner=scheduler.owner)
+            notifier.notify("READY=1")
+            _start_service_tasks(nursery, daemon, notifier)
+            task_status.started(daemon)
+            await daemon.stop_requested.wait()
+            await _stop_gracefully(daemon, notifier, settings.shutdown_grace_s)
+            nursery.cancel_scope.cancel()
     finally:
         log.info("daemon.stopped")
         with trio.CancelScope(shield=True):
             await client.aclose()
         db.dispose()
+
+
+async def _listen(nursery: trio.Nursery, app, bind: str) -> str:
+    try:
+        return await nursery.start(serve, app, bind)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {bind}: {exc.strerror or exc}") from None
+
+
+def _start_service_tasks(nursery: trio.Nursery, daemon: RunningDaemon, notifier: Notifier) -> None:
+    if not notifier.enabled:
+        return
+    nursery.start_soon(_status_lines, daemon, notifier)
+    interval = watchdog_interval_s()
+    if interval:
+        nursery.start_soon(watchdog, notifier, interval, _progress_check(daemon))
+
+
+def _progress_check(daemon: RunningDaemon):
+    """Alive = the scheduler's loop has turned since the last check (it turns at least every
+    poll interval, idle or not) and no group commit has hung for over 30 s."""
+    last = [-1]
+
+    def alive() -> bool:
+        turned = daemon.scheduler.loops != last[0]
+        last[0] = daemon.scheduler.loops
+        return turned and daemon.batcher.oldest_wait_s < 30.0
+
+    return alive
+
+
+async def _status_lines(daemon: RunningDaemon, notifier: Notifier) -> None:
+    """``STATUS=`` for ``systemctl status``: backlog by state and portal tasks alive."""
+    while True:
+        try:
+            counts = await daemon.db.transaction(executions_sql.count_by_state)
+            notifier.status(f"pending {counts.get('pending', 0)}, releasing {counts.get('releasing', 0)}, "
+                            f"released {counts.get('released', 0)}; portal tasks {daemon.portal_queues.active_portals}")
+        except DatabaseUnavailable:
+            notifier.status("database unavailable; webhooks answered 503 until it is back")
+        await trio.sleep(STATUS_EVERY_S)
+
+
+async def _stop_gracefully(daemon: RunningDaemon, notifier: Notifier, grace_s: float) -> None:
+    notifier.notify("STOPPING=1")
+    log.info("daemon.stopping", grace_s=grace_s)
+    daemon.web.state.stopping = True  # new webhooks: 503 + Retry-After from here on
+    with trio.move_on_after(grace_s):
+        while not daemon.batcher.idle:  # everyone already waiting gets their answer
+            await trio.sleep(0.01)
+    daemon.scheduler.stop_claiming()
+    await daemon.scheduler.wait_idle(grace_s)
+    await daemon.portal_queues.drain(grace_s)
 
 
 async def _resign_on_exit(leadership: Leadership) -> None:

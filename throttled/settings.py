@@ -54,6 +54,8 @@ ENV_NAMES: dict[str, str] = {
     "hold_s": "THROTTLED_HOLD_SECONDS",
     "config_ttl_s": "THROTTLED_CONFIG_TTL",
     "signature_versions": "THROTTLED_SIGNATURE_VERSIONS",
+    "admin_bind": "THROTTLED_ADMIN_BIND",
+    "shutdown_grace_s": "THROTTLED_SHUTDOWN_GRACE",
     "portal_budget": "THROTTLED_PORTAL_BUDGET",
     "portal_budget_window_s": "THROTTLED_PORTAL_BUDGET_WINDOW",
     "callbacks_api": "HUBSPOT_CALLBACKS_API",
@@ -113,6 +115,8 @@ class Settings(BaseSettings):
 
     database_url: str | None = _field(None, "database_url", "PostgreSQL URL; unset = embedded PostgreSQL")
     bind: str = _field("127.0.0.1:8080", "bind", "host:port the HTTP server listens on")
+    admin_bind: str = _field("127.0.0.1:8081", "admin_bind", "host:port of the admin listener (/metrics, /admin, operator API)")
+    shutdown_grace_s: float = _field(10.0, "shutdown_grace_s", "seconds a graceful stop waits for commits, jobs and HubSpot batches")
     public_url: str | None = _field(None, "public_url", "https base URL HubSpot calls (signatures, OAuth redirect); default http://{bind}")
     hubspot_client_id: str | None = _field(None, "hubspot_client_id", "OAuth client id of the HubSpot app")
     hubspot_client_secret: SecretStr | None = _field(None, "hubspot_client_secret", "client secret: verifies webhook signatures, exchanges tokens")
@@ -144,7 +148,7 @@ class Settings(BaseSettings):
     token_api: str = _field("v3", "token_api", "OAuth token endpoint: v3 (falls back to v1 on 404) or v1")
     signature_versions: str = _field("v3,v2", "signature_versions", "webhook signature versions accepted, comma-separated (v3, v2, v1)")
 
-    @field_validator("bind")
+    @field_validator("bind", "admin_bind")
     @classmethod
     def _check_bind(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
@@ -248,7 +252,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "poll_interval_s", "job_lease_s", "release_lease_s", "leader_ttl_s", "job_retention_s",
-        "flush_interval_s", "hubspot_timeout_s", "hold_s", "config_ttl_s", "portal_budget_window_s",
+        "flush_interval_s", "hubspot_timeout_s", "hold_s", "config_ttl_s", "portal_budget_window_s", "shutdown_grace_s",
     )
     @classmethod
     def _check_positive_float(cls, value: float) -> float:

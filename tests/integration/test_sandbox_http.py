@@ -191,6 +191,8 @@ async def test_stats_reset_and_unknown_route(client):
                       headers=bearer(tokens))
     stats = (await client.get("/_sandbox/stats")).json()
     assert stats == {"requests": {"authorize 302": 1, "token 200": 1, "complete_batch 204": 1},
+                     "paths": {"GET /oauth/authorize 302": 1, "POST /oauth/v3/token 200": 1,
+                               "POST /automation/v4/actions/callbacks/complete 204": 1},
                      "token_calls": {"62515": 1}, "rate_limited": 0, "completions": 1,
                      "max_in_window": {"62515": 1}}
     assert (await client.post("/_sandbox/reset")).status_code == 204

@@ -85,3 +85,17 @@ def test_full_in_flight_waits_for_an_answer():
         return order
 
     assert _run(main) == [("a", 0.0), ("b", 2.5)]
+
+
+def test_a_charged_call_takes_a_slot_for_a_window():
+    async def main():
+        budget = PortalBudget(limit=3, window_s=1.0)
+        budget.charge(7)  # e.g. the install's token metadata call, counted after the fact
+        assert budget.in_window(7) == 1
+        starts = []
+        for _ in range(3):
+            async with budget.slot(7):
+                starts.append(trio.current_time())
+        return starts
+
+    assert _run(main) == [0.0, 0.0, 1.0]  # the third call waits for the charged one to leave

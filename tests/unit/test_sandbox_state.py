@@ -247,10 +247,10 @@ def test_reset_clears_completions_and_counters_but_keeps_tokens():
     token = install(state).access_token
     state.complete(token, {"inputs": [item("a")]}, T0)
     state.record_request("complete_batch", 204)
-    assert state.stats() == {"requests": {"complete_batch 204": 1}, "token_calls": {str(PORTAL): 1},
+    assert state.stats() == {"requests": {"complete_batch 204": 1}, "paths": {}, "token_calls": {str(PORTAL): 1},
                              "rate_limited": 0, "completions": 1, "max_in_window": {str(PORTAL): 1}}
     state.reset()
-    assert state.stats() == {"requests": {}, "token_calls": {}, "rate_limited": 0, "completions": 0,
+    assert state.stats() == {"requests": {}, "paths": {}, "token_calls": {}, "rate_limited": 0, "completions": 0,
                              "max_in_window": {}}
     assert state.request_times(PORTAL) == []
     state.complete(token, {"inputs": [item("a")]}, T0 + 1)

@@ -117,16 +117,19 @@ def pause_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverv
 
 
 def resume_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
-    """Release again at the queue's rate; also lifts a hold."""
+    """Release again at the queue's rate; also lifts a hold, and the releases HubSpot
+    failed to take go back in line now (not when their lease runs out)."""
     _require(queues_sql.set_state(conn, queue_id, "active", now), queue_id)
+    executions_sql.requeue_deferred_in_queue(conn, queue_id)
     wake_throttle_job(conn, queue_id, now)
     return show_queue(conn, queue_id)
 
 
 def drain_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
-    """Release the whole backlog now, ignoring the rate and release window; the queue is
-    active again once empty."""
+    """Release the whole backlog now, ignoring the rate and release window (and any
+    releases HubSpot failed to take); the queue is active again once empty."""
     _require(queues_sql.set_state(conn, queue_id, "draining", now), queue_id)
+    executions_sql.requeue_deferred_in_queue(conn, queue_id)
     wake_throttle_job(conn, queue_id, now)
     return show_queue(conn, queue_id)
 

@@ -25,6 +25,7 @@ from throttled.ingest.store import ensure_throttle_job, throttle_job_key
 from throttled.jobs.cron import CronJob
 from throttled.jobs.outcomes import Complete
 from throttled.jobs.scheduler import JobRun
+from throttled.service.metrics import Metrics
 
 log = structlog.get_logger("throttled.cleaner")
 
@@ -41,9 +42,10 @@ class Cleaner:
         job_retention_s: how long finished jobs are kept, seconds.
     """
 
-    def __init__(self, db: Database, clock: Clock, job_retention_s: float = 86400.0) -> None:
+    def __init__(self, db: Database, clock: Clock, job_retention_s: float = 86400.0, metrics: Metrics | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self.job_retention = dt.timedelta(seconds=job_retention_s)
         self.orphans_repaired = 0
 
@@ -53,6 +55,7 @@ class Cleaner:
         expired = await self._in_batches(executions_sql.expire_overdue, now)
         orphans = await self.db.transaction(self._repair_orphans, now)
         self.orphans_repaired += orphans
+        self.metrics.orphans.inc(orphans)
         log.info("cleaner.ran", pruned_jobs=pruned, expired_executions=expired, orphans_repaired=orphans)
         return Complete()
 

@@ -115,6 +115,18 @@ def requeue_deferred(conn: Connection, portal_id: int) -> int:
     ).rowcount
 
 
+def requeue_deferred_in_queue(conn: Connection, queue_id: str) -> int:
+    """An operator resumed or drained the queue: its releases that failed to send go back
+    in line now instead of waiting out their lease."""
+    return conn.execute(
+        text(
+            """UPDATE action_executions SET state = 'pending', lease_until = NULL
+               WHERE queue_id = :queue_id AND state = 'releasing' AND last_failure_reason IS NOT NULL"""
+        ),
+        {"queue_id": queue_id},
+    ).rowcount
+
+
 def recent_releases(conn: Connection, queue_id: str, since: dt.datetime, limit: int) -> list[dt.datetime]:
     """Acknowledgement times after ``since``, newest first, at most ``limit``."""
     return list(
@@ -251,6 +263,12 @@ def queue_ids_of(conn: Connection, callback_ids: Sequence[str]) -> list[str]:
         text("SELECT DISTINCT queue_id FROM action_executions WHERE callback_id = ANY(:ids) ORDER BY queue_id"),
         {"ids": list(callback_ids)},
     ).scalars())
+
+
+def count_by_state(conn: Connection) -> dict[str, int]:
+    """Executions per state across all queues."""
+    rows = conn.execute(text("SELECT state, count(*) AS n FROM action_executions GROUP BY state")).all()
+    return {r.state: r.n for r in rows}
 
 
 def execution_counts(conn: Connection, queue_ids: Iterable[str] | None = None) -> dict[str, dict[str, int]]:

@@ -148,22 +148,26 @@ async def local_stack(
     portal_id: int = 62515,
     clock: Clock | None = None,
     overrides: dict | None = None,
+    sandbox_config: dict | None = None,
 ):
     """Start the sandbox and ``daemons`` daemons on one database; install one portal.
 
-    Yields a :class:`Stack`; everything stops when the block exits.
+    ``overrides``: daemon settings by field name; ``sandbox_config``: :class:`SandboxConfig` fields
+    (e.g. ``rate_limit_interval_s``). Yields a :class:`Stack`; everything stops when the
+    block exits.
     """
     client_id, client_secret = "demo-client", "demo-secret-" + secrets.token_hex(8)
     async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as http:
-        sandbox = await nursery.start(partial(
-            serve_sandbox, SandboxConfig(client_id=client_id, client_secret=client_secret, app_id=4242, default_portal_id=portal_id)
-        ))
+        config = SandboxConfig(client_id=client_id, client_secret=client_secret, app_id=4242,
+                               default_portal_id=portal_id, **(sandbox_config or {}))
+        sandbox = await nursery.start(partial(serve_sandbox, config))
         running: list[RunningDaemon] = []
         settings = None
         for _ in range(daemons):
             port = free_port()
             settings = load_settings(
                 database_url=database_url, bind=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}",
+                admin_bind="127.0.0.1:0",
                 hubspot_client_id=client_id, hubspot_client_secret=client_secret,
                 hubspot_api_base=sandbox.url, hubspot_authorize_url=f"{sandbox.url}/oauth/authorize",
                 encryption_key=generate_key() if not running else settings.encryption_key.get_secret_value(),

@@ -58,6 +58,13 @@ class PortalBudget:
             bisect.insort(portal.finished, trio.current_time())
             self._wake(portal)
 
+    def charge(self, portal_id: int) -> None:
+        """Count a call made without a slot, answered now: one whose portal was known only
+        from its answer (the token metadata call of an install), which HubSpot counted in
+        that portal's window all the same."""
+        portal = self._portals.setdefault(portal_id, _Portal())
+        bisect.insort(portal.finished, trio.current_time())
+
     def block(self, portal_id: int, seconds: float) -> None:
         """No call for ``portal_id`` for ``seconds`` (HubSpot said so)."""
         portal = self._portals.setdefault(portal_id, _Portal())

@@ -19,6 +19,7 @@ import structlog
 import trio
 
 from throttled.hubspot.budget import PortalBudget
+from throttled.service.metrics import Metrics
 from throttled.hubspot.errors import (
     BadRefreshToken,
     HubSpotRateLimited,
@@ -74,8 +75,9 @@ class HubSpotClient:
     def __init__(
         self, api_base: str, client_id: str, client_secret: str, *, timeout_s: float = 10.0,
         max_connections: int = 50, budget: PortalBudget | None = None, callbacks_api: str = "v4",
-        token_api: str = "v3",
+        token_api: str = "v3", metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.api_base = api_base.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
@@ -129,7 +131,10 @@ class HubSpotClient:
         protocol notes §6) — the portal it belongs to and what it may do."""
         response = await self._call("GET", f"/oauth/v1/access-tokens/{quote(access_token, safe='')}", redact_path=True)
         data = response.json()
-        return int(data["hub_id"]), [str(s) for s in data.get("scopes") or []]
+        hub_id = int(data["hub_id"])
+        if self.budget is not None:
+            self.budget.charge(hub_id)  # HubSpot counts it against that portal's window (§7)
+        return hub_id, [str(s) for s in data.get("scopes") or []]
 
     async def _token(self, form: dict[str, str]) -> TokenGrant:
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
@@ -163,13 +168,20 @@ class HubSpotClient:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         shown = path.rsplit("/", 1)[0] + "/…" if redact_path else path
         slot = self.budget.slot(portal_id) if portal_id is not None and self.budget is not None else nullcontext()
+        endpoint = _endpoint_label(path)
         async with slot, self._in_flight:
+            started = trio.current_time()
             try:
                 response = await self.http.request(method, path, headers=headers, **kwargs)
             except httpx.TimeoutException:
+                self.metrics.hubspot_calls.labels(endpoint, "timeout").inc()
                 raise HubSpotUnavailable(f"{method} {shown}: timed out") from None
             except httpx.TransportError as exc:
+                self.metrics.hubspot_calls.labels(endpoint, "error").inc()
                 raise HubSpotUnavailable(f"{method} {shown}: {type(exc).__name__}") from None
+            finally:
+                self.metrics.hubspot_seconds.labels(endpoint).observe(trio.current_time() - started)
+        self.metrics.hubspot_calls.labels(endpoint, f"{response.status_code // 100}xx" if response.status_code != 429 else "429").inc()
         if portal_id is not None and self.budget is not None:
             self._heed_rate_headers(portal_id, response)
         if response.is_success:
@@ -182,6 +194,17 @@ class HubSpotClient:
         remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
         if response.status_code == 429 or (remaining is not None and remaining.strip() == "0"):
             self.budget.block(portal_id, _retry_after_s(response))
+
+
+def _endpoint_label(path: str) -> str:
+    """A bounded label for a path: which kind of call, never an id or token."""
+    if "/callbacks/" in path:
+        return "complete_batch" if path.endswith("/callbacks/complete") or path.endswith("2026-03/complete") else "complete_one"
+    if "/token" in path:
+        return "token"
+    if "access-tokens" in path:
+        return "token_info"
+    return "other"
 
 
 def _error_for(response: httpx.Response, what: str) -> Exception:

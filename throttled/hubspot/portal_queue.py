@@ -8,9 +8,10 @@ comes first. Batches of one portal go out one at a time.
 
 Outcomes: 204 → released at the acknowledgement time; 401 → refresh once and retry;
 429 → wait out the window, no attempt spent (a DAILY 429 holds the portal until the next
-day); other 4xx → split the batch in halves to isolate the bad callback(s), which end as
-done, expired or failed; 5xx/timeouts → a few retries with backoff, then the executions are
-left 'releasing' until their lease lapses and the throttle worker puts them back in line.
+day; releases taken before the hold was stored go back in line unsent); other 4xx → split
+the batch in halves to isolate the bad callback(s), which end as done, expired or failed;
+5xx/timeouts → a few retries with backoff, then the executions are left 'releasing' until
+their lease lapses and the throttle worker puts them back in line.
 Nothing here calls back into the worker.
 """
 
@@ -74,9 +75,23 @@ class PortalQueues:
         self._channels: dict[int, trio.MemorySendChannel[list[Release]]] = {}
         self._nursery: trio.Nursery | None = None
         self._closed = False
+        self._closing = False
         self._held: set[str] = set()  # handed to us, outcome not yet recorded
+        self._over_daily_limit: set[int] = set()  # portals whose last send met the DAILY 429
         self.sent_batches = 0
         self.released = 0
+
+    async def drain(self, grace_s: float) -> bool:
+        """Graceful shutdown: take nothing new, let the batches being sent finish (up to
+        ``grace_s`` seconds); what is still buffered goes back in line when :meth:`run`
+        ends. True if every portal task finished in time."""
+        self._closing = True
+        for channel in list(self._channels.values()):
+            channel.close()  # wakes tasks waiting for work
+        with trio.move_on_after(grace_s):
+            while self._channels:
+                await trio.sleep(0.02)
+        return not self._channels
 
     @property
     def active_portals(self) -> int:
@@ -102,7 +117,7 @@ class PortalQueues:
         buffer is full (backpressure on the caller only)."""
         if not releases:
             return
-        if self._closed:  # shutting down: hand them straight back
+        if self._closed or self._closing:  # shutting down: hand them straight back
             await self._requeue([r.callback_id for r in releases])
             return
         self._held.update(r.callback_id for r in releases)
@@ -120,7 +135,7 @@ class PortalQueues:
     async def _portal_task(self, portal_id: int, channel, receive) -> None:
         carry: list[Release] = []
         try:
-            while True:
+            while not self._closing:
                 if not carry:
                     with trio.move_on_after(self.config.idle_timeout_s):
                         carry.extend(await receive.receive())
@@ -133,9 +148,12 @@ class PortalQueues:
                 await self._fill(receive, carry)
                 batch, carry[:] = carry[:BATCH_SIZE], carry[BATCH_SIZE:]
                 await self._send(portal_id, batch)
+        except trio.EndOfChannel:
+            return  # draining: what is still buffered goes back in line when run() ends
         finally:
             if self._channels.get(portal_id) is channel:
                 del self._channels[portal_id]
+                self._over_daily_limit.discard(portal_id)
             if self.client.budget is not None:
                 self.client.budget.forget_idle()  # idle portals cost no memory
 
@@ -152,6 +170,10 @@ class PortalQueues:
         live = [r for r in batch if r.lease_until > now]  # lapsed ones are back in line already
         self._held.difference_update(r.callback_id for r in batch if r.lease_until <= now)
         if not live:
+            return
+        if await self._held_for_the_day(portal_id, now):
+            # Taken before the portal's hold was stored: they would only meet the same 429.
+            await self._record(executions_sql.requeue_releases, [r.callback_id for r in live])
             return
         try:
             await self._send_live(portal_id, live)
@@ -185,6 +207,7 @@ class PortalQueues:
         await self._record(self._released, releases, self.clock.now())
         self.sent_batches += 1
         self.released += len(ids)
+        self.client.metrics.releases.inc(len(ids))
 
     async def _complete(self, portal_id: int, ids: list[str]) -> None:
         """Complete ``ids`` with auth refresh, 429 waits (no attempt spent) and 5xx retries;
@@ -219,8 +242,10 @@ class PortalQueues:
         state = _terminal_state(exc)
         if state == "released":
             await self._record(self._released, [release], self.clock.now())
+            self.client.metrics.releases.inc()
         else:
             await self._record(executions_sql.mark_finished, [release.callback_id], state, str(exc))
+            self.client.metrics.ended.labels(state).inc()
         log.warning("callback.rejected", portal_id=portal_id, queue_id=release.queue_id, outcome=state, status=exc.status)
 
     async def _daily_limited(self, portal_id: int, releases: list[Release], exc: HubSpotRateLimited) -> None:
@@ -230,6 +255,21 @@ class PortalQueues:
         until = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(0, 5), tzinfo=dt.timezone.utc)
         log.error("portal.daily_limit", portal_id=portal_id, held_until=until.isoformat())
         await self._record(self._hold_portal, releases, portal_id, until)
+        self._over_daily_limit.add(portal_id)
+
+    async def _held_for_the_day(self, portal_id: int, now: dt.datetime) -> bool:
+        """Whether this portal met HubSpot's daily limit and the database still holds it (a
+        re-install lifts the hold, so the memory of the 429 alone is not trusted)."""
+        if portal_id not in self._over_daily_limit:
+            return False
+        try:
+            availability = await self.db.transaction(portals_sql.availability, portal_id)
+        except DatabaseUnavailable:
+            return True  # the leases lapse and the worker, which sees the hold, decides
+        if availability is not None and availability[1] is not None and availability[1] > now:
+            return True
+        self._over_daily_limit.discard(portal_id)
+        return False
 
     def _hold_portal(self, conn, releases: list[Release], portal_id: int, until: dt.datetime) -> None:
         portals_sql.set_rate_limited_until(conn, portal_id, until)
@@ -256,6 +296,7 @@ class PortalQueues:
         )
         for queue_id in held:
             log.warning("queue.on_hold", queue_id=queue_id, reason=reason)
+            self.client.metrics.holds.inc()
 
     async def _requeue(self, callback_ids: list[str]) -> None:
         if not callback_ids:

@@ -115,6 +115,7 @@ class TokenStore:
             cached, refreshed = outcome
             if refreshed:
                 self.refreshes += 1
+                self.client.metrics.token_refreshes.inc()
                 log.info("token.refreshed", portal_id=portal_id)
             self._cache[portal_id] = cached
             return cached.access_token

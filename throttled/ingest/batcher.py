@@ -19,6 +19,7 @@ from throttled.clock import Clock
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.ingest.payload import Enrollment
 from throttled.ingest.store import store_enrollments
+from throttled.service.metrics import Metrics
 
 log = structlog.get_logger("throttled.ingest")
 
@@ -41,8 +42,12 @@ class Batcher:
         queue_size: most submissions waiting before handlers feel backpressure.
     """
 
-    def __init__(self, db: Database, clock: Clock, block_duration_s: int, max_batch: int = 500, queue_size: int = 10_000) -> None:
+    def __init__(self, db: Database, clock: Clock, block_duration_s: int, max_batch: int = 500, queue_size: int = 10_000,
+                 metrics: Metrics | None = None) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
+        self._committing = False
+        self._commit_started = 0.0
         self.clock = clock
         self.block_duration_s = block_duration_s
         self.max_batch = max_batch
@@ -75,11 +80,26 @@ class Batcher:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_Waiting]) -> None:
+        self._committing = True
+        started = self._commit_started = trio.current_time()
         try:
             await self._store(batch)
         finally:
+            self.metrics.commit_seconds.observe(trio.current_time() - started)
+            self.metrics.batch_size.observe(len(batch))
+            self._committing = False
             for waiting in batch:
                 waiting.done.set()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting and no commit running (graceful shutdown waits for this)."""
+        return not self._committing and self._receive.statistics().current_buffer_used == 0
+
+    @property
+    def oldest_wait_s(self) -> float:
+        """How long the batcher has been busy with the current commit (0 when idle), s."""
+        return 0.0 if not self._committing else trio.current_time() - self._commit_started
 
     async def _store(self, batch: list[_Waiting]) -> None:
         try:

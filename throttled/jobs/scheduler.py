@@ -82,12 +82,27 @@ class Scheduler:
         self.owner = owner or new_owner_id()
         self.running: dict[int, jobs_sql.Job] = {}
         self.progress = 0  # claims + outcomes applied; a watchdog can watch it move
+        self.loops = 0  # fetch-loop turns, idle ones included: the watchdog's sign of life
         self.rescued = 0
+        self.on_rescue: Callable[[int], None] = lambda n: None
+        self._claiming = True
         self._wake = trio.Event()
 
     def wake(self) -> None:
         """Look for due jobs now (NOTIFY arrived, a slot freed, a job was enqueued)."""
         self._wake.set()
+
+    def stop_claiming(self) -> None:
+        """Graceful shutdown, step one: claim nothing more; running jobs go on."""
+        self._claiming = False
+        self.wake()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` seconds for running jobs to finish; True if they did."""
+        with trio.move_on_after(timeout_s):
+            while self.running:
+                await trio.sleep(0.02)
+        return not self.running
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled. On exit, running jobs are handed back (available now)."""
@@ -107,9 +122,10 @@ class Scheduler:
     async def _fetch_loop(self, nursery: trio.Nursery) -> None:
         while True:
             self._wake = trio.Event()
+            self.loops += 1
             wait_s = self.config.poll_interval_s
             try:
-                free = self.config.workers - len(self.running)
+                free = self.config.workers - len(self.running) if self._claiming else 0
                 now = self.clock.now()
                 jobs, next_due = await self.db.transaction(self._claim, free, now)
                 for job in jobs:
@@ -207,6 +223,7 @@ class Scheduler:
                 if rescued or discarded:
                     log.warning("jobs.rescued", rescued=rescued, discarded=discarded)
                     self.rescued += rescued
+                    self.on_rescue(rescued + discarded)
                     self.wake()
             except DatabaseUnavailable as exc:
                 log.warning("scheduler.rescue_failed", error=str(exc))

@@ -164,7 +164,8 @@ def create_app(state: SandboxState, clock: Callable[[], float] = time.time) -> Q
         # Stats describe HubSpot traffic only, so the test controls are not counted.
         route = request.endpoint or "unmatched"
         if not route.startswith("sandbox_"):
-            state.record_request(route, response.status_code)
+            rule = request.url_rule.rule if request.url_rule is not None else None
+            state.record_request(route, response.status_code, f"{request.method} {rule}" if rule else None)
         return response
 
     return app

@@ -34,7 +34,8 @@ class SandboxState(OAuthRules):
     """Everything the sandbox remembers. Mutate only through methods; read attributes freely.
 
     Readable: ``token_calls`` (portal -> token-endpoint calls, to assert single-flight refresh),
-    ``completions`` (records in order), ``requests`` ("<route> <status>" -> count),
+    ``completions`` (records in order), ``requests`` ("<route> <status>" -> count), ``paths``
+    ("<method> <URL rule> <status>" -> count: which API version a client used),
     ``rate_limited`` (429s given), ``windows`` (rate windows and the accepted-request log),
     ``actions`` (action definitions, §8). Settable: ``rotate_refresh_tokens`` (see
     :class:`OAuthRules`) and ``faults`` (a :class:`Faults`; or use :meth:`set_faults`).
@@ -48,6 +49,7 @@ class SandboxState(OAuthRules):
         self._completed: set[tuple[int, str]] = set()
         self.completions: list[dict[str, Any]] = []
         self.requests: Counter[str] = Counter()
+        self.paths: Counter[str] = Counter()
         self.rate_limited = 0
 
     def access_lifetime_s(self) -> float:
@@ -150,18 +152,24 @@ class SandboxState(OAuthRules):
         """Epoch-second times of the portal's requests accepted into its rate window, in order."""
         return list(self.windows.accepted.get(portal_id, []))
 
-    def record_request(self, route: str, status: int) -> None:
-        """Count one answered request under ``"<route> <status>"`` for ``stats()``."""
+    def record_request(self, route: str, status: int, path: str | None = None) -> None:
+        """Count one answered request under ``"<route> <status>"`` for ``stats()``, and under
+        ``"<path> <status>"`` when ``path`` (``"<method> <URL rule>"``, e.g.
+        ``"POST /oauth/v3/token"``; rules name no token or callback id) is given."""
         self.requests[f"{route} {status}"] += 1
+        if path is not None:
+            self.paths[f"{path} {status}"] += 1
 
     def stats(self) -> dict[str, Any]:
         """Counters since the last reset, JSON-ready (portal keys as strings).
 
         ``max_in_window``: per portal, the most accepted requests in any rolling
-        ``rate_limit_interval_s`` window (§7's budget, as HubSpot measures it).
+        ``rate_limit_interval_s`` window (§7's budget, as HubSpot measures it). ``paths``: the
+        requests by URL rule, so a test sees which endpoint versions were called.
         """
         return {
             "requests": dict(self.requests),
+            "paths": dict(self.paths),
             "token_calls": {str(p): n for p, n in self.token_calls.items()},
             "rate_limited": self.rate_limited,
             "completions": len(self.completions),
@@ -176,6 +184,7 @@ class SandboxState(OAuthRules):
         self.windows.clear()
         self.token_calls.clear()
         self.requests.clear()
+        self.paths.clear()
         self.rate_limited = 0
 
     # --- private ----------------------------------------------------------------------------

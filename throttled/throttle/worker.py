@@ -28,6 +28,7 @@ from throttled.db.executions import Release
 from throttled.db.queues import ConfigRow
 from throttled.jobs.outcomes import Applied, LeaseLost
 from throttled.jobs.scheduler import JobRun
+from throttled.service.metrics import Metrics
 from throttled.throttle.policy import blocked_until, effective_settings
 from throttled.throttle.rate import Throttle
 
@@ -61,8 +62,9 @@ class ThrottleWorker:
     """
 
     def __init__(self, db: Database, clock: Clock, submit: Submit, config: WorkerConfig = WorkerConfig(),
-                 overrides: ConfigLookup = _no_overrides) -> None:
+                 overrides: ConfigLookup = _no_overrides, metrics: Metrics | None = None) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
         self.clock = clock
         self.submit = submit
         self.config = config
@@ -73,6 +75,7 @@ class ThrottleWorker:
         action_id = run.job.args.get("action_id")
         override = await self.overrides(run.job.portal_id, action_id) if action_id is not None else None
         releases = await self.db.transaction(self.run_once, run, queue_id, self.clock.now(), override)
+        self.metrics.worker_runs.inc()
         if releases:
             await self.submit(releases[0].portal_id, releases)
         return Applied()
@@ -113,6 +116,8 @@ class ThrottleWorker:
                 allowed = min(allowed, throttle.slots_open(recent, in_flight, now))
             lease_until = now + dt.timedelta(seconds=self.config.release_lease_s)
             releases = executions_sql.take_pending(conn, queue_id, allowed, now, lease_until) if allowed else []
+            if not allowed:
+                self.metrics.window_full.inc()
             in_flight += len(releases)
             eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
         if next_due is None and in_flight == 0:  # nothing waits: the job is done

@@ -14,7 +14,7 @@ Routes kept from the original app:
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -33,12 +33,20 @@ from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.ingest.payload import parse_enrollment
 from throttled.web.config_api import config_blueprint
-from throttled.web.errors import register_error_handlers
+from throttled.service.metrics import Metrics
+from throttled.web.errors import RETRY_AFTER_S, register_error_handlers
 
 log = structlog.get_logger("throttled.web")
 
 #: Bodies above this are refused with 413 before being read whole.
 MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass
+class ServiceState:
+    """Mutable switches the daemon flips while it runs."""
+
+    stopping: bool = False  # graceful shutdown: new webhooks get 503 + Retry-After
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class WebDeps:
     batcher: Batcher
     tokens: TokenStore
     client: HubSpotClient
+    metrics: Metrics
     public_url: str
     client_id: str | None
     client_secret: str
@@ -57,6 +66,7 @@ class WebDeps:
     block_duration: str
     admin_token: str | None = None
     signature_versions: tuple[str, ...] = ("v3", "v2")
+    state: ServiceState = field(default_factory=ServiceState)
 
     def __repr__(self) -> str:
         return f"WebDeps(public_url={self.public_url!r})"
@@ -73,13 +83,24 @@ def create_app(deps: WebDeps) -> QuartTrio:
 
     @app.post("/api/hubspot/action")
     async def action() -> Response:
-        body = await request.get_data(cache=False)
-        signed = SignedRequest(request.method, _public_uri(deps.public_url), body)
-        verify(deps.client_secret, signed, request.headers, now_ms=int(deps.clock.now().timestamp() * 1000),
-               accepted=deps.signature_versions)
-        enrollment = parse_enrollment(body)
-        await deps.batcher.submit(enrollment)
-        return jsonify(block)
+        outcome = "error"
+        try:
+            if deps.state.stopping:
+                outcome = "stopping"
+                return jsonify(error="stopping", message="shutting down, retry later"), 503, {"Retry-After": str(RETRY_AFTER_S)}
+            body = await request.get_data(cache=False)
+            signed = SignedRequest(request.method, _public_uri(deps.public_url), body)
+            outcome = "unauthorized"
+            verify(deps.client_secret, signed, request.headers, now_ms=int(deps.clock.now().timestamp() * 1000),
+                   accepted=deps.signature_versions)
+            outcome = "invalid"
+            enrollment = parse_enrollment(body)
+            outcome = "unavailable"
+            await deps.batcher.submit(enrollment)
+            outcome = "accepted"
+            return jsonify(block)
+        finally:
+            deps.metrics.webhooks.labels(outcome).inc()
 
     @app.get("/api/oauth/install")
     async def install():

@@ -1,0 +1,1 @@
+"""Running as a service: metrics, systemd notify and watchdog, graceful shutdown."""

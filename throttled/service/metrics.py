@@ -1,0 +1,58 @@
+"""Prometheus metrics (prometheus-client), one registry per daemon.
+
+Labels are bounded: outcomes, states, kinds and HTTP status classes — never a callback,
+queue or portal id (a big account base would make them unbounded). Counters count events
+of this daemon since it started; gauges of backlog and job states are read from the
+database at scrape time, so they are the same from every daemon.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from throttled.db import executions as executions_sql
+from throttled.db import jobs as jobs_sql
+from throttled.db.engine import Database
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """Every metric the daemon exports; attributes are prometheus-client metric objects."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.webhooks = Counter("throttled_webhooks_total", "Action webhooks by outcome", ["outcome"], registry=r)
+        self.batch_size = Histogram("throttled_ingest_batch_size", "Enrollments per group commit",
+                                    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500), registry=r)
+        self.commit_seconds = Histogram("throttled_ingest_commit_seconds", "Group commit latency, seconds",
+                                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=r)
+        self.releases = Counter("throttled_releases_total", "Completions HubSpot acknowledged", registry=r)
+        self.ended = Counter("throttled_executions_ended_total", "Executions ended without a release", ["state"], registry=r)
+        self.window_full = Counter("throttled_window_full_total", "Worker runs that found the window full (backlog waiting)", registry=r)
+        self.worker_runs = Counter("throttled_worker_runs_total", "Throttle worker runs", registry=r)
+        self.hubspot_calls = Counter("throttled_hubspot_calls_total", "HubSpot API calls by endpoint and status class",
+                                     ["endpoint", "status"], registry=r)
+        self.hubspot_seconds = Histogram("throttled_hubspot_call_seconds", "HubSpot API call latency, seconds", ["endpoint"],
+                                         buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.token_refreshes = Counter("throttled_token_refreshes_total", "OAuth token refreshes", registry=r)
+        self.rescues = Counter("throttled_job_rescues_total", "Jobs rescued after their lease lapsed", registry=r)
+        self.orphans = Counter("throttled_orphans_repaired_total", "Queues found with pending work and no job (anomaly)", registry=r)
+        self.holds = Counter("throttled_queue_holds_total", "Queues put on hold after repeated HubSpot failures", registry=r)
+        self.portal_tasks = Gauge("throttled_portal_tasks", "Per-portal send tasks alive", registry=r)
+        self.backlog = Gauge("throttled_executions", "Executions by state (whole database)", ["state"], registry=r)
+        self.jobs = Gauge("throttled_jobs", "Jobs by state (whole database)", ["state"], registry=r)
+
+    async def render(self, db: Database, portal_tasks: int) -> bytes:
+        """Read the database gauges, then the exposition text."""
+        counts = await db.transaction(_state_counts)
+        for state in ("pending", "releasing", "released", "failed", "expired", "cancelled"):
+            self.backlog.labels(state).set(counts[0].get(state, 0))
+        for state in jobs_sql.LIVE_STATES + ("completed", "discarded", "cancelled"):
+            self.jobs.labels(state).set(counts[1].get(state, 0))
+        self.portal_tasks.set(portal_tasks)
+        return generate_latest(self.registry)
+
+
+def _state_counts(conn) -> tuple[dict[str, int], dict[str, int]]:
+    return executions_sql.count_by_state(conn), jobs_sql.count_by_state(conn)
