@@ -1,0 +1,43 @@
+"""The shipped unit file: systemd accepts it and rates its exposure 2.0 or better."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).resolve().parents[2] / "systemd" / "throttled.service"
+ANALYZE = shutil.which("systemd-analyze")
+pytestmark = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
+
+
+def _local_copy(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointing at this checkout's throttled (verify checks it exists)."""
+    executable = Path(sys.executable).with_name("throttled")
+    text = UNIT.read_text().replace("/opt/throttled/.venv/bin/throttled", str(executable))
+    text = re.sub(r"^EnvironmentFile=.*$", f"EnvironmentFile=-{tmp_path / 'env'}", text, flags=re.M)
+    copy = tmp_path / "throttled.service"
+    copy.write_text(text)
+    return copy
+
+
+def test_unit_verifies(tmp_path):
+    result = subprocess.run([ANALYZE, "verify", str(_local_copy(tmp_path))], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_unit_exposure_is_2_or_better(tmp_path):
+    result = subprocess.run([ANALYZE, "security", "--offline=true", str(_local_copy(tmp_path))],
+                            capture_output=True, text=True)
+    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert match, result.stdout[-500:]
+    assert float(match.group(1)) <= 2.0
+
+
+def test_unit_speaks_notify_with_a_watchdog():
+    text = UNIT.read_text()
+    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "User=throttled", "NoNewPrivileges=yes",
+                 "ProtectSystem=strict", "CapabilityBoundingSet=", "SystemCallFilter=@system-service"):
+        assert line in text, line

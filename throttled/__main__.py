@@ -1,0 +1,5 @@
+"""``python -m throttled`` = the ``throttled`` command."""
+
+from throttled.cli import main
+
+main()
