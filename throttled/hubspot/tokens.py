@@ -145,7 +145,8 @@ class TokenStore:
             grant = trio.from_thread.run(self.client.refresh, self.cipher.decrypt(row.refresh_token, portal_id))
         except BadRefreshToken:
             portals_sql.set_status(conn, portal_id, "revoked", now)
-            log.error("portal.revoked", portal_id=portal_id)
+            log.error("portal.revoked", portal_id=portal_id, action="queues held until the app is installed again")
+            self.client.metrics.revocations.inc()
             return PortalNotReady(portal_id, "revoked")
         now = trio.from_thread.run_sync(self.clock.now)
         portals_sql.save_refreshed(

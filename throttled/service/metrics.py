@@ -36,6 +36,8 @@ class Metrics:
         self.hubspot_seconds = Histogram("throttled_hubspot_call_seconds", "HubSpot API call latency, seconds", ["endpoint"],
                                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
         self.token_refreshes = Counter("throttled_token_refreshes_total", "OAuth token refreshes", registry=r)
+        self.revocations = Counter("throttled_portal_revocations_total",
+                                   "Portals found revoked (refresh token refused): their queues are held", registry=r)
         self.rescues = Counter("throttled_job_rescues_total", "Jobs rescued after their lease lapsed", registry=r)
         self.orphans = Counter("throttled_orphans_repaired_total", "Queues found with pending work and no job (anomaly)", registry=r)
         self.holds = Counter("throttled_queue_holds_total", "Queues put on hold after repeated HubSpot failures", registry=r)
