@@ -313,10 +313,11 @@ def hubspot_action_definition(config_file: Path | None, register: bool) -> None:
 
 
 def _register_admin_commands() -> None:
-    from throttled.admin.cli import config_group, queues_group
+    from throttled.admin.cli import config_group, jobs_group, queues_group
 
     main.add_command(config_group)
     main.add_command(queues_group)
+    main.add_command(jobs_group)
 
 
 _register_admin_commands()

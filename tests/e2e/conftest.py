@@ -32,6 +32,6 @@ def logs_hold_no_secrets(tmp_path_factory):
         yield
         structlog.reset_defaults()
     text = path.read_text()
-    assert text.count("\n") >= 20, "the e2e suite should have logged"
+    assert text.strip(), "the e2e tests should have logged something to check"
     leaks = sorted({m.group(0)[:12] + "…" for pattern in SECRET_PATTERNS for m in pattern.finditer(text)})
     assert not leaks, f"secrets in the e2e logs ({path}): {leaks}"

@@ -1,8 +1,9 @@
-"""``throttled config …`` and ``throttled queues …``: operator commands over the database.
+"""``throttled config …``, ``throttled queues …`` and ``throttled jobs …``: operator commands
+over the database.
 
 They act through the same functions as the HTTP APIs (``admin.operations``) and reach
 running daemons through the database (NOTIFY, woken jobs). Tables for people, ``--json``
-for scripts; a missing queue or override exits 1 with one line.
+for scripts; a missing queue, override or job exits 1 with one line.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from throttled.admin import operations
-from throttled.admin.operations import NotFound, QueueOverview
+from throttled.admin.operations import JOB_STATES, MAX_JOBS, Conflict, NotFound, QueueOverview
 from throttled.clock import WallClock
 from throttled.ingest.inputs import TIME_UNITS, InvalidInput, parse_override
 
@@ -45,7 +46,7 @@ def _operator_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except NotFound as exc:
+        except (NotFound, Conflict) as exc:
             raise click.ClickException(str(exc)) from None
         except InvalidInput as exc:
             raise click.BadParameter(exc.message, param_hint=f"--{exc.field.replace('_', '-')}") from None
@@ -58,6 +59,47 @@ def _operator_errors(fn):
 @click.group("config")
 def config_group() -> None:
     """Operator overrides of a step's throttle (per portal and action id)."""
+
+
+@config_group.command("check")
+@config_option
+@click.option("--database", "check_database", is_flag=True, help="Also connect and check the schema is applied.")
+def config_check(config_file: Path | None, check_database: bool) -> None:
+    """Validate the settings (environment + --config) as `throttled run` would, without starting.
+
+    Prints the effective values (secrets shown only as set/unset); exits 2 on a bad setting.
+    """
+    from throttled.cli import handle_errors
+    from throttled.settings import ENV_NAMES, load_settings
+
+    @handle_errors
+    def check() -> None:
+        settings = load_settings(config_file)
+        settings.require("hubspot_client_secret")
+        ring = settings.key_ring()
+        for field, variable in ENV_NAMES.items():
+            value = getattr(settings, field)
+            if hasattr(value, "get_secret_value"):
+                value = "(set)"
+            elif field == "database_url" and value:
+                import sqlalchemy as sa
+                value = sa.engine.make_url(value).render_as_string(hide_password=True)
+            click.echo(f"{variable:32} {'(unset)' if value is None else value}")
+        click.echo(f"{'key ring':32} current {ring.key_id}, {len(ring.key_ids)} key(s)")
+        if check_database:
+            from throttled.cli import database_url
+            from throttled.db import jobs as jobs_sql
+            from throttled.db.engine import Database
+
+            db = Database(database_url(settings), pool_size=1)
+            try:
+                db.transaction_sync(jobs_sql.count_by_state)  # SchemaMissing if not migrated
+            finally:
+                db.dispose()
+            click.echo("database reachable, schema applied")
+        click.echo("config OK")
+
+    check()
 
 
 @config_group.command("get")
@@ -188,3 +230,51 @@ def _rate(o: QueueOverview) -> str:
 def _state(o: QueueOverview) -> str:
     q = o.queue
     return f"on hold until {q.on_hold_until:%Y-%m-%d %H:%M:%S}Z" if q.state == "on_hold" and q.on_hold_until else q.state
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """The job table: list jobs; retry or cancel one."""
+
+
+@jobs_group.command("list")
+@click.option("--state", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
+@click.option("--kind", help="Only jobs of this kind (throttle, cleaner).")
+@click.option("--limit", type=int, default=100, show_default=True, help=f"At most this many (1-{MAX_JOBS}), newest first.")
+@config_option
+@json_option
+@_operator_errors
+def jobs_list(state: str | None, kind: str | None, limit: int, config_file: Path | None, as_json: bool) -> None:
+    """List jobs, newest first, with attempts and their last error."""
+    jobs = _run(config_file, operations.list_jobs, state, kind, limit)
+    if as_json:
+        click.echo(json.dumps([operations.job_json(j) for j in jobs], indent=2))
+        return
+    table = Table("id", "kind", "state", "attempt", "snoozed", "scheduled at", "queue / key", "last error")
+    for j in jobs:
+        table.add_row(str(j.id), j.kind, j.state, f"{j.attempt}/{j.max_attempts}", str(j.snoozed),
+                      f"{j.scheduled_at:%Y-%m-%d %H:%M:%S}Z", str(j.args.get("queue_id") or j.unique_key or ""),
+                      str(j.errors[-1].get("error", "")) if j.errors else "")
+    Console().print(table)
+
+
+def _job_command(name: str, fn, help_text: str, verb: str):
+    @jobs_group.command(name, help=help_text)
+    @click.argument("job_id", type=int)
+    @config_option
+    @json_option
+    @_operator_errors
+    def command(job_id: int, config_file: Path | None, as_json: bool) -> None:
+        job = _run(config_file, fn, job_id, WallClock().now())
+        if as_json:
+            click.echo(json.dumps(operations.job_json(job), indent=2))
+        else:
+            click.echo(f"job {job.id} ({job.kind}) {verb}: now {job.state}")
+    return command
+
+
+_job_command("retry", operations.retry_job, "Run JOB_ID now (a discarded, cancelled, retryable or scheduled job).", "retried")
+_job_command("cancel", operations.cancel_job, "Cancel JOB_ID (a live job; a running handler's outcome is ignored).", "cancelled")

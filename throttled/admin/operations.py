@@ -14,14 +14,23 @@ from dataclasses import asdict, dataclass
 from sqlalchemy.engine import Connection
 
 from throttled.db import executions as executions_sql
+from throttled.db import jobs as jobs_sql
+from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
+from throttled.db.jobs import JobInfo
+from throttled.db.portals import PortalRow
 from throttled.db.queues import ConfigRow, QueueRow
-from throttled.ingest.inputs import Override
+from throttled.ingest.inputs import InvalidInput, Override
 from throttled.ingest.store import wake_throttle_job
 
 
 class NotFound(Exception):
-    """The named queue or override does not exist (HTTP 404, CLI exit 1)."""
+    """The named queue, override or job does not exist (HTTP 404, CLI exit 1)."""
+
+
+class Conflict(Exception):
+    """The action does not apply in the object's current state, e.g. retrying a completed
+    job (HTTP 409, CLI exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -36,10 +45,43 @@ class QueueOverview:
     def backlog(self) -> int:
         return self.counts.get("pending", 0) + self.counts.get("releasing", 0)
 
+    @property
+    def rate(self) -> tuple[int, int, str, bool]:
+        """The rate in force: ``(max_throughput, time_period, time_unit, overridden)``."""
+        c, q = self.override, self.queue
+        if c is not None and c.max_throughput is not None:
+            return c.max_throughput, c.time_period, c.time_unit, True
+        return q.max_throughput, q.time_period, q.time_unit, False
+
+    @property
+    def mode(self) -> str:
+        """The mode in force (the override's when it sets one)."""
+        return self.override.mode if self.override is not None and self.override.mode else self.queue.mode
+
     def as_json(self) -> dict:
         """JSON-ready dict (times as ISO-8601 UTC)."""
         return {**_jsonable(asdict(self.queue)), "counts": self.counts, "backlog": self.backlog,
                 "override": _jsonable(asdict(self.override)) if self.override else None}
+
+
+@dataclass(frozen=True)
+class PortalOverview:
+    """A portal as operators see it — never its tokens. ``token_status``: ``valid``,
+    ``expired`` (the access token is refreshed on next use) or ``missing``."""
+
+    portal_id: int
+    status: str
+    token_status: str
+    expires_at: dt.datetime | None
+    scopes: list[str]
+    key_id: str | None
+    rate_limited_until: dt.datetime | None
+    installed_at: dt.datetime
+    updated_at: dt.datetime
+
+    def as_json(self) -> dict:
+        """JSON-ready dict (times as ISO-8601 UTC)."""
+        return _jsonable(asdict(self))
 
 
 # -- overrides --------------------------------------------------------------------------
@@ -84,6 +126,20 @@ def portal_installed(conn: Connection, portal_id: int, now: dt.datetime) -> int:
     for queue in queues_sql.list_queues(conn, portal_id):
         wake_throttle_job(conn, queue.queue_id, now)
     return requeued
+
+
+def list_portals(conn: Connection, now: dt.datetime) -> list[PortalOverview]:
+    """Every installed portal with its status and token expiry, by id (no token bytes)."""
+    return [_portal_overview(p, now) for p in portals_sql.list_portals(conn)]
+
+
+def _portal_overview(p: PortalRow, now: dt.datetime) -> PortalOverview:
+    if p.access_token is None or p.expires_at is None:
+        token_status = "missing"
+    else:
+        token_status = "valid" if p.expires_at > now else "expired"
+    return PortalOverview(p.portal_id, p.status, token_status, p.expires_at, p.scopes, p.key_id,
+                          p.rate_limited_until, p.installed_at, p.updated_at)
 
 
 # -- queues ----------------------------------------------------------------------------------
@@ -141,6 +197,66 @@ def purge_queue(conn: Connection, queue_id: str, now: dt.datetime) -> int:
     cancelled = executions_sql.cancel_pending(conn, queue_id, "purged by operator")
     wake_throttle_job(conn, queue_id, now)
     return cancelled
+
+
+def release_history(conn: Connection, queue_ids: list[str], now: dt.datetime, minutes: int = 60) -> dict[str, list[int]]:
+    """Releases per minute of each queue over the last ``minutes`` minutes (the current,
+    partial minute last): ``{queue_id: [count, …]}`` of length ``minutes``."""
+    end = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    return executions_sql.releases_per_minute(conn, queue_ids, end - dt.timedelta(minutes=minutes), minutes)
+
+
+# -- jobs --------------------------------------------------------------------------------
+
+JOB_STATES = ("available", "scheduled", "executing", "retryable", "completed", "discarded", "cancelled")
+MAX_JOBS = 500
+_RETRYABLE = ("discarded", "cancelled", "retryable", "scheduled")
+
+
+def list_jobs(conn: Connection, state: str | None = None, kind: str | None = None, limit: int = 100) -> list[JobInfo]:
+    """Jobs, newest first. Raises ``InvalidInput`` naming ``state`` (not a job state),
+    ``kind`` (over 100 characters) or ``limit`` (outside 1..500)."""
+    if state is not None and state not in JOB_STATES:
+        raise InvalidInput("state", f"must be one of {', '.join(JOB_STATES)}")
+    if kind is not None and not 0 < len(kind) <= 100:
+        raise InvalidInput("kind", "must be 1 to 100 characters")
+    if not 1 <= limit <= MAX_JOBS:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_JOBS}")
+    return jobs_sql.list_jobs(conn, state, kind, limit)
+
+
+def retry_job(conn: Connection, job_id: int, now: dt.datetime) -> JobInfo:
+    """Run a discarded, cancelled, retryable or scheduled job now (one more attempt if its
+    attempts were spent). Raises :class:`NotFound`, or :class:`Conflict` in another state or
+    when another live job holds its unique key (e.g. the cleaner gave the queue a new one)."""
+    job = _job(conn, job_id)
+    if not jobs_sql.retry_now(conn, job_id, now):
+        if job.state in _RETRYABLE:
+            raise Conflict(f"job {job_id}: another live job holds its key {job.unique_key}")
+        raise Conflict(f"job {job_id} is {job.state}: only discarded, cancelled, retryable or scheduled jobs can be retried")
+    jobs_sql.notify(conn)  # the scheduler claims it now, not at its next poll
+    return _job(conn, job_id)
+
+
+def cancel_job(conn: Connection, job_id: int, now: dt.datetime) -> JobInfo:
+    """Cancel a live job (a running handler's outcome is then ignored). Raises
+    :class:`NotFound`, or :class:`Conflict` when the job is already final."""
+    job = _job(conn, job_id)
+    if not jobs_sql.cancel_now(conn, job_id, now):
+        raise Conflict(f"job {job_id} is {job.state}: only live jobs can be cancelled")
+    return _job(conn, job_id)
+
+
+def job_json(job: JobInfo) -> dict:
+    """JSON-ready dict of a job (times as ISO-8601 UTC)."""
+    return _jsonable(asdict(job))
+
+
+def _job(conn: Connection, job_id: int) -> JobInfo:
+    job = jobs_sql.get_job(conn, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
 
 
 def _require(found: bool, queue_id: str) -> None:

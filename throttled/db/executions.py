@@ -282,3 +282,26 @@ def execution_counts(conn: Connection, queue_ids: Iterable[str] | None = None) -
     for r in conn.execute(text(sql + " GROUP BY queue_id, state"), params):
         counts.setdefault(r.queue_id, {})[r.state] = r.n
     return counts
+
+
+def releases_per_minute(
+    conn: Connection, queue_ids: Sequence[str], since: dt.datetime, minutes: int
+) -> dict[str, list[int]]:
+    """Acknowledged releases per minute for each queue over ``minutes`` minutes from
+    ``since`` (``released_at`` in ``[since, since + minutes)``): ``{queue_id: [count, …]}``,
+    oldest minute first, one entry per minute, zeros included. For the status page."""
+    rows = conn.execute(
+        text(
+            """SELECT queue_id, CAST(floor(extract(epoch FROM released_at - CAST(:since AS timestamptz)) / 60) AS integer) AS minute,
+                      count(*) AS n
+               FROM action_executions
+               WHERE queue_id = ANY(:ids) AND state = 'released'
+                 AND released_at >= :since AND released_at < :until
+               GROUP BY 1, 2"""
+        ),
+        {"ids": list(queue_ids), "since": since, "until": since + dt.timedelta(minutes=minutes)},
+    ).all()
+    history = {queue_id: [0] * minutes for queue_id in queue_ids}
+    for r in rows:
+        history[r.queue_id][r.minute] = r.n
+    return history

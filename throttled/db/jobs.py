@@ -361,14 +361,32 @@ def list_jobs(conn: Connection, state: str | None = None, kind: str | None = Non
     return [JobInfo(*r) for r in rows]
 
 
+def get_job(conn: Connection, job_id: int) -> JobInfo | None:
+    """One job as introspection shows it, or ``None``."""
+    row = conn.execute(
+        text(
+            """SELECT id, kind, state, args, attempt, max_attempts, snoozed, unique_key,
+                      scheduled_at, attempted_by, errors
+               FROM jobs WHERE id = :id"""
+        ),
+        {"id": job_id},
+    ).first()
+    return JobInfo(*row) if row else None
+
+
 def retry_now(conn: Connection, job_id: int, now: dt.datetime) -> bool:
     """An operator retries a discarded, cancelled or retryable job: available now, with one
-    more attempt allowed if its attempts were spent. Live executing jobs are left alone."""
+    more attempt allowed if its attempts were spent. Live executing jobs are left alone, and
+    so is a final job whose ``unique_key`` another live job holds now (reviving it would
+    break "one live job per key")."""
     return conn.execute(
         text(
-            """UPDATE jobs SET state = 'available', scheduled_at = :now, finalized_at = NULL,
-                              max_attempts = GREATEST(max_attempts, attempt + 1)
-               WHERE id = :id AND state IN ('discarded', 'cancelled', 'retryable', 'scheduled')"""
+            f"""UPDATE jobs SET state = 'available', scheduled_at = :now, finalized_at = NULL,
+                               max_attempts = GREATEST(max_attempts, attempt + 1)
+                WHERE id = :id AND state IN ('discarded', 'cancelled', 'retryable', 'scheduled')
+                  AND (unique_key IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM jobs AS live
+                      WHERE live.unique_key = jobs.unique_key AND live.id <> jobs.id AND live.{_LIVE_SQL}))"""
         ),
         {"id": job_id, "now": now},
     ).rowcount == 1

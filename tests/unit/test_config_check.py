@@ -1,0 +1,31 @@
+"""`throttled config check`: validates settings without starting, never prints a secret."""
+
+from click.testing import CliRunner
+
+from throttled.cli import main
+from throttled.crypto import generate_key
+from throttled.settings import ENV_NAMES
+
+
+def _env(**extra):
+    env = {name: None for name in ENV_NAMES.values()}
+    env.update(extra)
+    return env
+
+
+def test_good_settings_print_values_but_no_secret():
+    key = generate_key()
+    result = CliRunner().invoke(main, ["config", "check"], env=_env(
+        HUBSPOT_CLIENT_SECRET="very-secret-value", THROTTLED_ENCRYPTION_KEY=key,
+        THROTTLED_DATABASE_URL="postgresql://u:hunter2@db.example:5432/t"))
+    assert result.exit_code == 0, result.output
+    assert "config OK" in result.output and "THROTTLED_BIND" in result.output
+    for secret in ("very-secret-value", key, "hunter2"):
+        assert secret not in result.output
+
+
+def test_bad_setting_is_one_line_and_exit_2():
+    result = CliRunner().invoke(main, ["config", "check"], env=_env(
+        HUBSPOT_CLIENT_SECRET="x", THROTTLED_ENCRYPTION_KEY=generate_key(), THROTTLED_WORKERS="0"))
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["throttled: error: THROTTLED_WORKERS: must be at least 1"]

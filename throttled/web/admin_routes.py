@@ -1,0 +1,131 @@
+"""The operator API (``/api/admin/…``) and the status page (``/admin``) of the admin listener.
+
+API: JSON in and out, every request needs ``Authorization: Bearer <THROTTLED_ADMIN_TOKEN>``
+(401 when missing or wrong; 404 for every route when no token is configured, as if absent).
+Actions go through ``admin.operations`` — the same functions as the ``throttled queues`` and
+``throttled jobs`` commands — so they reach running daemons through the database.
+
+====================================  ==================================================
+route                                 answer
+====================================  ==================================================
+GET  /api/admin/queues                {"queues": [queue]}  (QueueOverview.as_json)
+GET  /api/admin/queues/<id>           queue, or 404
+POST /api/admin/queues/<id>/pause     queue (also resume, drain)
+POST /api/admin/queues/<id>/purge     {"cancelled": n, "queue": queue}
+GET  /api/admin/jobs?state&kind&limit {"jobs": [job]}, newest first; limit 1..500 (100)
+POST /api/admin/jobs/<id>/retry       job; 404 unknown, 409 when not retryable
+POST /api/admin/jobs/<id>/cancel      job; 404 unknown, 409 when already final
+GET  /api/admin/portals               {"portals": [portal]} — status, token expiry, never tokens
+GET  /admin                           HTML status page, read-only, no token needed
+====================================  ==================================================
+
+Bad parameters answer 400 ``{"error": "invalid_input", "field", "message"}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from quart import Blueprint, Quart, Response, abort, jsonify, request
+
+from throttled.admin import operations
+from throttled.admin.operations import Conflict, NotFound
+from throttled.ingest.inputs import InvalidInput
+from throttled.web.admin_app import AdminDeps
+from throttled.web.status_page import render_status_page, status_snapshot
+
+#: The page allows nothing but its own inline CSS and SVG.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+}
+
+
+def register_admin_routes(app: Quart, deps: AdminDeps) -> None:
+    """Mount the operator API and the status page on the admin ``app``."""
+    app.register_blueprint(_api_blueprint(deps))
+
+    # No token on the status page: it is read-only, shows no secrets, and the admin listener
+    # binds to loopback by default (THROTTLED_ADMIN_BIND=127.0.0.1:8081); expose that port
+    # only to people who may see every queue and portal.
+    @app.get("/admin")
+    async def status_page() -> Response:
+        snapshot = await deps.db.transaction(status_snapshot, deps.clock.now())
+        return Response(render_status_page(snapshot), content_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+
+def _api_blueprint(deps: AdminDeps) -> Blueprint:
+    api = Blueprint("admin_api", __name__, url_prefix="/api/admin")
+    db, clock, token = deps.db, deps.clock, deps.admin_token
+
+    @api.before_request
+    async def authorize():
+        if not token:
+            abort(404)
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return jsonify(error="unauthorized", message="a valid bearer token is required"), 401, {"WWW-Authenticate": "Bearer"}
+        return None
+
+    @api.get("/queues")
+    async def list_queues():
+        overviews = await db.transaction(operations.list_queues)
+        return jsonify(queues=[o.as_json() for o in overviews])
+
+    # Queue ids hold ':' (``queue:62515:101:7:0``); ``path`` takes the whole id, whatever it holds.
+    @api.get("/queues/<path:queue_id>")
+    async def show_queue(queue_id: str):
+        return jsonify((await db.transaction(operations.show_queue, queue_id)).as_json())
+
+    actions = {"pause": operations.pause_queue, "resume": operations.resume_queue, "drain": operations.drain_queue}
+
+    @api.post("/queues/<path:queue_id>/<any(pause, resume, drain):action>")
+    async def queue_action(queue_id: str, action: str):
+        overview = await db.transaction(actions[action], queue_id, clock.now())
+        return jsonify(overview.as_json())
+
+    @api.post("/queues/<path:queue_id>/purge")
+    async def purge_queue(queue_id: str):
+        cancelled, overview = await db.transaction(_purge_and_show, queue_id, clock.now())
+        return jsonify(cancelled=cancelled, queue=overview.as_json())
+
+    @api.get("/jobs")
+    async def list_jobs():
+        args = request.args
+        limit = _int_arg("limit", args.get("limit", "100"))
+        jobs = await db.transaction(operations.list_jobs, args.get("state") or None, args.get("kind") or None, limit)
+        return jsonify(jobs=[operations.job_json(j) for j in jobs])
+
+    @api.post("/jobs/<int(max=9223372036854775807):job_id>/retry")
+    async def retry_job(job_id: int):
+        return jsonify(operations.job_json(await db.transaction(operations.retry_job, job_id, clock.now())))
+
+    @api.post("/jobs/<int(max=9223372036854775807):job_id>/cancel")
+    async def cancel_job(job_id: int):
+        return jsonify(operations.job_json(await db.transaction(operations.cancel_job, job_id, clock.now())))
+
+    @api.get("/portals")
+    async def list_portals():
+        portals = await db.transaction(operations.list_portals, clock.now())
+        return jsonify(portals=[p.as_json() for p in portals])
+
+    @api.errorhandler(NotFound)
+    async def not_found(exc: NotFound):
+        return jsonify(error="not_found", message=str(exc)), 404
+
+    @api.errorhandler(Conflict)
+    async def conflict(exc: Conflict):
+        return jsonify(error="conflict", message=str(exc)), 409
+
+    return api
+
+
+def _purge_and_show(conn, queue_id: str, now):
+    cancelled = operations.purge_queue(conn, queue_id, now)
+    return cancelled, operations.show_queue(conn, queue_id)
+
+
+def _int_arg(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(name, "must be a whole number") from None
