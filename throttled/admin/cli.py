@@ -191,7 +191,40 @@ def _queue_command(name: str, fn, help_text: str):
 _queue_command("show", None, "Show one queue: settings, state, backlog by state, override.")
 _queue_command("pause", operations.pause_queue, "Stop releasing from QUEUE_ID (the backlog is kept).")
 _queue_command("resume", operations.resume_queue, "Release again at the rate; also lifts a hold.")
-_queue_command("drain", operations.drain_queue, "Release the whole backlog now, ignoring the rate.")
+
+
+@queues_group.command("drain")
+@click.argument("queue_id")
+@click.option("--wait", is_flag=True, help="Show progress until the backlog is released (needs a running daemon).")
+@config_option
+@json_option
+@_operator_errors
+def queues_drain(queue_id: str, wait: bool, config_file: Path | None, as_json: bool) -> None:
+    """Release the whole backlog of QUEUE_ID now, ignoring the rate."""
+    overview = _run(config_file, operations.drain_queue, queue_id, WallClock().now())
+    if wait:
+        _wait_drained(config_file, queue_id, overview.backlog)
+        overview = _run(config_file, operations.show_queue, queue_id)
+    if as_json:
+        click.echo(json.dumps(overview.as_json(), indent=2))
+    else:
+        _print_queue(overview)
+
+
+def _wait_drained(config_file: Path | None, queue_id: str, total: int) -> None:
+    """A progress bar until the queue's backlog is gone (released by the running daemons)."""
+    import time
+
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"draining {queue_id}", total=max(total, 1))
+        while True:
+            backlog = _run(config_file, operations.show_queue, queue_id).backlog
+            progress.update(task, completed=max(0, total - backlog))
+            if backlog == 0:
+                return
+            time.sleep(0.5)
 
 
 @queues_group.command("purge")
