@@ -177,20 +177,16 @@ def pending_outlook(conn: Connection, queue_id: str, now: dt.datetime) -> tuple[
     """``(eligible_now, next_due)``: whether a pending execution may be released now, and
     otherwise when the earliest "release no earlier than" one becomes due (``None`` if no
     pending execution is waiting at all)."""
-    eligible = conn.execute(
-        text(f"SELECT EXISTS (SELECT 1 FROM action_executions WHERE queue_id = :queue_id AND {_ELIGIBLE})"),
-        {"queue_id": queue_id, "now": now},
-    ).scalar_one()
-    if eligible:
-        return True, now
-    due = conn.execute(
+    eligible, due = conn.execute(
         text(
-            """SELECT min(not_before) FROM action_executions
-               WHERE queue_id = :queue_id AND state = 'pending' AND expires_at > :now AND not_before > :now"""
+            f"""SELECT EXISTS (SELECT 1 FROM action_executions WHERE queue_id = :queue_id AND {_ELIGIBLE}),
+                       (SELECT min(not_before) FROM action_executions
+                        WHERE queue_id = :queue_id AND state = 'pending' AND expires_at > :now
+                          AND not_before > :now)"""
         ),
         {"queue_id": queue_id, "now": now},
-    ).scalar_one()
-    return False, due
+    ).one()
+    return (True, now) if eligible else (False, due)
 
 
 def mark_released(conn: Connection, callback_ids: Sequence[str], acked_at: dt.datetime) -> int:

@@ -97,23 +97,49 @@ def upsert_queues(conn: Connection, queues: Sequence[QueueSettings], now: dt.dat
     )
 
 
-def lock_queue(conn: Connection, queue_id: str) -> tuple[QueueRow, dt.datetime | None] | None:
-    """Row-lock the queue for this transaction and return it (``None`` if unknown), with the
-    ``updated_at`` of its operator override (``None`` when it has none).
+@dataclass(frozen=True, slots=True)
+class LockedQueue:
+    """What the worker reads under the queue's row lock, in one round trip.
 
-    The stamp comes in the same statement, so the worker can check a cached override against
-    the database without another round trip.
+    ``override_stamp``: ``updated_at`` of the operator override (``None`` without one);
+    ``portal``: ``(status, rate_limited_until)``, ``None`` if the portal never installed;
+    ``releasing``: executions in flight; ``lapsed``: those of them whose lease ran out.
+    """
+
+    queue: QueueRow
+    override_stamp: dt.datetime | None
+    portal: tuple[str, dt.datetime | None] | None
+    releasing: int
+    lapsed: int
+
+
+def lock_queue(conn: Connection, queue_id: str, now: dt.datetime) -> LockedQueue | None:
+    """Row-lock the queue for this transaction and return it with what the worker needs
+    besides (``None`` if the queue is unknown).
+
+    The worker's hot path: the override stamp, the portal's state and the in-flight counts
+    come from the same statement (subqueries on ``throttle_configs``, ``portals`` and the
+    ``releasing`` index of ``action_executions``) instead of four more round trips.
     """
     row = conn.execute(
         text(
             f"""SELECT {_QUEUE_COLUMNS},
                        (SELECT c.updated_at FROM throttle_configs c
-                        WHERE c.portal_id = queues.portal_id AND c.action_id = queues.action_id)
+                        WHERE c.portal_id = queues.portal_id AND c.action_id = queues.action_id),
+                       (SELECT p.status FROM portals p WHERE p.portal_id = queues.portal_id),
+                       (SELECT p.rate_limited_until FROM portals p WHERE p.portal_id = queues.portal_id),
+                       (SELECT count(*) FROM action_executions e
+                        WHERE e.queue_id = queues.queue_id AND e.state = 'releasing'),
+                       (SELECT count(*) FROM action_executions e
+                        WHERE e.queue_id = queues.queue_id AND e.state = 'releasing' AND e.lease_until < :now)
                 FROM queues WHERE queue_id = :queue_id FOR UPDATE"""
         ),
-        {"queue_id": queue_id},
+        {"queue_id": queue_id, "now": now},
     ).first()
-    return (QueueRow(*row[:-1]), row[-1]) if row else None
+    if row is None:
+        return None
+    *queue, stamp, status, limited_until, releasing, lapsed = row
+    return LockedQueue(QueueRow(*queue), stamp, (status, limited_until) if status else None, releasing, lapsed)
 
 
 def get_queue(conn: Connection, queue_id: str) -> QueueRow | None:

@@ -43,6 +43,7 @@ from throttled.hubspot.tokens import PortalNotReady, TokenStore
 log = structlog.get_logger("throttled.hubspot.portal")
 
 BATCH_SIZE = 100
+RECORDS_IN_FLIGHT = 4  # successful batches whose database write may lag behind the next call
 _UNAVAILABLE_RETRIES = (1.0, 2.0, 4.0)
 
 
@@ -76,6 +77,7 @@ class PortalQueues:
         self._nursery: trio.Nursery | None = None
         self._closed = False
         self._closing = False
+        self._recorders: dict[int, tuple[trio.Nursery, trio.Semaphore]] = {}
         self._held: set[str] = set()  # handed to us, outcome not yet recorded
         self._over_daily_limit: set[int] = set()  # portals whose last send met the DAILY 429
         self.sent_batches = 0
@@ -133,6 +135,17 @@ class PortalQueues:
     # -- one portal ----------------------------------------------------------------
 
     async def _portal_task(self, portal_id: int, channel, receive) -> None:
+        # Recording a success (a database write) runs beside the next HTTP call instead of
+        # before it: completions stay in order at HubSpot, the write latency is hidden. The
+        # nursery waits for every record before the task ends.
+        async with trio.open_nursery() as recorders:
+            self._recorders[portal_id] = (recorders, trio.Semaphore(RECORDS_IN_FLIGHT))
+            try:
+                await self._portal_loop(portal_id, channel, receive)
+            finally:
+                self._recorders.pop(portal_id, None)
+
+    async def _portal_loop(self, portal_id: int, channel, receive) -> None:
         carry: list[Release] = []
         try:
             while not self._closing:
@@ -204,10 +217,24 @@ class PortalQueues:
         except (HubSpotError, PortalNotReady) as exc:
             await self._give_up(portal_id, releases, str(exc))
             return
-        await self._record(self._released, releases, self.clock.now())
+        acked_at = self.clock.now()
         self.sent_batches += 1
         self.released += len(ids)
         self.client.metrics.releases.inc(len(ids))
+        recorders = self._recorders.get(portal_id)
+        if recorders is None:
+            await self._record(self._released, releases, acked_at)
+            return
+        nursery, slots = recorders
+        await slots.acquire()  # at most RECORDS_IN_FLIGHT writes behind: backpressure
+
+        async def record() -> None:
+            try:
+                await self._record(self._released, releases, acked_at)
+            finally:
+                slots.release()
+
+        nursery.start_soon(record)
 
     async def _complete(self, portal_id: int, ids: list[str]) -> None:
         """Complete ``ids`` with auth refresh, 429 waits (no attempt spent) and 5xx retries;

@@ -21,7 +21,6 @@ import structlog
 from throttled.clock import Clock
 from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
-from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
 from throttled.db.executions import Release
@@ -89,23 +88,24 @@ class ThrottleWorker:
         Raises:
             LeaseLost: the job was rescued from us; the transaction rolls back.
         """
-        locked = queues_sql.lock_queue(conn, queue_id)
+        locked = queues_sql.lock_queue(conn, queue_id, now)
         if not jobs_sql.lock_owned_job(conn, run.job.id, run.owner):
             raise LeaseLost(run.job.id)
         if locked is None:
             jobs_sql.complete_job(conn, run.job.id, run.owner, now)
             return []
-        queue, override_stamp = locked
-        if queue.action_id is not None and override_stamp != (override.updated_at if override else None):
+        queue = locked.queue
+        if queue.action_id is not None and locked.override_stamp != (override.updated_at if override else None):
             # The cached override is older than the database's: an operator's change woke this
             # job before its NOTIFY reached this daemon's cache. Read it here, or the snooze
             # below would follow the old rate (an old "1 per day" would hold for a day).
             override = queues_sql.get_config(conn, queue.portal_id, queue.action_id)
-        executions_sql.requeue_lapsed_releases(conn, queue_id, now)
+        if locked.lapsed:
+            executions_sql.requeue_lapsed_releases(conn, queue_id, now)
         settings = effective_settings(queue, override)
-        in_flight = executions_sql.count_releasing(conn, queue_id)
+        in_flight = locked.releasing - locked.lapsed
         eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
-        blocked = blocked_until(queue, settings.window, now, portals_sql.availability(conn, queue.portal_id))
+        blocked = blocked_until(queue, settings.window, now, locked.portal)
         releases: list[Release] = []
         recent: list[dt.datetime] = []
         throttle = Throttle.for_mode(settings.mode, settings.rate)
