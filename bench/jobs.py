@@ -10,7 +10,6 @@ Usage: ``THROTTLED_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -87,7 +86,7 @@ def main(n: int) -> None:
         finally:
             drop()
         rows.append((workers, n / ours, n / theirs))
-    print(f"job table: {n} empty jobs claimed and completed per run, {os.cpu_count()} cores, same PostgreSQL\n")
+    print(f"## Job table ({n:,} empty jobs claimed and completed per run, same PostgreSQL)\n")
     print("| workers | throttled jobs/s | procrastinate 3.10 jobs/s (baseline) | ratio |")
     print("|---|---|---|---|")
     for workers, ours, theirs in rows:

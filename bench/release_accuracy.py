@@ -122,7 +122,7 @@ def _report(steps, done: list[dict], per_queue: int, t0: float, stored_s: float,
         rows[mode] = (len(worst), max(worst), statistics.median(achieved), sorted(achieved)[len(achieved) // 10],
                       lags[len(lags) // 2], lags[int(len(lags) * 0.99)])
     n = len(done)
-    print(f"release accuracy: {n:,} completions, {len(steps)} queues over {PORTALS} portals, "
+    print(f"## Release accuracy\n\n{n:,} completions, {len(steps)} queues over {PORTALS} portals, "
           f"{per_queue} each; stored in {stored_s:.1f} s; all completed {drained_s:.1f} s after T0\n")
     print("| mode | queues | worst window / limit | achieved / configured rate, median | p10 | lag p50 | lag p99 |")
     print("|---|---|---|---|---|---|---|")
