@@ -15,11 +15,13 @@ line, so another daemon takes them at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 import trio
 
-from throttled.cleaner import CLEANER_CRON, CLEANER_KIND, Cleaner
+from throttled.cleaner import CLEANER_KIND, Cleaner
+from throttled.cleaner.cleaner import cleaner_cron
 from throttled.clock import Clock, WallClock
 from throttled.db import executions as executions_sql
 from throttled.db.engine import Database, DatabaseUnavailable
@@ -118,14 +120,15 @@ async def run_daemon(
         )
         scheduler.on_rescue = metrics.rescues.inc
         leadership = Leadership(db, clock, "cron", scheduler.owner, ttl_s=settings.leader_ttl_s)
-        cron = Cron(db, clock, leadership, [CLEANER_CRON])
+        cron = Cron(db, clock, leadership, [cleaner_cron(settings.cleaner_interval_s)])
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
         web = WebDeps(
             db=db, clock=clock, batcher=batcher, tokens=tokens, client=client, metrics=metrics,
             public_url=settings.effective_public_url, client_id=settings.hubspot_client_id,
             client_secret=settings.secret("hubspot_client_secret"), authorize_url=settings.hubspot_authorize_url,
             block_duration=settings.block_duration, admin_token=admin_token,
-            signature_versions=settings.accepted_signatures,
+            signature_versions=settings.accepted_signatures, max_body_bytes=settings.max_body_bytes,
+            read_timeout_s=settings.read_timeout_s,
         )
         admin = create_admin_app(AdminDeps(db, clock, metrics, lambda: portal_queues.active_portals, admin_token))
         async with trio.open_nursery() as nursery:
@@ -136,8 +139,8 @@ async def run_daemon(
             await nursery.start(scheduler.run)
             await nursery.start(leadership.run)
             await nursery.start(cron.run)
-            admin_url = await _listen(nursery, admin, settings.admin_bind)
-            url = await _listen(nursery, create_app(web), settings.bind)
+            admin_url = await _listen(nursery, admin, settings.admin_bind, settings.read_timeout_s)
+            url = await _listen(nursery, create_app(web), settings.bind, settings.read_timeout_s)
             daemon = RunningDaemon(url, admin_url, db, batcher, scheduler, portal_queues, tokens, leadership,
                                    cleaner, metrics, web)
             log.info("daemon.ready", url=url, admin_url=admin_url, owner=scheduler.owner)
@@ -154,9 +157,9 @@ async def run_daemon(
         db.dispose()
 
 
-async def _listen(nursery: trio.Nursery, app, bind: str) -> str:
+async def _listen(nursery: trio.Nursery, app, bind: str, read_timeout_s: float) -> str:
     try:
-        return await nursery.start(serve, app, bind)
+        return await nursery.start(partial(serve, app, bind, read_timeout_s=read_timeout_s))
     except OSError as exc:
         raise OSError(exc.errno, f"cannot listen on {bind}: {exc.strerror or exc}") from None
 

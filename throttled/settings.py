@@ -60,6 +60,9 @@ ENV_NAMES: dict[str, str] = {
     "portal_budget_window_s": "THROTTLED_PORTAL_BUDGET_WINDOW",
     "callbacks_api": "HUBSPOT_CALLBACKS_API",
     "token_api": "HUBSPOT_TOKEN_API",
+    "max_body_bytes": "THROTTLED_MAX_BODY",
+    "read_timeout_s": "THROTTLED_READ_TIMEOUT",
+    "cleaner_interval_s": "THROTTLED_CLEANER_INTERVAL",
 }
 
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
@@ -147,6 +150,9 @@ class Settings(BaseSettings):
     callbacks_api: str = _field("v4", "callbacks_api", "callbacks API paths: v4 or 2026-03")
     token_api: str = _field("v3", "token_api", "OAuth token endpoint: v3 (falls back to v1 on 404) or v1")
     signature_versions: str = _field("v3,v2", "signature_versions", "webhook signature versions accepted, comma-separated (v3, v2, v1)")
+    max_body_bytes: int = _field(65536, "max_body_bytes", "largest request body accepted, bytes; larger ones get 413")
+    read_timeout_s: float = _field(30.0, "read_timeout_s", "seconds a client may take to send a request's head, and its body; slower ones are cut")
+    cleaner_interval_s: float = _field(60.0, "cleaner_interval_s", "seconds between cleaner runs (at least 1)")
 
     @field_validator("bind", "admin_bind")
     @classmethod
@@ -243,7 +249,7 @@ class Settings(BaseSettings):
             raise ValueError("must be v3 or v1")
         return value
 
-    @field_validator("db_pool_size", "workers", "hold_after", "portal_budget")
+    @field_validator("db_pool_size", "workers", "hold_after", "portal_budget", "max_body_bytes")
     @classmethod
     def _check_positive_int(cls, value: int) -> int:
         if value < 1:
@@ -253,11 +259,20 @@ class Settings(BaseSettings):
     @field_validator(
         "poll_interval_s", "job_lease_s", "release_lease_s", "leader_ttl_s", "job_retention_s",
         "flush_interval_s", "hubspot_timeout_s", "hold_s", "config_ttl_s", "portal_budget_window_s", "shutdown_grace_s",
+        "read_timeout_s",
     )
     @classmethod
     def _check_positive_float(cls, value: float) -> float:
         if not math.isfinite(value) or value <= 0:
             raise ValueError("must be a number greater than 0")
+        return value
+
+    @field_validator("cleaner_interval_s")
+    @classmethod
+    def _check_cleaner_interval(cls, value: float) -> float:
+        # cron slot keys have one-second resolution: a shorter interval would run once a second
+        if not math.isfinite(value) or value < 1:
+            raise ValueError("must be a number of seconds, at least 1")
         return value
 
     @classmethod

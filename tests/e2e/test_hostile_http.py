@@ -50,3 +50,104 @@ async def test_a_body_the_database_refuses_fails_alone(empty_database):
     assert {answers[cid] for cid in good} == {200}
     assert {code for cid, code in answers.items() if cid.startswith("bad-")} == {400}
     assert stored == len(good)
+
+
+# -- bodies over the limit and slow clients, over raw sockets ------------------------------
+
+LIMIT = 4096  # THROTTLED_MAX_BODY of these tests
+READ_TIMEOUT_S = 1.0  # THROTTLED_READ_TIMEOUT of these tests
+MARGIN_S = 1.5  # scheduling slack on a loaded CI machine
+
+
+async def raw_exchange(url: str, plan: list[bytes | float]) -> tuple[bytes, float]:
+    """Connect to ``url``, send ``plan`` (bytes are sent, numbers are pauses in seconds) until
+    the server hangs up; returns what the server sent and seconds from connect to its close."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    started, received, closed = trio.current_time(), bytearray(), trio.Event()
+    closed_after = [0.0]
+
+    async def read() -> None:
+        try:
+            while chunk := await stream.receive_some(65536):
+                received.extend(chunk)
+        except trio.BrokenResourceError:
+            pass
+        closed_after[0] = trio.current_time() - started
+        closed.set()
+
+    async with stream, trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        for step in plan:
+            if closed.is_set():
+                break
+            try:
+                if isinstance(step, bytes):
+                    await stream.send_all(step)
+                else:
+                    with trio.move_on_after(step):
+                        await closed.wait()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                break
+        await closed.wait()
+    return bytes(received), closed_after[0]
+
+
+def head(method: str, path: str, *extra: str) -> bytes:
+    return "\r\n".join([f"{method} {path} HTTP/1.1", "Host: throttled", *extra, "", ""]).encode()
+
+
+async def test_413_comes_before_the_body_is_read_and_the_connection_closes(empty_database):
+    async with local_stack(empty_database, overrides={"max_body_bytes": LIMIT}) as stack:
+        url = stack.daemons[0].url
+        with trio.fail_after(10):
+            # Content-Length 10 MB announced, nothing sent: 413 at once, then the server hangs up.
+            answer, closed_after = await raw_exchange(url, [head("POST", ACTION_PATH, "Content-Length: 10000000"), 5.0])
+            assert answer.startswith(b"HTTP/1.1 413") and b'"limit_bytes":4096' in answer
+            assert closed_after < 1.0
+            # Chunked, a little over the limit, then stalled: the 413 does not wait for the rest.
+            chunk = b"%x\r\n%s\r\n" % (1024, b"x" * 1024)
+            answer, closed_after = await raw_exchange(
+                url, [head("POST", ACTION_PATH, "Transfer-Encoding: chunked"), *[chunk] * (LIMIT // 1024 + 2), 5.0])
+            assert answer.startswith(b"HTTP/1.1 413") and closed_after < 1.0
+        # Under the limit is not refused for its size; over it, a signed webhook is a 413 too.
+        small = await stack.hubspot.enroll(url, "ap-small", stack.portal_id, STEP)
+        assert small.status_code == 200
+        big = await stack.hubspot.post(url, b'{"callbackId": "' + b"x" * LIMIT + b'"}')
+        assert big.status_code == 413 and big.headers["Connection"] == "close"
+
+
+async def test_slow_clients_are_cut_while_others_are_served(empty_database):
+    async with local_stack(empty_database, overrides={"read_timeout_s": READ_TIMEOUT_S}) as stack:
+        url = stack.daemons[0].url
+        request = head("GET", "/healthz", "X-Pad: " + "a" * 60)
+        slow = {
+            "silent": [30.0],
+            "half a head, then silence": [request[:20], 30.0],
+            # a byte every 0.2 s: each read is quick, the head as a whole is not
+            "head trickled": [step for byte in request for step in (bytes([byte]), 0.2)],
+            "body trickled": [head("POST", ACTION_PATH, "Content-Length: 200", "Content-Type: application/json"),
+                              *[step for _ in range(200) for step in (b"{", 0.2)]],
+        }
+        cut: dict[str, tuple[bytes, float]] = {}
+        served: list[int] = []
+
+        async def run_slow(name: str) -> None:
+            cut[name] = await raw_exchange(url, slow[name])
+
+        async def serve_others() -> None:
+            await trio.sleep(0.3)
+            for i in range(5):
+                served.append((await stack.hubspot.enroll(url, f"ap-while-slow-{i}", stack.portal_id, STEP)).status_code)
+                await trio.sleep(0.1)
+
+        with trio.fail_after(READ_TIMEOUT_S + 10):
+            async with trio.open_nursery() as nursery:
+                for name in slow:
+                    nursery.start_soon(run_slow, name)
+                nursery.start_soon(serve_others)
+    assert served == [200] * 5
+    for name, (answer, closed_after) in cut.items():
+        assert closed_after < READ_TIMEOUT_S + MARGIN_S, (name, closed_after)
+    assert cut["silent"][0] == cut["half a head, then silence"][0] == cut["head trickled"][0] == b""
+    assert cut["body trickled"][0].startswith(b"HTTP/1.1 408")

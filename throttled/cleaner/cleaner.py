@@ -1,4 +1,5 @@
-"""The cleaner job, run once a minute across all daemons (a cron job, see ``jobs.cron``).
+"""The cleaner job, run once a minute (``THROTTLED_CLEANER_INTERVAL``) across all daemons
+(a cron job, see ``jobs.cron``).
 
 - prunes completed, cancelled and discarded jobs older than the retention (default 1 day),
   in bounded batches;
@@ -30,9 +31,17 @@ from throttled.service.metrics import Metrics
 log = structlog.get_logger("throttled.cleaner")
 
 CLEANER_KIND = "cleaner"
-CLEANER_CRON = CronJob("cleaner", CLEANER_KIND, dt.timedelta(minutes=1))
 _BATCH = 1000
-_MAX_BATCHES = 50  # per run; the next minute continues
+_MAX_BATCHES = 50  # per run; the next run continues
+
+
+def cleaner_cron(interval_s: float = 60.0) -> CronJob:
+    """The cleaner's cron job: one run per slot of ``interval_s`` seconds, across all daemons."""
+    return CronJob("cleaner", CLEANER_KIND, dt.timedelta(seconds=interval_s))
+
+
+#: The default (minutely) cleaner cron job.
+CLEANER_CRON = cleaner_cron()
 
 
 class Cleaner:

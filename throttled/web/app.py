@@ -38,8 +38,11 @@ from throttled.web.errors import RETRY_AFTER_S, register_error_handlers
 
 log = structlog.get_logger("throttled.web")
 
-#: Bodies above this are refused with 413 before being read whole.
+#: Default of ``THROTTLED_MAX_BODY``: bodies above it are refused with 413 before being read
+#: whole (a larger Content-Length at once, a chunked body as soon as it passes the limit).
 MAX_BODY_BYTES = 64 * 1024
+#: Default of ``THROTTLED_READ_TIMEOUT``: seconds a handler waits for the whole body (then 408).
+READ_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -66,6 +69,8 @@ class WebDeps:
     block_duration: str
     admin_token: str | None = None
     signature_versions: tuple[str, ...] = ("v3", "v2")
+    max_body_bytes: int = MAX_BODY_BYTES
+    read_timeout_s: float = READ_TIMEOUT_S
     state: ServiceState = field(default_factory=ServiceState)
 
     def __repr__(self) -> str:
@@ -75,8 +80,8 @@ class WebDeps:
 def create_app(deps: WebDeps) -> QuartTrio:
     """Build the app around ``deps``."""
     app = QuartTrio("throttled")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.config["BODY_TIMEOUT"] = 30
+    app.config["MAX_CONTENT_LENGTH"] = deps.max_body_bytes
+    app.config["BODY_TIMEOUT"] = deps.read_timeout_s  # a trickled body: 408, then the connection closes
     register_error_handlers(app)
     app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
     block = {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": deps.block_duration}}

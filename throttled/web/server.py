@@ -1,22 +1,55 @@
-"""Serve an ASGI app with Hypercorn's trio worker; shared by the daemon and the sandbox."""
+"""Serve an ASGI app with Hypercorn's trio worker; shared by the daemon and the sandbox.
+
+Hypercorn 0.18's trio connection (``hypercorn/trio/tcp_server.py``) has three gaps that
+matter for a server on the internet, found by reading it and by the slow-client tests in
+``tests/e2e/test_hostile_http.py``:
+
+- ``read_timeout`` bounds each ``receive`` call, not a request: a client trickling one
+  header byte every few seconds is never cut by it (only by the keep-alive timer, 75 s).
+- When a read times out, the connection stops being read but stays open until the
+  keep-alive timer fires.
+- A connection closed while the request body is still arriving (a 413, a 408, any answer
+  given without reading the body) is closed from inside the app's task, which Quart-Trio
+  has just cancelled — so the close is skipped and the server goes on reading (and
+  discarding) the body until the client stops or a read times out.
+
+:class:`_Connection` closes them: between requests a client may stay silent for at most
+``read_timeout_s`` and must send a whole request head within ``read_timeout_s`` of its first
+byte; a read timeout closes the connection at once; the close is shielded from
+cancellation. Once a head is in, the app bounds the body (Quart's ``BODY_TIMEOUT`` = the
+same setting, a 408) and its own work (every network call has a deadline), so the
+connection no longer times reads — hypercorn's per-read timeout would also cut a client
+waiting silently for a slow answer. :func:`_worker_serve` is Hypercorn's ``worker_serve``
+cut down to plain TCP, so that it can use :class:`_Connection`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
+from math import inf
 
 import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import repr_socket_addr, wrap_app
+
+#: Default seconds a client may take to send a request's head (and, via the app, its body).
+READ_TIMEOUT_S = 30.0
 
 
-def hypercorn_config(bind: str, *, keep_alive_s: float = 75.0, read_timeout_s: float = 30.0) -> Config:
+def hypercorn_config(bind: str, *, keep_alive_s: float = 75.0, read_timeout_s: float = READ_TIMEOUT_S) -> Config:
     """Hypercorn settings for one plain-HTTP listener.
 
     Args:
         bind: ``host:port``; port 0 picks a free port.
         keep_alive_s: idle keep-alive timeout in seconds.
-        read_timeout_s: seconds a client may take to send a request (slow clients are cut).
+        read_timeout_s: seconds a client may stay silent, and may take to send a request
+            head from its first byte (slow clients are cut).
     """
     config = Config()
     config.bind = [bind]
@@ -34,17 +67,94 @@ async def serve(
     app,
     bind: str,
     *,
+    read_timeout_s: float = READ_TIMEOUT_S,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``bind`` until cancelled or ``shutdown_trigger`` returns.
 
     Reports the bound base URL (e.g. ``"http://127.0.0.1:41234"``) through ``task_status``,
-    so ``await nursery.start(serve, app, "127.0.0.1:0")`` returns the real port.
+    so ``await nursery.start(serve, app, "127.0.0.1:0")`` returns the real port. A client
+    silent for ``read_timeout_s``, or whose request head takes longer than that from its
+    first byte, is disconnected.
     """
-    config = hypercorn_config(bind)
+    config = hypercorn_config(bind, read_timeout_s=read_timeout_s)
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(
-            partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger)
-        )
+        binds = await nursery.start(partial(_worker_serve, app, config, shutdown_trigger=shutdown_trigger))
         task_status.started(binds[0])
+
+
+class _Connection(TCPServer):
+    """Hypercorn's trio connection with a deadline on the request head and a reliable close."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self._awaiting_head = True  # between requests (hypercorn reports "idle")
+        self._head_deadline = inf  # set by the first byte of a request head
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Updated):
+            self._awaiting_head = event.idle  # idle=False: a whole head was parsed
+            self._head_deadline = inf
+        if isinstance(event, Closed):
+            with trio.CancelScope(shield=True):  # the caller may be an app task being cancelled
+                await self._close()
+            await self.protocol.handle(Closed())
+            return
+        await super().protocol_send(event)
+
+    async def _read_data(self) -> None:
+        timeout = self.config.read_timeout or inf
+        while True:
+            deadline = min(trio.current_time() + timeout, self._head_deadline) if self._awaiting_head else inf
+            try:
+                with trio.fail_at(deadline):
+                    data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            if self._awaiting_head and self._head_deadline == inf:
+                self._head_deadline = trio.current_time() + timeout
+            await self.protocol.handle(RawData(bytes(data)))
+            if data == b"":
+                break
+        await self.protocol.handle(Closed())
+        await self.idle_task.stop()  # do not hold the socket open until the keep-alive timer
+        with trio.CancelScope(shield=True):
+            await self._close()
+
+
+async def _worker_serve(
+    app,
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``hypercorn.trio.run.worker_serve`` for plain TCP listeners, with :class:`_Connection`."""
+    app = wrap_app(app, config.wsgi_max_body_size, None)
+    state: dict = {}
+    lifespan = Lifespan(app, config, state)
+    context = WorkerContext(None)
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as connections:
+            sockets = config.create_sockets().insecure_sockets
+            listeners = []
+            for sock in sockets:
+                sock.listen(config.backlog)
+                listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+            task_status.started([f"http://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets])
+            try:
+                async with trio.open_nursery() as nursery:
+                    handler = partial(_Connection, app, config, context, ConnectionState(state.copy()))
+                    nursery.start_soon(partial(trio.serve_listeners, handler, listeners, handler_nursery=connections))
+                    if shutdown_trigger is None:
+                        await trio.sleep_forever()
+                    await shutdown_trigger()
+                    nursery.cancel_scope.cancel()
+            finally:
+                await context.terminated.set()  # kept-alive connections close; requests finish
+                connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
