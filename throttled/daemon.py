@@ -50,6 +50,12 @@ log = structlog.get_logger("throttled.daemon")
 STATUS_EVERY_S = 10.0
 
 
+def renew_margin_s(settings: Settings) -> float:
+    """Seconds of lease a release must have left for a HubSpot call to start on it: one call
+    may take up to four timeouts (pool, connect, write, read); never more than half the lease."""
+    return min(4 * settings.hubspot_timeout_s, settings.release_lease_s / 2)
+
+
 @dataclass
 class RunningDaemon:
     """Handles on a running daemon (for the CLI, the demo, tests and status lines)."""
@@ -109,7 +115,8 @@ async def run_daemon(
         tokens = TokenStore(db, clock, ring, client)
         batcher = Batcher(db, clock, settings.block_duration_s, metrics=metrics)
         portal_queues = PortalQueues(db, clock, tokens, client, PortalQueueConfig(
-            flush_interval_s=settings.flush_interval_s, hold_after=settings.hold_after, hold_s=settings.hold_s))
+            flush_interval_s=settings.flush_interval_s, hold_after=settings.hold_after, hold_s=settings.hold_s,
+            release_lease_s=settings.release_lease_s, renew_margin_s=renew_margin_s(settings)))
         config_cache = ConfigCache(db, clock, ttl_s=settings.config_ttl_s)
         worker = ThrottleWorker(db, clock, portal_queues.submit, WorkerConfig(release_lease_s=settings.release_lease_s),
                                 overrides=config_cache.get, metrics=metrics)

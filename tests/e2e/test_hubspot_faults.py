@@ -249,6 +249,29 @@ async def test_a_poisoned_callback_fails_alone_after_a_few_calls(empty_database)
     assert stats["requests"]["complete_batch 204"] == 2 and stats["requests"]["complete_single 204"] == 1
 
 
+async def test_a_batch_split_longer_than_its_lease_sends_no_callback_twice(empty_database):
+    # Found by the reliability suite: halving a batch over a slow HubSpot took longer than the
+    # release lease; the worker put the rest back in line and they went out a second time.
+    step = Step(workflow_id=9014, action_id=1, limit=40, period=1, unit="seconds")
+    overrides = {"release_lease_s": 2.0, "hubspot_timeout_s": 1.0, "poll_interval_s": 0.2}
+    async with local_stack(empty_database, overrides=overrides) as stack:
+        portal, db = stack.portal_id, stack.daemons[0].db
+        ids = [f"ap-{portal}-9014-{i}" for i in range(32)]
+        poisoned = ids[3::8]  # four bad ids: ~28 calls of 0.4 s, far past a 2 s lease
+        await _faults(stack, poison_callback_ids=poisoned, latency_s=0.4)
+        await _enroll_as_one_batch(stack, step, ids)
+        done = await _completions(stack, len(ids) - len(poisoned), timeout_s=30)
+        with trio.fail_after(15):
+            while any(state == "releasing" for state, *_ in (await _rows(db, ids)).values()):
+                await trio.sleep(0.1)
+        rows = await _rows(db, ids)
+        repeats = dict(stack.sandbox_state.repeats)
+    _assert_each_once(done, [i for i in ids if i not in poisoned])
+    assert repeats == {}  # no completed callback was ever sent again
+    assert {rows[i][0] for i in poisoned} == {"failed"}
+    assert {rows[i][0] for i in ids if i not in poisoned} == {"released"}
+
+
 # -- 5. a callback HubSpot already completed -------------------------------------------------
 
 

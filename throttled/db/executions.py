@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -125,6 +125,27 @@ def requeue_deferred_in_queue(conn: Connection, queue_id: str) -> int:
         ),
         {"queue_id": queue_id},
     ).rowcount
+
+
+def renew_leases(conn: Connection, leases: Mapping[str, dt.datetime], lease_until: dt.datetime) -> set[str]:
+    """Extend to ``lease_until`` the leases we still hold: ``leases`` maps callback id -> the
+    lease its sender was given. Returns the ids renewed; any other was put back in line (its
+    lease lapsed) and perhaps leased to another sender, so it must not be sent."""
+    if not leases:
+        return set()
+    ids = list(leases)
+    return set(
+        conn.execute(
+            text(
+                """UPDATE action_executions e SET lease_until = :lease_until
+                   FROM unnest(CAST(:ids AS text[]), CAST(:held AS timestamptz[])) AS h(callback_id, lease_until)
+                   WHERE e.callback_id = h.callback_id AND e.state = 'releasing'
+                     AND e.lease_until = h.lease_until
+                   RETURNING e.callback_id"""
+            ),
+            {"ids": ids, "held": [leases[i] for i in ids], "lease_until": lease_until},
+        ).scalars()
+    )
 
 
 def recent_releases(conn: Connection, queue_id: str, since: dt.datetime, limit: int) -> list[dt.datetime]:

@@ -53,6 +53,8 @@ class PortalQueueConfig:
 
     ``hold_after`` batches given up in a row put a queue on hold for ``hold_s`` seconds,
     doubling with each further hold up to ``max_hold_s``; one success clears it.
+    A call starts only for releases still leased ``renew_margin_s`` from now (long enough for
+    the call to end); closer to lapsing, their lease is renewed to ``release_lease_s`` first.
     """
 
     flush_interval_s: float = 0.9
@@ -62,6 +64,8 @@ class PortalQueueConfig:
     hold_after: int = 3
     hold_s: float = 1800.0
     max_hold_s: float = 86400.0
+    release_lease_s: float = 120.0
+    renew_margin_s: float = 30.0
 
 
 class PortalQueues:
@@ -78,7 +82,8 @@ class PortalQueues:
         self._closed = False
         self._closing = False
         self._recorders: dict[int, tuple[trio.Nursery, trio.Semaphore]] = {}
-        self._held: set[str] = set()  # handed to us, outcome not yet recorded
+        # Handed to us, outcome not yet recorded: callback id -> the lease we hold on it.
+        self._held: dict[str, dt.datetime] = {}
         self._over_daily_limit: set[int] = set()  # portals whose last send met the DAILY 429
         self.sent_batches = 0
         self.released = 0
@@ -122,7 +127,7 @@ class PortalQueues:
         if self._closed or self._closing:  # shutting down: hand them straight back
             await self._requeue([r.callback_id for r in releases])
             return
-        self._held.update(r.callback_id for r in releases)
+        self._held.update((r.callback_id, r.lease_until) for r in releases)
         channel = self._channels.get(portal_id)
         if channel is None:
             if self._nursery is None:
@@ -180,8 +185,7 @@ class PortalQueues:
 
     async def _send(self, portal_id: int, batch: list[Release]) -> None:
         now = self.clock.now()
-        live = [r for r in batch if r.lease_until > now]  # lapsed ones are back in line already
-        self._held.difference_update(r.callback_id for r in batch if r.lease_until <= now)
+        live = await self._keep_leased(batch)
         if not live:
             return
         if await self._held_for_the_day(portal_id, now):
@@ -199,24 +203,26 @@ class PortalQueues:
     async def _send_live(self, portal_id: int, releases: list[Release]) -> None:
         """Complete ``releases``; a batch HubSpot refuses (4xx) is split in halves until the
         bad callback(s) stand alone — about 2·log2(n) calls, not n — and those are ended."""
-        ids = [r.callback_id for r in releases]
         try:
-            await self._complete(portal_id, ids)
+            releases = await self._complete(portal_id, releases)
         except HubSpotRejected as exc:
             if len(releases) == 1:
                 await self._end_rejected(portal_id, releases[0], exc)
                 return
-            log.warning("callbacks.batch_rejected", portal_id=portal_id, size=len(ids), status=exc.status)
+            log.warning("callbacks.batch_rejected", portal_id=portal_id, size=len(releases), status=exc.status)
             half = len(releases) // 2
             await self._send_live(portal_id, releases[:half])
             await self._send_live(portal_id, releases[half:])
             return
         except HubSpotRateLimited as exc:  # only a DAILY limit gets here
-            await self._daily_limited(portal_id, releases, exc)
+            await self._daily_limited(portal_id, self._still_held(releases), exc)
             return
         except (HubSpotError, PortalNotReady) as exc:
-            await self._give_up(portal_id, releases, str(exc))
+            await self._give_up(portal_id, self._still_held(releases), str(exc))
             return
+        if not releases:
+            return  # every lease lapsed on the way: they are back in line
+        ids = [r.callback_id for r in releases]
         acked_at = self.clock.now()
         self.sent_batches += 1
         self.released += len(ids)
@@ -236,16 +242,23 @@ class PortalQueues:
 
         nursery.start_soon(record)
 
-    async def _complete(self, portal_id: int, ids: list[str]) -> None:
-        """Complete ``ids`` with auth refresh, 429 waits (no attempt spent) and 5xx retries;
-        raises the final :class:`HubSpotError` (or PortalNotReady) when it gives up, and a
-        DAILY :class:`HubSpotRateLimited` at once (waiting it out here would take a day)."""
+    async def _complete(self, portal_id: int, releases: list[Release]) -> list[Release]:
+        """Complete ``releases`` with auth refresh, 429 waits (no attempt spent) and 5xx
+        retries; returns those completed — fewer when leases lapsed before a retry (see
+        :meth:`_keep_leased`). Raises the final :class:`HubSpotError` (or PortalNotReady) when
+        it gives up, and a DAILY :class:`HubSpotRateLimited` at once (waiting it out here would
+        take a day)."""
         token = await self.tokens.access_token(portal_id)
         refreshed = False
         unavailable = iter(_UNAVAILABLE_RETRIES)
         while True:
+            releases = await self._keep_leased(releases)
+            if not releases:
+                return []
+            ids = [r.callback_id for r in releases]
             try:
-                return await self.client.complete(token, ids, portal_id)
+                await self.client.complete(token, ids, portal_id)
+                return releases
             except HubSpotUnauthorized:
                 if refreshed:
                     raise
@@ -262,6 +275,35 @@ class PortalQueues:
                     raise
                 await self._note_failure(ids, str(exc))
                 await trio.sleep(delay)
+
+    def _still_held(self, releases: list[Release]) -> list[Release]:
+        return [r for r in releases if r.callback_id in self._held]
+
+    async def _keep_leased(self, releases: list[Release]) -> list[Release]:
+        """The releases we may send now: those whose lease outlasts a call, and those close to
+        lapsing whose lease the database renewed. The rest are dropped from our hands: their
+        lease lapsed, so the throttle worker put them back in line and maybe another sender
+        has them — sending them too would complete them twice (found by the reliability
+        suite: a batch split many times over a slow HubSpot outlived its lease)."""
+        now = self.clock.now()
+        soon = now + dt.timedelta(seconds=self.config.renew_margin_s)
+        due = {r.callback_id: self._held[r.callback_id] for r in releases
+               if r.callback_id in self._held and self._held[r.callback_id] <= soon}
+        if not due:
+            return self._still_held(releases)
+        until = now + dt.timedelta(seconds=self.config.release_lease_s)
+        try:
+            renewed = await self.db.transaction(executions_sql.renew_leases, due, until)
+        except DatabaseUnavailable:
+            renewed = set()  # cannot renew: let them lapse and go back in line
+        for callback_id in due:
+            if callback_id in renewed:
+                self._held[callback_id] = until
+            else:
+                del self._held[callback_id]
+        if len(renewed) < len(due):
+            log.info("callbacks.lease_lapsed", dropped=len(due) - len(renewed))
+        return self._still_held(releases)
 
     async def _end_rejected(self, portal_id: int, release: Release, exc: HubSpotRejected) -> None:
         """HubSpot refused this one callback for good: done if it says "already completed",
@@ -344,7 +386,8 @@ class PortalQueues:
             try:
                 await self.db.transaction(fn, rows, *args)
                 if settles:
-                    self._held.difference_update(r if isinstance(r, str) else r.callback_id for r in rows)
+                    for row in rows:
+                        self._held.pop(row if isinstance(row, str) else row.callback_id, None)
                 return
             except DatabaseUnavailable:
                 continue

@@ -70,7 +70,8 @@ class _Code:
 class OAuthRules:
     """Codes, tokens and bearer auth. Readable: ``token_calls`` (portal -> token-endpoint calls).
     Settable: ``rotate_refresh_tokens`` (v3 refresh issues a new refresh token and kills the old;
-    §6 says rotation is undocumented)."""
+    §6 says rotation is undocumented). :meth:`issued_tokens` lists every token handed out, for
+    tests that check a client never leaks one."""
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -79,6 +80,7 @@ class OAuthRules:
         self._codes: dict[str, _Code] = {}
         self._access: dict[str, Access] = {}
         self._refresh: dict[str, int] = {}  # refresh token -> portal id
+        self._issued: list[str] = []  # every access and refresh token ever granted
 
     def access_lifetime_s(self) -> float:
         """Real lifetime in seconds of access tokens issued now (default: the announced one)."""
@@ -177,6 +179,10 @@ class OAuthRules:
             del self._refresh[token]
         return len(gone)
 
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token granted so far (expired and revoked ones included)."""
+        return list(dict.fromkeys(self._issued))
+
     def _check_client(self, client_id: str, client_secret: str) -> None:
         ok_secret = hmac.compare_digest(client_secret.encode(), self.config.client_secret.encode())
         if client_id != self.config.client_id or not ok_secret:
@@ -187,5 +193,6 @@ class OAuthRules:
         # lifetime: that is what "expiring early" means to the client.
         access_token = new_secret()
         self._access[access_token] = Access(portal_id, now + self.access_lifetime_s())
+        self._issued += [access_token, refresh_token]
         return TokenGrant(access_token, refresh_token, int(self.config.token_lifetime_s),
                           portal_id, tuple(self.config.scopes))

@@ -37,7 +37,9 @@ class SandboxState(OAuthRules):
     ``completions`` (records in order), ``requests`` ("<route> <status>" -> count), ``paths``
     ("<method> <URL rule> <status>" -> count: which API version a client used),
     ``rate_limited`` (429s given), ``windows`` (rate windows and the accepted-request log),
-    ``actions`` (action definitions, §8). Settable: ``rotate_refresh_tokens`` (see
+    ``actions`` (action definitions, §8), ``repeats`` (callback id -> completion requests that
+    reached the sandbox after it was already completed: the client sent it again, e.g. after
+    a timeout or a crash). Settable: ``rotate_refresh_tokens`` (see
     :class:`OAuthRules`) and ``faults`` (a :class:`Faults`; or use :meth:`set_faults`).
     """
 
@@ -48,6 +50,7 @@ class SandboxState(OAuthRules):
         self.actions = ActionDefinitions(config)
         self._completed: set[tuple[int, str]] = set()
         self.completions: list[dict[str, Any]] = []
+        self.repeats: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
         self.rate_limited = 0
@@ -118,6 +121,7 @@ class SandboxState(OAuthRules):
             ids = [item["callbackId"] for item in inputs]
             _refuse(via, self.faults.poisoned(ids), "Callback {} could not be completed",
                     "{} callback(s) in this batch could not be completed")
+            self.repeats.update(i for i in ids if (portal, i) in self._completed)
             _refuse(via, self._already_completed(portal, ids), "Callback {} has already been completed",
                     "{} callback(s) already completed or repeated in this batch")
         except SandboxError as error:
@@ -180,6 +184,7 @@ class SandboxState(OAuthRules):
         """Forget completions (so callback ids may be completed again), counters, rate windows
         and the request log; keep the app, codes, tokens, faults and action definitions."""
         self.completions.clear()
+        self.repeats.clear()
         self._completed.clear()
         self.windows.clear()
         self.token_calls.clear()
