@@ -83,6 +83,9 @@ CREATE TABLE IF NOT EXISTS action_executions (
                                           'cancelled')),
     lease_until          timestamptz,            -- while 'releasing': retried after this
     released_at          timestamptz,            -- when HubSpot acknowledged the completion
+    -- A send of it got no answer (the daemon died, or HubSpot failed) and it went back in
+    -- line: HubSpot may have completed it as late as this, so the rate window counts it here.
+    unanswered_at        timestamptz,
     attempts             integer NOT NULL DEFAULT 0,
     last_failure_reason  text
 );
@@ -96,6 +99,11 @@ CREATE INDEX IF NOT EXISTS action_executions_releasing
     ON action_executions (queue_id, lease_until) WHERE state = 'releasing';
 CREATE INDEX IF NOT EXISTS action_executions_released
     ON action_executions (queue_id, released_at DESC) WHERE state = 'released';
+-- Databases created before the column existed.
+ALTER TABLE action_executions ADD COLUMN IF NOT EXISTS unanswered_at timestamptz;
+CREATE INDEX IF NOT EXISTS action_executions_unanswered
+    ON action_executions (queue_id, unanswered_at DESC)
+    WHERE unanswered_at IS NOT NULL AND state <> 'released';
 
 -- The hand-rolled job table (Oban/River style). Lower priority numbers run first.
 CREATE TABLE IF NOT EXISTS jobs (

@@ -11,6 +11,7 @@ threads finish first) read through ``TrioClock``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -28,7 +29,7 @@ from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import THROTTLE_JOB_KIND, store_enrollments, throttle_job_key
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 from throttled.throttle.rate import max_in_window
-from throttled.throttle.worker import ThrottleWorker
+from throttled.throttle.worker import ThrottleWorker, WorkerConfig
 
 PORTAL = 31337
 BLOCK_S = 7 * 86400
@@ -195,3 +196,48 @@ def autojump_clock():
     """MockClock that jumps only after 20 ms of real idleness, so database threads finish first."""
     from trio.testing import MockClock
     return MockClock(autojump_threshold=0.02)
+
+
+class CrashOnce(PortalSide):
+    """HubSpot completes the first batch, but the daemon dies before recording it (no
+    acknowledgement stored); later batches are acknowledged as usual, and HubSpot answers
+    "already completed" for a callback it completed before. ``completed_at`` holds the time
+    HubSpot really completed each callback — what the customer's window is about."""
+
+    def __init__(self, db, clock: TrioClock) -> None:
+        super().__init__(db, clock)
+        self.completed_at: dict[str, dt.datetime] = {}
+
+    async def submit(self, portal_id: int, releases: Sequence[Release]) -> None:
+        now = self.clock.now()
+        for release in releases:
+            self.completed_at.setdefault(release.callback_id, now)
+        if len(self.completed_at) == len(releases):
+            return  # the first batch: the daemon died before it heard back
+        await super().submit(portal_id, releases)
+
+
+async def test_a_send_lost_in_a_crash_still_counts_in_its_window(db, autojump_clock):
+    # Found by the reliability suite's reasoning: when the lease of a send whose answer was lost
+    # lapses, the executions go back in line; if they stopped counting in the window, a later
+    # higher-priority enrollment would be released on top of what HubSpot already completed.
+    clock = TrioClock(EPOCH)
+    step = Step(workflow_id=300, action_id=1, limit=5, period=60, unit="seconds")
+    portal = CrashOnce(db, clock)
+    _store(db, step, _ids(step, 0, 5), clock.now())
+    urgent = json.loads(enrollment_body(f"ap-{PORTAL}-300-1-urgent", PORTAL, step))
+    urgent["inputFields"]["priority"] = "9"
+    worker = ThrottleWorker(db, clock, portal.submit, WorkerConfig(release_lease_s=10))
+    scheduler = Scheduler(db, clock, {THROTTLE_JOB_KIND: worker}, SchedulerConfig(workers=4, poll_interval_s=1.0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(scheduler.run)
+        await _run_until(lambda: len(portal.completed_at) == 5)
+        await trio.sleep(2)
+        db.transaction_sync(store_enrollments, [parse_enrollment(json.dumps(urgent).encode())], clock.now(), BLOCK_S)
+        await _run_until(lambda: len(portal.completed_at) == 6, step_s=5)
+        await _run_until(lambda: [s for _, s in _jobs_of(db, step)] == ["completed"], step_s=5)
+        nursery.cancel_scope.cancel()
+
+    real = sorted(portal.completed_at.values())
+    assert max_in_window(real, dt.timedelta(seconds=60)) == 5
+    assert (real[5] - real[0]).total_seconds() >= 60  # the urgent one waited for the window

@@ -215,7 +215,7 @@ class Load:
     until it is, like HubSpot retrying a failed action call.
 
     Records ``acked`` (callback id → queue id), ``statuses`` (status → count, 0 = no answer),
-    and each 503's ``Retry-After``.
+    each 503's ``Retry-After`` and the time of each 200.
     """
 
     def __init__(self, stack: ReliabilityStack, steps: Sequence[Step], *, rate: float, prefix: str,
@@ -225,6 +225,7 @@ class Load:
         self.acked: dict[str, str] = {}
         self.statuses: Counter[int] = Counter()
         self.unavailable: list[tuple[float, str | None]] = []  # (monotonic time, Retry-After) of each 503
+        self.accepted_at: list[float] = []  # monotonic time of each 200
         self.generated = 0
         self._rotation = itertools.count()
         self._limit = trio.CapacityLimiter(32)
@@ -255,6 +256,7 @@ class Load:
                         response, status = None, 0
                 self.statuses[status] += 1
                 if status == 200:
+                    self.accepted_at.append(time.monotonic())
                     self.acked[callback_id] = step.queue_id(portal)
                     return
                 if response is not None:

@@ -122,7 +122,7 @@ def _announce(conn: Connection, portal_id: int, action_id: int, now: dt.datetime
 def portal_installed(conn: Connection, portal_id: int, now: dt.datetime) -> int:
     """A portal was (re-)installed: releases that failed for it go back in line now and its
     queues' jobs wake, instead of waiting out their leases. Returns how many were requeued."""
-    requeued = executions_sql.requeue_deferred(conn, portal_id)
+    requeued = executions_sql.requeue_deferred(conn, portal_id, now)
     for queue in queues_sql.list_queues(conn, portal_id):
         wake_throttle_job(conn, queue.queue_id, now)
     return requeued
@@ -176,7 +176,7 @@ def resume_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOver
     """Release again at the queue's rate; also lifts a hold, and the releases HubSpot
     failed to take go back in line now (not when their lease runs out)."""
     _require(queues_sql.set_state(conn, queue_id, "active", now), queue_id)
-    executions_sql.requeue_deferred_in_queue(conn, queue_id)
+    executions_sql.requeue_deferred_in_queue(conn, queue_id, now)
     wake_throttle_job(conn, queue_id, now)
     return show_queue(conn, queue_id)
 
@@ -185,7 +185,7 @@ def drain_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverv
     """Release the whole backlog now, ignoring the rate and release window (and any
     releases HubSpot failed to take); the queue is active again once empty."""
     _require(queues_sql.set_state(conn, queue_id, "draining", now), queue_id)
-    executions_sql.requeue_deferred_in_queue(conn, queue_id)
+    executions_sql.requeue_deferred_in_queue(conn, queue_id, now)
     wake_throttle_job(conn, queue_id, now)
     return show_queue(conn, queue_id)
 

@@ -2,7 +2,8 @@
 
 States: pending → releasing (handed to a portal queue, leased) → released (HubSpot
 acknowledged; ``released_at`` is the acknowledgement time the rate window counts) — or back
-to pending when the lease runs out, failed when HubSpot rejects the callback for good,
+to pending when the lease runs out (stamped ``unanswered_at``: HubSpot may have completed
+it, so the window keeps counting it), failed when HubSpot rejects the callback for good,
 expired when HubSpot's block ran out first.
 """
 
@@ -82,10 +83,12 @@ def insert_executions(
 
 def requeue_lapsed_releases(conn: Connection, queue_id: str, now: dt.datetime) -> int:
     """Executions stuck in 'releasing' past their lease (daemon died, HubSpot unreachable)
-    go back to pending, keeping their place in line."""
+    go back to pending, keeping their place in line. HubSpot may have completed them before
+    the lease ran out, so their ``unanswered_at`` (counted by the rate window) is the lease's
+    end."""
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'pending', lease_until = NULL
+            """UPDATE action_executions SET state = 'pending', unanswered_at = lease_until, lease_until = NULL
                WHERE queue_id = :queue_id AND state = 'releasing' AND lease_until < :now"""
         ),
         {"queue_id": queue_id, "now": now},
@@ -103,27 +106,28 @@ def requeue_releases(conn: Connection, callback_ids: Sequence[str]) -> int:
     ).rowcount
 
 
-def requeue_deferred(conn: Connection, portal_id: int) -> int:
+def requeue_deferred(conn: Connection, portal_id: int, now: dt.datetime) -> int:
     """A portal became usable again (re-installed): its releases that failed to send go
-    back in line now instead of waiting out their lease."""
+    back in line now instead of waiting out their lease (counted in the window at ``now``:
+    a failed call may still have completed them)."""
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'pending', lease_until = NULL
+            """UPDATE action_executions SET state = 'pending', lease_until = NULL, unanswered_at = :now
                WHERE portal_id = :portal_id AND state = 'releasing' AND last_failure_reason IS NOT NULL"""
         ),
-        {"portal_id": portal_id},
+        {"portal_id": portal_id, "now": now},
     ).rowcount
 
 
-def requeue_deferred_in_queue(conn: Connection, queue_id: str) -> int:
+def requeue_deferred_in_queue(conn: Connection, queue_id: str, now: dt.datetime) -> int:
     """An operator resumed or drained the queue: its releases that failed to send go back
-    in line now instead of waiting out their lease."""
+    in line now instead of waiting out their lease (counted in the window at ``now``)."""
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'pending', lease_until = NULL
+            """UPDATE action_executions SET state = 'pending', lease_until = NULL, unanswered_at = :now
                WHERE queue_id = :queue_id AND state = 'releasing' AND last_failure_reason IS NOT NULL"""
         ),
-        {"queue_id": queue_id},
+        {"queue_id": queue_id, "now": now},
     ).rowcount
 
 
@@ -149,13 +153,21 @@ def renew_leases(conn: Connection, leases: Mapping[str, dt.datetime], lease_unti
 
 
 def recent_releases(conn: Connection, queue_id: str, since: dt.datetime, limit: int) -> list[dt.datetime]:
-    """Acknowledgement times after ``since``, newest first, at most ``limit``."""
+    """Times after ``since`` that the rate window counts, newest first, at most ``limit``:
+    acknowledgements, and the ``unanswered_at`` of sends whose answer never came (HubSpot may
+    have completed those; a later "already completed" is counted again — on the safe side)."""
     return list(
         conn.execute(
             text(
-                """SELECT released_at FROM action_executions
-                   WHERE queue_id = :queue_id AND state = 'released' AND released_at > :since
-                   ORDER BY released_at DESC LIMIT :limit"""
+                """(SELECT released_at AS t FROM action_executions
+                    WHERE queue_id = :queue_id AND state = 'released' AND released_at > :since
+                    ORDER BY released_at DESC LIMIT :limit)
+                   UNION ALL
+                   (SELECT unanswered_at FROM action_executions
+                    WHERE queue_id = :queue_id AND unanswered_at IS NOT NULL AND state <> 'released'
+                      AND unanswered_at > :since
+                    ORDER BY unanswered_at DESC LIMIT :limit)
+                   ORDER BY t DESC LIMIT :limit"""
             ),
             {"queue_id": queue_id, "since": since, "limit": limit},
         ).scalars()

@@ -78,12 +78,15 @@ action_executions = sa.Table(
     sa.Column("state", sa.Text, nullable=False, server_default="pending"),
     sa.Column("lease_until", TZ),
     sa.Column("released_at", TZ),
+    sa.Column("unanswered_at", TZ),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_failure_reason", sa.Text),
     sa.Index("action_executions_pending", "queue_id", sa.text("priority DESC"), "seq", postgresql_where=sa.text("state = 'pending'")),
     sa.Index("action_executions_not_before", "queue_id", "not_before", postgresql_where=sa.text("state = 'pending' AND not_before IS NOT NULL")),
     sa.Index("action_executions_releasing", "queue_id", "lease_until", postgresql_where=sa.text("state = 'releasing'")),
     sa.Index("action_executions_released", "queue_id", sa.text("released_at DESC"), postgresql_where=sa.text("state = 'released'")),
+    sa.Index("action_executions_unanswered", "queue_id", sa.text("unanswered_at DESC"),
+             postgresql_where=sa.text("unanswered_at IS NOT NULL AND state <> 'released'")),
 )
 
 _LIVE = "state IN ('available', 'scheduled', 'executing', 'retryable')"
