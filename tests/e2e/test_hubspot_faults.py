@@ -272,6 +272,29 @@ async def test_a_batch_split_longer_than_its_lease_sends_no_callback_twice(empty
     assert {rows[i][0] for i in ids if i not in poisoned} == {"released"}
 
 
+async def test_a_callback_handed_over_again_while_its_copy_waits_goes_out_once(empty_database):
+    # Found by the reliability suite: while a portal waited out 429s, releases queued behind
+    # the stuck batch outlived their lease; the worker handed them over again, and both
+    # copies went out (HubSpot then saw each callback twice).
+    step = Step(workflow_id=9015, action_id=1, limit=100, period=1, unit="seconds")
+    overrides = {"release_lease_s": 2.0, "hubspot_timeout_s": 0.5, "poll_interval_s": 0.2}
+    async with local_stack(empty_database, overrides=overrides, sandbox_config={"rate_limit_interval_s": 2.0}) as stack:
+        portal, db = stack.portal_id, stack.daemons[0].db
+        first = [f"ap-{portal}-9015-a{i}" for i in range(5)]
+        behind = [f"ap-{portal}-9015-b{i}" for i in range(5)]
+        await _faults(stack, rate_limit_storm=3)  # the first batch waits 3 × 2 s
+        await _enroll(stack, step, first)
+        await trio.sleep(0.5)
+        await _enroll(stack, step, behind)  # queued behind it, leased for 2 s
+        done = await _completions(stack, 10, timeout_s=30)
+        with trio.fail_after(15):
+            while any(state != "released" for state, *_ in (await _rows(db, first + behind)).values()):
+                await trio.sleep(0.1)
+        repeats = dict(stack.sandbox_state.repeats)
+    _assert_each_once(done, first + behind)
+    assert repeats == {}
+
+
 # -- 5. a callback HubSpot already completed -------------------------------------------------
 
 

@@ -114,3 +114,21 @@ async def test_revoked_refresh_token_marks_the_portal_revoked_and_keeps_the_work
         assert await stack.hubspot.completions() == []
         assert stack.sandbox_state.requests["token 400"] == 1  # one refused refresh, not a retry loop
     assert sum(counts[STEP.queue_id(portal)].get(s, 0) for s in ("pending", "releasing")) == 5
+
+
+async def test_a_token_that_dies_during_a_429_wait_is_refreshed_again(empty_database):
+    # Found by the reliability suite: 401 → refresh → 429 → wait → 401 gave the batch up
+    # ("refresh once"), and three such batches put the queues on hold for half an hour.
+    async with local_stack(empty_database, sandbox_config={"rate_limit_interval_s": 2.0}) as stack:
+        portal, state = stack.portal_id, stack.sandbox_state
+        state.set_faults({"token_lifetime_s": 1.0, "rate_limit_storm": 1})  # new tokens live 1 s
+        state.expire_access_tokens(portal, time.time())
+        ids = [f"ap-{portal}-8001-w{i}" for i in range(5)]
+        await _enroll(stack, ids)
+        done = await _wait_for_completions(stack, 5, timeout_s=20)
+        rows = await stack.daemons[0].db.transaction(executions_sql.execution_counts)
+
+    assert sorted(c["callbackId"] for c in done) == sorted(ids)
+    assert state.token_calls[portal] == 3  # install, after the first 401, after the wait
+    assert _refused_401(stack) == 2
+    assert rows[STEP.queue_id(portal)] == {"released": 5}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 import trio
@@ -45,6 +46,14 @@ log = structlog.get_logger("throttled.hubspot.portal")
 BATCH_SIZE = 100
 RECORDS_IN_FLIGHT = 4  # successful batches whose database write may lag behind the next call
 _UNAVAILABLE_RETRIES = (1.0, 2.0, 4.0)
+
+
+class _Held(NamedTuple):
+    """A release in our hands: ``granted`` is the lease it came with (it tells a stale copy
+    from the current one), ``current`` the lease as last renewed."""
+
+    granted: dt.datetime
+    current: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +92,7 @@ class PortalQueues:
         self._closing = False
         self._recorders: dict[int, tuple[trio.Nursery, trio.Semaphore]] = {}
         # Handed to us, outcome not yet recorded: callback id -> the lease we hold on it.
-        self._held: dict[str, dt.datetime] = {}
+        self._held: dict[str, _Held] = {}
         self._over_daily_limit: set[int] = set()  # portals whose last send met the DAILY 429
         self.sent_batches = 0
         self.released = 0
@@ -127,7 +136,9 @@ class PortalQueues:
         if self._closed or self._closing:  # shutting down: hand them straight back
             await self._requeue([r.callback_id for r in releases])
             return
-        self._held.update((r.callback_id, r.lease_until) for r in releases)
+        # A callback handed over again (its lease lapsed while a copy waited here) replaces
+        # the old copy, which is then skipped: the same callback must not go out twice.
+        self._held.update((r.callback_id, _Held(r.lease_until, r.lease_until)) for r in releases)
         channel = self._channels.get(portal_id)
         if channel is None:
             if self._nursery is None:
@@ -243,8 +254,8 @@ class PortalQueues:
         nursery.start_soon(record)
 
     async def _complete(self, portal_id: int, releases: list[Release]) -> list[Release]:
-        """Complete ``releases`` with auth refresh, 429 waits (no attempt spent) and 5xx
-        retries; returns those completed — fewer when leases lapsed before a retry (see
+        """Complete ``releases`` with auth refresh (once per run of 401s: a 401 right after a
+        refresh is a real refusal), 429 waits (no attempt spent) and 5xx retries; returns those completed — fewer when leases lapsed before a retry (see
         :meth:`_keep_leased`). Raises the final :class:`HubSpotError` (or PortalNotReady) when
         it gives up, and a DAILY :class:`HubSpotRateLimited` at once (waiting it out here would
         take a day)."""
@@ -268,29 +279,36 @@ class PortalQueues:
                 if exc.policy == "DAILY":
                     raise
                 log.info("callbacks.rate_limited", portal_id=portal_id, wait_s=exc.retry_after_s, policy=exc.policy)
+                releases = await self._keep_leased(releases, wait_s=exc.retry_after_s)
                 await trio.sleep(exc.retry_after_s)  # the budget is blocked for as long, too
+                refreshed = False  # a token may expire during the wait: that 401 earns a refresh
             except HubSpotUnavailable as exc:
                 delay = next(unavailable, None)
                 if delay is None:
                     raise
                 await self._note_failure(ids, str(exc))
+                releases = await self._keep_leased(releases, wait_s=delay)
                 await trio.sleep(delay)
+                refreshed = False
 
     def _still_held(self, releases: list[Release]) -> list[Release]:
-        return [r for r in releases if r.callback_id in self._held]
+        """Those of ``releases`` still ours: not settled, dropped or replaced by a newer copy."""
+        return [r for r in releases if (h := self._held.get(r.callback_id)) is not None and h.granted == r.lease_until]
 
-    async def _keep_leased(self, releases: list[Release]) -> list[Release]:
+    async def _keep_leased(self, releases: list[Release], wait_s: float = 0.0) -> list[Release]:
         """The releases we may send now: those whose lease outlasts a call, and those close to
         lapsing whose lease the database renewed. The rest are dropped from our hands: their
         lease lapsed, so the throttle worker put them back in line and maybe another sender
         has them — sending them too would complete them twice (found by the reliability
-        suite: a batch split many times over a slow HubSpot outlived its lease)."""
+        suite: a batch split many times over a slow HubSpot outlived its lease). ``wait_s``:
+        seconds the caller will wait before its next call (a 429 or 5xx pause)."""
         now = self.clock.now()
-        soon = now + dt.timedelta(seconds=self.config.renew_margin_s)
-        due = {r.callback_id: self._held[r.callback_id] for r in releases
-               if r.callback_id in self._held and self._held[r.callback_id] <= soon}
+        soon = now + dt.timedelta(seconds=self.config.renew_margin_s + wait_s)
+        releases = self._still_held(releases)
+        due = {r.callback_id: self._held[r.callback_id].current for r in releases
+               if self._held[r.callback_id].current <= soon}
         if not due:
-            return self._still_held(releases)
+            return releases
         until = now + dt.timedelta(seconds=self.config.release_lease_s)
         try:
             renewed = await self.db.transaction(executions_sql.renew_leases, due, until)
@@ -298,7 +316,7 @@ class PortalQueues:
             renewed = set()  # cannot renew: let them lapse and go back in line
         for callback_id in due:
             if callback_id in renewed:
-                self._held[callback_id] = until
+                self._held[callback_id] = self._held[callback_id]._replace(current=until)
             else:
                 del self._held[callback_id]
         if len(renewed) < len(due):
