@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test run clean
+.PHONY: demo test reliability run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q
+
+reliability: $(STAMP)
+	THROTTLED_RELIABILITY=full $(VENV)/bin/pytest -q tests/reliability
 
 run: $(STAMP)
 	$(VENV)/bin/throttled run
