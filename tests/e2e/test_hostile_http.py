@@ -128,6 +128,8 @@ async def test_slow_clients_are_cut_while_others_are_served(empty_database):
             "head trickled": [step for byte in request for step in (bytes([byte]), 0.2)],
             "body trickled": [head("POST", ACTION_PATH, "Content-Length: 200", "Content-Type: application/json"),
                               *[step for _ in range(200) for step in (b"{", 0.2)]],
+            # HTTP/2 by prior knowledge, then no stream: the preface once stopped every timer
+            "http/2 preface, then silence": [b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 30.0],
         }
         cut: dict[str, tuple[bytes, float]] = {}
         served: list[int] = []
@@ -151,3 +153,18 @@ async def test_slow_clients_are_cut_while_others_are_served(empty_database):
         assert closed_after < READ_TIMEOUT_S + MARGIN_S, (name, closed_after)
     assert cut["silent"][0] == cut["half a head, then silence"][0] == cut["head trickled"][0] == b""
     assert cut["body trickled"][0].startswith(b"HTTP/1.1 408")
+
+
+async def test_config_api_refuses_bodies_that_are_not_json_text(empty_database):
+    # Found by the hostile-input scenario: a body that is not UTF-8 (or nested past Python's
+    # recursion limit) made the config API's JSON decoding raise: a 500 instead of a 400.
+    token = "admin-" + "5" * 32
+    async with local_stack(empty_database, overrides={"admin_token": token}) as stack:
+        url = f"{stack.daemons[0].url}/api/config/{stack.portal_id}/3"
+        auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        for body in (b"\xf5\x04z\xa1", b"\xff\xfe{}", b"[" * 30_000 + b"]" * 30_000):
+            response = await stack.hubspot.http.put(url, content=body, headers=auth)
+            assert response.status_code == 400, (body[:10], response.status_code, response.text)
+            assert response.json()["error"] == "invalid_input"
+        still = await stack.hubspot.http.put(url, json={"max_throughput": 5, "time_period": 1, "time_unit": "hours"}, headers=auth)
+        assert still.status_code == 200

@@ -9,6 +9,7 @@ reaches every daemon at once (see ``throttled.admin.operations``).
 from __future__ import annotations
 
 import hmac
+import json
 
 from quart import Blueprint, abort, jsonify, request
 
@@ -39,7 +40,10 @@ def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blu
 
     @api.put("/api/config/<int:portal_id>/<int:action_id>")
     async def put_config(portal_id: int, action_id: int):
-        body = await request.get_json(force=True, silent=True)
+        try:  # not request.get_json: it lets a non-UTF-8 body or deep nesting through as a 500
+            body = json.loads(await request.get_data(cache=False))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            body = None
         if not isinstance(body, dict):
             raise InvalidInput("body", "must be a JSON object")
         override = parse_override(body)

@@ -1,6 +1,6 @@
 """Serve an ASGI app with Hypercorn's trio worker; shared by the daemon and the sandbox.
 
-Hypercorn 0.18's trio connection (``hypercorn/trio/tcp_server.py``) has three gaps that
+Hypercorn 0.18's trio connection (``hypercorn/trio/tcp_server.py``) has four gaps that
 matter for a server on the internet, found by reading it and by the slow-client tests in
 ``tests/e2e/test_hostile_http.py``:
 
@@ -8,6 +8,9 @@ matter for a server on the internet, found by reading it and by the slow-client 
   header byte every few seconds is never cut by it (only by the keep-alive timer, 75 s).
 - When a read times out, the connection stops being read but stays open until the
   keep-alive timer fires.
+- A client that opens HTTP/2 by prior knowledge (``PRI * HTTP/2.0``) and then only sends
+  a ping now and then is never cut: the preface stops the keep-alive timer as a request
+  would, and no request follows to end it.
 - A connection closed while the request body is still arriving (a 413, a 408, any answer
   given without reading the body) is closed from inside the app's task, which Quart-Trio
   has just cancelled — so the close is skipped and the server goes on reading (and
@@ -32,6 +35,7 @@ from math import inf
 import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
@@ -117,6 +121,11 @@ class _Connection(TCPServer):
             await self.protocol.handle(RawData(bytes(data)))
             if data == b"":
                 break
+            protocol = self.protocol.protocol
+            if isinstance(protocol, H2Protocol) and protocol.idle and not self._awaiting_head:
+                # HTTP/2 by prior knowledge: the "PRI *" preface was announced as a request
+                # (idle=False), but no stream is open — the next request is still to come.
+                self._awaiting_head, self._head_deadline = True, inf
         await self.protocol.handle(Closed())
         await self.idle_task.stop()  # do not hold the socket open until the keep-alive timer
         with trio.CancelScope(shield=True):
