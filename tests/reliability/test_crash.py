@@ -15,14 +15,14 @@ from .harness import Load, database_health, drain, releasing_now, reliability_st
 # still count in its window when the lease lapses.
 STEPS = [Step(workflow_id=1, action_id=1, limit=20, period=1, unit="seconds"),
          Step(workflow_id=2, action_id=1, limit=30, period=2, unit="seconds", mode="smooth"),
-         Step(workflow_id=3, action_id=1, limit=40, period=20, unit="seconds")]
+         Step(workflow_id=3, action_id=1, limit=40, period=12, unit="seconds")]
 
 
 async def test_kill_9_under_load_then_restart_loses_nothing(reliability_database, log_dir, report):
     kills = int(scale(2, 5))
     async with reliability_stack(reliability_database, log_dir) as stack:
         daemon, http = stack.daemons[0], stack.hubspot.http
-        load = Load(stack, STEPS, rate=40, prefix="crash")
+        load = Load(stack, STEPS, rate=30, prefix="crash")
         in_flight: set[str] = set()
         downtime: list[float] = []
         await stack.set_faults(latency_s=0.3)  # HubSpot answers slowly: sends are in flight longer

@@ -29,7 +29,7 @@ async def test_sandbox_faults_under_load(reliability_database, log_dir, report):
     async with reliability_stack(reliability_database, log_dir, sandbox_config={"rate_limit_interval_s": 2.0, "rate_limit_max": 22},
                                  env={"THROTTLED_PORTAL_BUDGET": "20", "THROTTLED_PORTAL_BUDGET_WINDOW": "2"}) as stack:
         state = stack.sandbox.state
-        load = Load(stack, STEPS, rate=20, prefix="faults")
+        load = Load(stack, STEPS, rate=16, prefix="faults")
         await stack.set_faults(error_rate=0.3, seed=7, poison_callback_ids=[POISONED])
         async with trio.open_nursery() as nursery:
             nursery.start_soon(load.run, scale(14, 45))

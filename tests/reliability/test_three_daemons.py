@@ -17,7 +17,7 @@ from .harness import Load, database_health, drain, releasing_now, reliability_st
 
 STEPS = [Step(workflow_id=31, action_id=1, limit=25, period=1, unit="seconds"),
          Step(workflow_id=32, action_id=1, limit=30, period=2, unit="seconds", mode="smooth"),
-         Step(workflow_id=33, action_id=1, limit=40, period=10, unit="seconds")]
+         Step(workflow_id=33, action_id=1, limit=60, period=10, unit="seconds")]
 CRON_EVERY_S = 3
 
 
@@ -39,7 +39,7 @@ async def test_three_daemons_one_killed_and_restarted_twice(reliability_database
     env = {"THROTTLED_CLEANER_INTERVAL": str(CRON_EVERY_S), "THROTTLED_PORTAL_BUDGET": "33"}  # 100 / 3 daemons
     async with reliability_stack(reliability_database, log_dir, daemons=3, env=env) as stack:
         http = stack.hubspot.http
-        load = Load(stack, STEPS, rate=45, prefix="trio")
+        load = Load(stack, STEPS, rate=30, prefix="trio")
         in_flight: set[str] = set()
         takeovers: list[float] = []
         await stack.set_faults(latency_s=0.3)  # sends stay in flight long enough to be cut
