@@ -85,9 +85,7 @@ def materialize(h: Hostile, *, base_url: str, secret: str, admin_token: str, por
         expect = frozenset({413})  # the webhook reads the body before anything else
     elif h.over_limit and h.path.startswith("/api/config/") and h.method == "PUT" and h.admin == "valid":
         expect = frozenset({413, 404})  # 404: a path the route does not match
-    uses_callback = not isinstance(h.body, bytes) and callback_id.encode() in body
-    return Sent(h.kind, h.method, target, headers, body, h.chunked, callback_id if uses_callback else None,
-                expect, 2 if h.replay else 1)
+    return Sent(h.kind, h.method, target, headers, body, h.chunked, _stored_id(h, body), expect, 2 if h.replay else 1)
 
 
 # -- strategies --------------------------------------------------------------------------
@@ -270,7 +268,7 @@ def raw_http(draw) -> RawHostile:
     body = b'{"callbackId": "hostile-raw", "origin": {"portalId": 1}, "inputFields": {}}'
     post = b"POST " + ACTION_PATH.encode() + b" HTTP/1.1\r\nHost: throttled\r\n"
     kind = draw(st.sampled_from(["truncated", "truncated-chunked", "garbage", "request-line", "header",
-                                 "huge-header", "framing", "transfer-coding", "http/1.0", "pipelined"]))
+                                 "huge-header", "framing", "transfer-coding", "http/2-preface", "http/1.0", "pipelined"]))
     if kind == "truncated":
         cut = draw(st.integers(0, len(body) - 1))
         return RawHostile(kind, post + b"Content-Length: %d\r\n\r\n" % len(body) + body[:cut], hang_up=True)
@@ -281,7 +279,7 @@ def raw_http(draw) -> RawHostile:
     if kind == "request-line":
         line = draw(st.sampled_from([b"GET", b"GET / HTTP/9.9", b"GET /\xff\xfe HTTP/1.1", b"G\x00T / HTTP/1.1",
                                      b" / HTTP/1.1", b"GET  /healthz  HTTP/1.1", b"GET http://evil.example/healthz HTTP/1.1",
-                                     b"GET * HTTP/1.1", b"PRI * HTTP/2.0", b"GET /" + b"a" * 20000 + b" HTTP/1.1"]))
+                                     b"GET * HTTP/1.1", b"GET /" + b"a" * 20000 + b" HTTP/1.1"]))
         return RawHostile(kind, line + b"\r\nHost: throttled\r\n\r\n")
     if kind == "header":
         header = draw(st.sampled_from([b"NoColon", b"Bad Name: x", b"X-A: a\x00b", b"X-A: a\r\n folded",
@@ -298,6 +296,11 @@ def raw_http(draw) -> RawHostile:
         # RFC 9112 §6.1: a transfer coding the server does not implement SHOULD get 501 (h11 does so)
         coding = draw(st.sampled_from([b"gzip, chunked", b"identity", b"compress", b"chunked, chunked"]))
         return RawHostile(kind, post + b"Transfer-Encoding: " + coding + b"\r\n\r\n0\r\n\r\n", expect=frozenset({400, 501}))
+    if kind == "http/2-preface":
+        # HTTP/2 by prior knowledge, then junk or nothing: h2 frames back (no HTTP/1 status
+        # line), and the connection is closed after the read timeout at the latest
+        tail = draw(st.sampled_from([b"", b"SM\r\n\r\n", b"Host: throttled\r\n\r\n", b"SM\r\n\r\n\x00\x00\x00\x04"]))
+        return RawHostile(kind, b"PRI * HTTP/2.0\r\n\r\n" + tail, expect=frozenset({0}))
     if kind == "http/1.0":
         return RawHostile(kind, b"GET /healthz HTTP/1.0\r\n\r\n")
     return RawHostile(kind, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" * draw(st.integers(2, 20)))
@@ -319,6 +322,18 @@ def _body_bytes(h: Hostile, callback_id: str, portal_id: int, limit: int) -> byt
         else:
             body = body + b" " * max(pad, 1)
     return body
+
+
+def _stored_id(h: Hostile, body: bytes) -> str | None:
+    """The callback id the daemon would store from ``body`` if it accepted it (ours only)."""
+    if isinstance(h.body, bytes):
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    value = data.get("callbackId") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value.startswith(PREFIX) else None
 
 
 def _signature(signing: str, secret: str, method: str, uri: str, body: bytes, now_ms: int) -> dict[str, bytes]:
