@@ -35,14 +35,13 @@ from throttled.ingest.payload import parse_enrollment
 from throttled.web.config_api import config_blueprint
 from throttled.service.metrics import Metrics
 from throttled.web.errors import RETRY_AFTER_S, register_error_handlers
+from throttled.web.server import READ_TIMEOUT_S
 
 log = structlog.get_logger("throttled.web")
 
 #: Default of ``THROTTLED_MAX_BODY``: bodies above it are refused with 413 before being read
 #: whole (a larger Content-Length at once, a chunked body as soon as it passes the limit).
 MAX_BODY_BYTES = 64 * 1024
-#: Default of ``THROTTLED_READ_TIMEOUT``: seconds a handler waits for the whole body (then 408).
-READ_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -70,7 +69,7 @@ class WebDeps:
     admin_token: str | None = None
     signature_versions: tuple[str, ...] = ("v3", "v2")
     max_body_bytes: int = MAX_BODY_BYTES
-    read_timeout_s: float = READ_TIMEOUT_S
+    read_timeout_s: float = READ_TIMEOUT_S  # also how long a handler waits for the whole body (then 408)
     state: ServiceState = field(default_factory=ServiceState)
 
     def __repr__(self) -> str:
