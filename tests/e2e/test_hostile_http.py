@@ -8,6 +8,7 @@ import json
 import httpx
 import trio
 
+from tests.support.raw_http import raw_exchange
 from throttled.demo.stack import ACTION_PATH, Step, enrollment_body, local_stack
 
 STEP = Step(workflow_id=41, action_id=1, limit=1, period=1, unit="days")  # nothing released
@@ -57,40 +58,6 @@ async def test_a_body_the_database_refuses_fails_alone(empty_database):
 LIMIT = 4096  # THROTTLED_MAX_BODY of these tests
 READ_TIMEOUT_S = 1.0  # THROTTLED_READ_TIMEOUT of these tests
 MARGIN_S = 1.5  # scheduling slack on a loaded CI machine
-
-
-async def raw_exchange(url: str, plan: list[bytes | float]) -> tuple[bytes, float]:
-    """Connect to ``url``, send ``plan`` (bytes are sent, numbers are pauses in seconds) until
-    the server hangs up; returns what the server sent and seconds from connect to its close."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    stream = await trio.open_tcp_stream(host, int(port))
-    started, received, closed = trio.current_time(), bytearray(), trio.Event()
-    closed_after = [0.0]
-
-    async def read() -> None:
-        try:
-            while chunk := await stream.receive_some(65536):
-                received.extend(chunk)
-        except trio.BrokenResourceError:
-            pass
-        closed_after[0] = trio.current_time() - started
-        closed.set()
-
-    async with stream, trio.open_nursery() as nursery:
-        nursery.start_soon(read)
-        for step in plan:
-            if closed.is_set():
-                break
-            try:
-                if isinstance(step, bytes):
-                    await stream.send_all(step)
-                else:
-                    with trio.move_on_after(step):
-                        await closed.wait()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                break
-        await closed.wait()
-    return bytes(received), closed_after[0]
 
 
 def head(method: str, path: str, *extra: str) -> bytes:

@@ -32,6 +32,7 @@ import trio
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from tests.support.raw_http import raw_exchange
 from throttled.demo.stack import Step
 
 from .harness import reliability_stack, scale
@@ -184,39 +185,6 @@ async def fuzz(sender: Sender, examples: int) -> None:
 
 # -- slow clients ------------------------------------------------------------------------
 
-async def cut_after(url: str, plan: list[bytes | float]) -> tuple[bytes, float]:
-    """Send ``plan`` (bytes are sent, numbers are pauses) until the server hangs up; returns
-    what it answered and the seconds from connect to its close."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    stream = await trio.open_tcp_stream(host, int(port))
-    started, received, closed = trio.current_time(), bytearray(), trio.Event()
-    closed_after = [0.0]
-
-    async def read() -> None:
-        try:
-            while chunk := await stream.receive_some(65536):
-                received.extend(chunk)
-        except trio.BrokenResourceError:
-            pass
-        closed_after[0] = trio.current_time() - started
-        closed.set()
-
-    async with stream, trio.open_nursery() as nursery:
-        nursery.start_soon(read)
-        for step in plan:
-            if closed.is_set():
-                break
-            try:
-                if isinstance(step, bytes):
-                    await stream.send_all(step)
-                else:
-                    with trio.move_on_after(step):
-                        await closed.wait()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                break
-        await closed.wait()
-    return bytes(received), closed_after[0]
-
 
 async def slow_clients(stack) -> tuple[dict[str, tuple[bytes, float]], list[int]]:
     """Four slow clients at once, and normal webhooks meanwhile."""
@@ -234,7 +202,7 @@ async def slow_clients(stack) -> tuple[dict[str, tuple[bytes, float]], list[int]
     served: list[int] = []
 
     async def slow(name: str) -> None:
-        cuts[name] = await cut_after(url, plans[name])
+        cuts[name] = await raw_exchange(url, plans[name])
 
     async def normal() -> None:
         await trio.sleep(0.5)
