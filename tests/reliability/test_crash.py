@@ -15,7 +15,7 @@ from .harness import Load, database_health, drain, releasing_now, reliability_st
 # still count in its window when the lease lapses.
 STEPS = [Step(workflow_id=1, action_id=1, limit=20, period=1, unit="seconds"),
          Step(workflow_id=2, action_id=1, limit=30, period=2, unit="seconds", mode="smooth"),
-         Step(workflow_id=3, action_id=1, limit=40, period=12, unit="seconds")]
+         Step(workflow_id=3, action_id=1, limit=100, period=12, unit="seconds")]
 
 
 async def test_kill_9_under_load_then_restart_loses_nothing(reliability_database, log_dir, report):
