@@ -95,11 +95,18 @@ class _Connection(TCPServer):
         super().__init__(*args)
         self._awaiting_head = True  # between requests (hypercorn reports "idle")
         self._head_deadline = inf  # set by the first byte of a request head
+        self._read_scope: trio.CancelScope | None = None  # the receive now waiting, if any
 
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Updated):
             self._awaiting_head = event.idle  # idle=False: a whole head was parsed
             self._head_deadline = inf
+            if event.idle and self._read_scope is not None:
+                # A response went out: the receive already waiting (with no deadline while the
+                # request ran) now waits for the next head, so it gets that deadline. Without
+                # this a kept-alive client that went silent held its socket forever (found by
+                # a new-user trial: 1,100 such connections exhausted the file descriptors).
+                self._read_scope.deadline = trio.current_time() + (self.config.read_timeout or inf)
         if isinstance(event, Closed):
             with trio.CancelScope(shield=True):  # the caller may be an app task being cancelled
                 await self._close()
@@ -111,10 +118,15 @@ class _Connection(TCPServer):
         timeout = self.config.read_timeout or inf
         while True:
             deadline = min(trio.current_time() + timeout, self._head_deadline) if self._awaiting_head else inf
+            data = None
             try:
-                with trio.fail_at(deadline):
+                with trio.CancelScope(deadline=deadline) as self._read_scope:
                     data = await self.stream.receive_some(MAX_RECV)
-            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                break
+            finally:
+                self._read_scope = None
+            if data is None:  # the deadline passed
                 break
             if self._awaiting_head and self._head_deadline == inf:
                 self._head_deadline = trio.current_time() + timeout
