@@ -125,6 +125,20 @@ async def test_slow_clients_are_cut_while_others_are_served(empty_database):
     assert cut["body trickled"][0].startswith(b"HTTP/1.1 408")
 
 
+async def test_an_answer_before_the_body_says_connection_close(empty_database):
+    # Found by the hostile-input run and a new-user trial: the server closed these connections
+    # without saying so, and a pooled client's next request met "server disconnected".
+    async with local_stack(empty_database, overrides={"read_timeout_s": 1.0}) as stack:
+        url = stack.daemons[0].url
+        for method, path in [("POST", "/healthz"), ("POST", "/nope"), ("PUT", f"/api/config/{stack.portal_id}/1")]:
+            answer, _ = await raw_exchange(url, [head(method, path, "Content-Length: 20"), 1.0])
+            status_line, _, rest = answer.partition(b"\r\n")
+            assert status_line.split(b" ")[1] in (b"405", b"404", b"401"), answer[:80]
+            assert b"connection: close" in rest.lower(), (method, path, answer[:300])
+        ok, _ = await raw_exchange(url, [head("GET", "/healthz"), 0.3])
+        assert ok.startswith(b"HTTP/1.1 200") and b"connection: close" not in ok.lower()  # keep-alive kept
+
+
 async def test_config_api_refuses_bodies_that_are_not_json_text(empty_database):
     # Found by the hostile-input scenario: a body that is not UTF-8 (or nested past Python's
     # recursion limit) made the config API's JSON decoding raise: a 500 instead of a 400.

@@ -42,6 +42,8 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from throttled.web.unread_body import close_if_body_unread
+
 #: Default seconds a client may take to send a request's head (and, via the app, its body).
 READ_TIMEOUT_S = 30.0
 
@@ -152,7 +154,7 @@ async def _worker_serve(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``hypercorn.trio.run.worker_serve`` for plain TCP listeners, with :class:`_Connection`."""
-    app = wrap_app(app, config.wsgi_max_body_size, None)
+    app = wrap_app(close_if_body_unread(app), config.wsgi_max_body_size, None)
     state: dict = {}
     lifespan = Lifespan(app, config, state)
     context = WorkerContext(None)
