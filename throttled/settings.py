@@ -271,8 +271,25 @@ class Settings(BaseSettings):
     @classmethod
     def _check_cleaner_interval(cls, value: float) -> float:
         # cron slot keys have one-second resolution: a shorter interval would run once a second
-        if not math.isfinite(value) or value < 1:
-            raise ValueError("must be a number of seconds, at least 1")
+        if not math.isfinite(value) or not 1 <= value <= 86400:
+            raise ValueError("must be a number of seconds from 1 to 86400 (a day)")
+        return value
+
+    # Upper bounds: past them a protection is off in effect (a body limit of exabytes, a read
+    # timeout of centuries) or a datetime overflows (found by a new-user trial: 1e12 passed
+    # `config check` and crashed `run`).
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _check_max_body(cls, value: int) -> int:
+        if value > 16 * 1024 * 1024:
+            raise ValueError("must be at most 16777216 (16 MiB)")
+        return value
+
+    @field_validator("read_timeout_s")
+    @classmethod
+    def _check_read_timeout(cls, value: float) -> float:
+        if value > 3600:
+            raise ValueError("must be at most 3600 seconds")
         return value
 
     @classmethod

@@ -56,6 +56,12 @@ def test_from_toml_short_keys(tmp_path):
         ("THROTTLED_CLEANER_INTERVAL", "nan"),
         ("THROTTLED_CLEANER_INTERVAL", "inf"),
         ("THROTTLED_CLEANER_INTERVAL", "1m"),
+        # upper bounds (a new-user trial: 1e12 passed `config check` and crashed `run`)
+        ("THROTTLED_CLEANER_INTERVAL", "1e12"),
+        ("THROTTLED_CLEANER_INTERVAL", "86401"),
+        ("THROTTLED_MAX_BODY", "99999999999999999999"),
+        ("THROTTLED_MAX_BODY", "16777217"),
+        ("THROTTLED_READ_TIMEOUT", "1e308"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_variable(monkeypatch, variable, value):
