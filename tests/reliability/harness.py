@@ -363,6 +363,12 @@ class Report:
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, object]] = {}
+        self.outcomes: dict[str, str] = {}  # test name -> passed / failed / error
+
+    def outcome(self, test: str, outcome: str) -> None:
+        """Record a test's result; a failure is never overwritten by a later phase's pass."""
+        if self.outcomes.get(test) not in ("failed", "error"):
+            self.outcomes[test] = outcome
 
     def add(self, scenario: str, figures: dict[str, object]) -> None:
         self.rows.setdefault(scenario, {}).update(figures)
@@ -370,6 +376,10 @@ class Report:
     def render(self) -> str:
         mode = "full" if FULL else "short (CI)"
         lines = [f"# Reliability report — {mode} run, {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC", ""]
+        lines += ["| test | result |", "|---|---|"]
+        lines += [f"| {test} | {'passed' if result == 'passed' else '**' + result.upper() + '**'} |"
+                  for test, result in self.outcomes.items()]
+        lines.append("")
         for scenario, figures in sorted(self.rows.items()):
             lines += [f"## {scenario}", "", "| figure | value |", "|---|---|"]
             lines += [f"| {name} | {_fmt(value)} |" for name, value in figures.items()]

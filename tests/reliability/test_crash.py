@@ -60,11 +60,7 @@ async def test_kill_9_under_load_then_restart_loses_nothing(reliability_database
     })
     assert result.acknowledged >= load.generated > 0
     assert result.lost == []
-    import psycopg
-    with psycopg.connect(reliability_database) as conn:
-        for cid in sorted(set(result.repeated) - in_flight)[:10]:
-            print(cid, result.repeated[cid], conn.execute("select state, attempts, released_at, last_failure_reason from action_executions where callback_id=%s", (cid,)).fetchone(),
-                  [ (c["completedAt"], c["via"]) for c in stack.sandbox.state.completions if c["callbackId"]==cid])
+    assert in_flight  # the kills did cut sends on their way to HubSpot
     assert set(result.repeated) <= in_flight
     assert result.window_exceeded == []
     assert health["pending"] == health["releasing"] == health["stuck_jobs"] == 0
