@@ -103,3 +103,13 @@ def test_retry_refuses_a_job_whose_key_another_live_job_holds(seeded, db):
     assert refused.returncode == 1 and "another live job holds its key" in refused.stderr, refused.stderr
     states = {j["id"]: j["state"] for j in json.loads(throttled(url, "jobs", "list", "--json").stdout)}
     assert (states[ids["live"]], states[new_id]) == ("cancelled", "available")
+
+
+def test_tables_keep_queue_ids_whole_in_a_narrow_terminal(seeded):
+    # A new-user trial: piped or in 80 columns, ids were cut to `queue:…`, and operators need
+    # them for pause/resume/retry.
+    url, _ = seeded
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THROTTLED_")} | {"THROTTLED_DATABASE_URL": url, "COLUMNS": "60"}
+    table = subprocess.run([str(THROTTLED), "jobs", "list"], env=env, capture_output=True, text=True, timeout=60)
+    assert table.returncode == 0, table.stderr
+    assert "queue:1:2:3:0" in table.stdout and "queue:1:shared:x" in table.stdout, table.stdout

@@ -29,3 +29,11 @@ def test_bad_setting_is_one_line_and_exit_2():
         HUBSPOT_CLIENT_SECRET="x", THROTTLED_ENCRYPTION_KEY=generate_key(), THROTTLED_WORKERS="0"))
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == ["throttled: error: THROTTLED_WORKERS: must be at least 1"]
+
+
+def test_config_set_without_options_names_the_options_it_needs():
+    # A new-user trial: the error named a `--body` option that does not exist.
+    result = CliRunner().invoke(main, ["config", "set", "62515", "1"], env=_env(
+        THROTTLED_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
+    assert result.exit_code == 2
+    assert "--max-throughput" in result.output and "--body" not in result.output

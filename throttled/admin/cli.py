@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from throttled.admin import operations
 from throttled.admin.operations import JOB_STATES, MAX_JOBS, Conflict, NotFound, QueueOverview
@@ -49,6 +50,8 @@ def _operator_errors(fn):
         except (NotFound, Conflict) as exc:
             raise click.ClickException(str(exc)) from None
         except InvalidInput as exc:
+            if exc.field == "body":  # the request as a whole (no options given), not one option
+                raise click.UsageError("give --max-throughput, --time-period and --time-unit, and/or --mode") from None
             raise click.BadParameter(exc.message, param_hint=f"--{exc.field.replace('_', '-')}") from None
     return handle_errors(wrapper)
 
@@ -166,11 +169,22 @@ def queues_list(portal_id: int | None, config_file: Path | None, as_json: bool) 
     if as_json:
         click.echo(json.dumps([o.as_json() for o in overviews], indent=2))
         return
-    table = Table("queue", "rate", "mode", "state", "pending", "in flight", "released", "last failure")
+    table = Table(_id_column("queue", [o.queue.queue_id for o in overviews]),
+                  "rate", "mode", "state", "pending", "in flight", "released", "last failure")
     for o in overviews:
         table.add_row(o.queue.queue_id, _rate(o), o.queue.mode, _state(o), str(o.counts.get("pending", 0)),
                       str(o.counts.get("releasing", 0)), str(o.counts.get("released", 0)), o.queue.last_failure_reason or "")
-    Console().print(table)
+    _console().print(table)
+
+
+def _id_column(header: str, ids: list[str]) -> Column:
+    """A column that never shortens the ids operators copy into other commands."""
+    return Column(header, no_wrap=True, min_width=max([len(header), *map(len, ids)]))
+
+
+def _console() -> Console:
+    # Piped output (grep, less) is not squeezed into 80 columns: rows stay one line each.
+    return Console() if sys.stdout.isatty() else Console(width=250)
 
 
 def _queue_command(name: str, fn, help_text: str):
@@ -250,7 +264,7 @@ def _print_queue(o: QueueOverview) -> None:
             ("executions", ", ".join(f"{k} {v}" for k, v in sorted(o.counts.items())) or "none")]
     for key, value in rows:
         table.add_row(key, value)
-    Console().print(table)
+    _console().print(table)
 
 
 def _rate(o: QueueOverview) -> str:
@@ -286,12 +300,13 @@ def jobs_list(state: str | None, kind: str | None, limit: int, config_file: Path
     if as_json:
         click.echo(json.dumps([operations.job_json(j) for j in jobs], indent=2))
         return
-    table = Table("id", "kind", "state", "attempt", "snoozed", "scheduled at", "queue / key", "last error")
+    keys = [str(j.args.get("queue_id") or j.unique_key or "") for j in jobs]
+    table = Table("id", "kind", "state", "attempt", "snoozed", "scheduled at", _id_column("queue / key", keys), "last error")
     for j in jobs:
         table.add_row(str(j.id), j.kind, j.state, f"{j.attempt}/{j.max_attempts}", str(j.snoozed),
                       f"{j.scheduled_at:%Y-%m-%d %H:%M:%S}Z", str(j.args.get("queue_id") or j.unique_key or ""),
                       str(j.errors[-1].get("error", "")) if j.errors else "")
-    Console().print(table)
+    _console().print(table)
 
 
 def _job_command(name: str, fn, help_text: str, verb: str):
