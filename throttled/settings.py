@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from throttled.crypto import KeyRing, fingerprint, parse_key, parse_key_ring
@@ -64,6 +64,25 @@ ENV_NAMES: dict[str, str] = {
     "read_timeout_s": "THROTTLED_READ_TIMEOUT",
     "cleaner_interval_s": "THROTTLED_CLEANER_INTERVAL",
 }
+
+# Upper bounds. Past them a value overflows a timestamp or a bigint (a second new-user trial:
+# THROTTLED_JOB_LEASE=1e308 passed `config check` and crashed `run`; a block of P3000000D made
+# every webhook a 500 on a daemon that looked healthy) or switches a safeguard off in effect.
+MAX_BLOCK_S = 52 * 604800
+MAXIMA: dict[str, float] = {
+    "db_pool_size": 1000, "workers": 10000, "hold_after": 1000, "portal_budget": 100000,
+    "poll_interval_s": 3600, "job_lease_s": 3600, "release_lease_s": 86400, "leader_ttl_s": 3600,
+    "job_retention_s": 366 * 86400, "flush_interval_s": 60, "hubspot_timeout_s": 300, "hold_s": 86400,
+    "config_ttl_s": 86400, "portal_budget_window_s": 3600, "shutdown_grace_s": 3600,
+}
+
+
+def _at_most(value, field: str):
+    limit = MAXIMA.get(field)
+    if limit is not None and value > limit:
+        raise ValueError(f"must be at most {limit:.0f}")
+    return value
+
 
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
@@ -232,7 +251,8 @@ class Settings(BaseSettings):
     @field_validator("block_duration")
     @classmethod
     def _check_duration(cls, value: str) -> str:
-        duration_seconds(value)
+        if duration_seconds(value) > MAX_BLOCK_S:
+            raise ValueError("must be at most a year (P52W)")  # our bound; HubSpot's is not documented
         return value
 
     @field_validator("callbacks_api")
@@ -251,10 +271,10 @@ class Settings(BaseSettings):
 
     @field_validator("db_pool_size", "workers", "hold_after", "portal_budget", "max_body_bytes")
     @classmethod
-    def _check_positive_int(cls, value: int) -> int:
+    def _check_positive_int(cls, value: int, info: ValidationInfo) -> int:
         if value < 1:
             raise ValueError("must be at least 1")
-        return value
+        return _at_most(value, info.field_name)
 
     @field_validator(
         "poll_interval_s", "job_lease_s", "release_lease_s", "leader_ttl_s", "job_retention_s",
@@ -262,10 +282,10 @@ class Settings(BaseSettings):
         "read_timeout_s",
     )
     @classmethod
-    def _check_positive_float(cls, value: float) -> float:
+    def _check_positive_float(cls, value: float, info: ValidationInfo) -> float:
         if not math.isfinite(value) or value <= 0:
             raise ValueError("must be a number greater than 0")
-        return value
+        return _at_most(value, info.field_name)
 
     @field_validator("cleaner_interval_s")
     @classmethod

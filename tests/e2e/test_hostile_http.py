@@ -139,6 +139,46 @@ async def test_an_answer_before_the_body_says_connection_close(empty_database):
         assert ok.startswith(b"HTTP/1.1 200") and b"connection: close" not in ok.lower()  # keep-alive kept
 
 
+async def _h2_post_without_length(url: str, path: str, frames: int) -> None:
+    """HTTP/2 by prior knowledge: POST ``path`` with no content-length, then keep sending 16 KiB
+    DATA frames after the server answered (it answers 413 and drops the stream)."""
+    import h2.config
+    import h2.connection
+    import h2.exceptions
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.initiate_connection()
+    connection.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":authority", host), (":path", path),
+                                ("content-type", "application/json")])
+    async with await trio.open_tcp_stream(host, int(port)) as stream:
+        try:
+            for _ in range(frames):
+                if connection.local_flow_control_window(1) >= 16384:
+                    connection.send_data(1, b"a" * 16384)
+                await stream.send_all(connection.data_to_send())
+                with trio.move_on_after(0.05):
+                    connection.receive_data(await stream.receive_some(65536))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, h2.exceptions.ProtocolError,
+                h2.exceptions.StreamClosedError):
+            pass  # the server hung up on us: fine, as long as it is still serving others
+
+
+async def test_one_bad_http2_connection_does_not_stop_the_server(empty_database):
+    # A second new-user trial: DATA frames for a stream the server had just answered (413) and
+    # dropped raised KeyError inside hypercorn's HTTP/2 code; connections shared one nursery, so
+    # that one client stopped the whole daemon.
+    async with local_stack(empty_database) as stack:
+        daemon = stack.daemons[0]
+        for url in (daemon.url, daemon.admin_url):
+            with trio.fail_after(20):
+                await _h2_post_without_length(url, ACTION_PATH, frames=20)
+        await trio.sleep(0.2)
+        health = await stack.hubspot.http.get(daemon.url + "/healthz")
+        admin = await stack.hubspot.http.get(daemon.admin_url + "/metrics")
+    assert health.status_code == 200 and admin.status_code == 200
+
+
 async def test_config_api_refuses_bodies_that_are_not_json_text(empty_database):
     # Found by the hostile-input scenario: a body that is not UTF-8 (or nested past Python's
     # recursion limit) made the config API's JSON decoding raise: a 500 instead of a 400.

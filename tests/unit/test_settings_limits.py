@@ -62,6 +62,15 @@ def test_from_toml_short_keys(tmp_path):
         ("THROTTLED_MAX_BODY", "99999999999999999999"),
         ("THROTTLED_MAX_BODY", "16777217"),
         ("THROTTLED_READ_TIMEOUT", "1e308"),
+        # a second trial: these passed `config check` and crashed `run`, or (the block) made
+        # every webhook a 500 on a daemon that looked healthy
+        ("THROTTLED_JOB_LEASE", "1e308"),
+        ("THROTTLED_JOB_RETENTION", "1e300"),
+        ("THROTTLED_WORKERS", "99999999999999999999"),
+        ("THROTTLED_BLOCK_DURATION", "P3000000D"),
+        ("THROTTLED_SHUTDOWN_GRACE", "1e300"),
+        ("THROTTLED_HOLD_SECONDS", "1e300"),
+        ("THROTTLED_PORTAL_BUDGET_WINDOW", "1e300"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_variable(monkeypatch, variable, value):

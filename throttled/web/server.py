@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from math import inf
 
+import structlog
 import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
@@ -43,6 +44,8 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from throttled.web.unread_body import close_if_body_unread
+
+log = structlog.get_logger("throttled.web.server")
 
 #: Default seconds a client may take to send a request's head (and, via the app, its body).
 READ_TIMEOUT_S = 30.0
@@ -146,6 +149,19 @@ class _Connection(TCPServer):
             await self._close()
 
 
+async def _serve_connection(app, config: Config, context: WorkerContext, state: ConnectionState, stream) -> None:
+    """One connection, start to end. Its failure stays its own: connections share a nursery,
+    so an exception escaping one would stop the listener and the daemon with it (a second
+    new-user trial: DATA frames on an HTTP/2 stream the server had just answered raised
+    ``KeyError`` in hypercorn's HTTP/2 code and took the daemon down)."""
+    try:
+        await _Connection(app, config, context, state, stream)
+    except Exception as exc:
+        log.warning("http.connection_failed", error=type(exc).__name__)
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+
 async def _worker_serve(
     app,
     config: Config,
@@ -170,7 +186,7 @@ async def _worker_serve(
             task_status.started([f"http://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets])
             try:
                 async with trio.open_nursery() as nursery:
-                    handler = partial(_Connection, app, config, context, ConnectionState(state.copy()))
+                    handler = partial(_serve_connection, app, config, context, ConnectionState(state.copy()))
                     nursery.start_soon(partial(trio.serve_listeners, handler, listeners, handler_nursery=connections))
                     if shutdown_trigger is None:
                         await trio.sleep_forever()
