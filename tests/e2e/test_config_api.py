@@ -136,3 +136,14 @@ async def test_live_daemons_pick_up_a_put_within_about_a_second(empty_database):
     # ...then the override's 20 per second: 39 in about two seconds, not 390.
     assert max_per_window(after, 1.0) <= 20
     assert after[-1] - put_at < 4.0
+
+
+async def test_ids_outside_a_bigint_are_404_not_500(empty_database):
+    # A second new-user trial: a 20-digit portal id reached the database and gave a 500.
+    async with local_stack(empty_database, overrides={"admin_token": TOKEN}) as stack:
+        http, base = stack.hubspot.http, stack.daemons[0].url
+        answers = [(await http.put(f"{base}/api/config/{portal}/{action}", json=RATE, headers=AUTH)).status_code
+                   for portal, action in [(99999999999999999999999, 1), (62515, 9223372036854775808), (0, 1)]]
+        stored = await stack.daemons[0].db.transaction(
+            lambda conn: conn.exec_driver_sql("SELECT count(*) FROM throttle_configs").scalar_one())
+    assert answers == [404, 404, 404] and stored == 0

@@ -37,3 +37,12 @@ def test_config_set_without_options_names_the_options_it_needs():
         THROTTLED_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
     assert result.exit_code == 2
     assert "--max-throughput" in result.output and "--body" not in result.output
+
+
+def test_ids_past_a_bigint_are_a_usage_error_not_a_traceback():
+    # A second trial: a 20-digit portal id reached the database and ended in a traceback.
+    for args in (["config", "set", "99999999999999999999999", "1", "--mode", "smooth"],
+                 ["config", "get", "0", "1"], ["jobs", "retry", "9223372036854775808"]):
+        result = CliRunner().invoke(main, args, env=_env(THROTTLED_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
+        assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
+        assert "range" in result.output

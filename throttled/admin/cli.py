@@ -40,6 +40,9 @@ def _run(config_file: Path | None, fn, *args):
         db.dispose()
 
 
+ID = click.IntRange(1, 2**63 - 1)  # portal and action ids are positive bigints
+
+
 def _operator_errors(fn):
     from throttled.cli import handle_errors
 
@@ -106,8 +109,8 @@ def config_check(config_file: Path | None, check_database: bool) -> None:
 
 
 @config_group.command("get")
-@click.argument("portal_id", type=int)
-@click.argument("action_id", type=int)
+@click.argument("portal_id", type=ID)
+@click.argument("action_id", type=ID)
 @config_option
 @_operator_errors
 def config_get(portal_id: int, action_id: int, config_file: Path | None) -> None:
@@ -117,8 +120,8 @@ def config_get(portal_id: int, action_id: int, config_file: Path | None) -> None
 
 
 @config_group.command("set")
-@click.argument("portal_id", type=int)
-@click.argument("action_id", type=int)
+@click.argument("portal_id", type=ID)
+@click.argument("action_id", type=ID)
 @click.option("--max-throughput", type=int, help="Releases per period.")
 @click.option("--time-period", type=int, help="Length of the period, in --time-unit.")
 @click.option("--time-unit", type=click.Choice(TIME_UNITS))
@@ -134,8 +137,8 @@ def config_set(portal_id: int, action_id: int, max_throughput, time_period, time
 
 
 @config_group.command("delete")
-@click.argument("portal_id", type=int)
-@click.argument("action_id", type=int)
+@click.argument("portal_id", type=ID)
+@click.argument("action_id", type=ID)
 @config_option
 @_operator_errors
 def config_delete(portal_id: int, action_id: int, config_file: Path | None) -> None:
@@ -159,7 +162,7 @@ def queues_group() -> None:
 
 
 @queues_group.command("list")
-@click.option("--portal", "portal_id", type=int, help="Only this portal's queues.")
+@click.option("--portal", "portal_id", type=ID, help="Only this portal's queues.")
 @config_option
 @json_option
 @_operator_errors
@@ -311,7 +314,7 @@ def jobs_list(state: str | None, kind: str | None, limit: int, config_file: Path
 
 def _job_command(name: str, fn, help_text: str, verb: str):
     @jobs_group.command(name, help=help_text)
-    @click.argument("job_id", type=int)
+    @click.argument("job_id", type=ID)
     @config_option
     @json_option
     @_operator_errors

@@ -20,6 +20,11 @@ from throttled.db.engine import Database
 from throttled.ingest.inputs import InvalidInput, parse_override
 
 
+# Ids are bigints in PostgreSQL; outside 1..2^63-1 there is no such portal or step (404), and
+# the database must not see them (a second new-user trial: a 20-digit id gave a 500).
+MAX_ID = 2**63 - 1
+
+
 def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blueprint:
     """The config routes, bound to ``db`` and guarded by ``admin_token``."""
     api = Blueprint("config_api", __name__)
@@ -32,6 +37,9 @@ def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blu
         expected = f"Bearer {admin_token}"
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return jsonify(error="unauthorized", message="a valid bearer token is required"), 401, {"WWW-Authenticate": "Bearer"}
+        ids = (request.view_args or {}).values()
+        if not all(isinstance(i, int) and 1 <= i <= MAX_ID for i in ids):
+            return jsonify(error="not_found", message="portal and action ids run from 1 to 2^63-1"), 404
         return None
 
     @api.get("/api/config/<int:portal_id>/<int:action_id>")
