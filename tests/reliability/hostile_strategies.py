@@ -226,8 +226,8 @@ def config(draw) -> Hostile:
         expect = {405, 404}
     elif admin != "valid":
         expect = {401, 404}
-    elif not matched:
-        expect = {404}
+    elif not matched or not all(1 <= int(part) < 2**63 for part in (portal, action)):
+        expect = {404}  # not a number, or no such id: ids are positive bigints
     else:
         expect = {"GET": {200, 404, 400}, "PUT": {200, 400}, "DELETE": {204, 404, 400}}[method]
     return Hostile(f"config/{method}/{admin}", method, f"/api/config/{quote(portal, safe='%')}/{quote(action, safe='')}",
