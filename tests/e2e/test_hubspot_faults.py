@@ -261,10 +261,11 @@ async def test_a_batch_split_longer_than_its_lease_sends_no_callback_twice(empty
         await _faults(stack, poison_callback_ids=poisoned, latency_s=0.4)
         await _enroll_as_one_batch(stack, step, ids)
         done = await _completions(stack, len(ids) - len(poisoned), timeout_s=30)
-        with trio.fail_after(15):
-            while any(state == "releasing" for state, *_ in (await _rows(db, ids)).values()):
-                await trio.sleep(0.1)
-        rows = await _rows(db, ids)
+        async def settled():
+            rows = await _rows(db, ids)
+            return rows if all(state != "releasing" for state, *_ in rows.values()) else None
+
+        rows = await _until(settled, timeout_s=15)
         repeats = dict(stack.sandbox_state.repeats)
     _assert_each_once(done, [i for i in ids if i not in poisoned])
     assert repeats == {}  # no completed callback was ever sent again
@@ -287,9 +288,10 @@ async def test_a_callback_handed_over_again_while_its_copy_waits_goes_out_once(e
         await trio.sleep(0.5)
         await _enroll(stack, step, behind)  # queued behind it, leased for 2 s
         done = await _completions(stack, 10, timeout_s=30)
-        with trio.fail_after(15):
-            while any(state != "released" for state, *_ in (await _rows(db, first + behind)).values()):
-                await trio.sleep(0.1)
+        async def all_released():
+            return all(state == "released" for state, *_ in (await _rows(db, first + behind)).values())
+
+        await _until(all_released, timeout_s=15)
         repeats = dict(stack.sandbox_state.repeats)
     _assert_each_once(done, first + behind)
     assert repeats == {}

@@ -291,6 +291,11 @@ class Verdict:
     def window_exceeded(self) -> list[str]:
         return [q for q, (most, limit) in self.worst_window.items() if most > limit]
 
+    @property
+    def windows_text(self) -> str:
+        """``most/limit`` per queue, for the report."""
+        return ", ".join(f"{most}/{limit}" for most, limit in self.worst_window.values())
+
 
 async def drain(stack: ReliabilityStack, expected: Iterable[str], timeout_s: float) -> float:
     """Wait until the sandbox completed every id in ``expected``; returns seconds waited."""
@@ -335,6 +340,12 @@ def database_health(url: str) -> dict[str, int]:
     return {"pending": by_state.get("pending", 0), "releasing": by_state.get("releasing", 0),
             "released": by_state.get("released", 0), "failed": by_state.get("failed", 0),
             "stuck_jobs": stuck_jobs}
+
+
+def leftovers(health: dict[str, int]) -> tuple[int, int, int]:
+    """``(pending, releasing, stuck jobs)`` of :func:`database_health`: all zero once a backlog
+    is drained and its leases settled."""
+    return health["pending"], health["releasing"], health["stuck_jobs"]
 
 
 async def settle(url: str, timeout_s: float) -> float:

@@ -9,7 +9,7 @@ import trio
 
 from throttled.demo.stack import Step
 
-from .harness import Load, database_health, drain, releasing_now, reliability_stack, scale, settle, verdict
+from .harness import Load, database_health, drain, leftovers, releasing_now, reliability_stack, scale, settle, verdict
 
 # The third step's period outlasts the release lease: a send whose answer a crash lost must
 # still count in its window when the lease lapses.
@@ -52,15 +52,15 @@ async def test_kill_9_under_load_then_restart_loses_nothing(reliability_database
         "lost": len(result.lost),
         "in flight at the kills": len(in_flight),
         "sent again (all in flight at a kill)": len(result.repeated),
-        "worst window / limit": ", ".join(f"{m}/{n}" for m, n in result.worst_window.values()),
+        "worst window / limit": result.windows_text,
         "seconds down per kill (kill → ready)": max(downtime),
         "backlog drained after load (s)": drained_s,
         "leases settled after the backlog (s)": settled_s,
-        "left pending / releasing / stuck jobs": f"{health['pending']} / {health['releasing']} / {health['stuck_jobs']}",
+        "left pending / releasing / stuck jobs": " / ".join(map(str, leftovers(health))),
     })
     assert result.acknowledged >= load.generated > 0
     assert result.lost == []
     assert in_flight  # the kills did cut sends on their way to HubSpot
     assert set(result.repeated) <= in_flight
     assert result.window_exceeded == []
-    assert health["pending"] == health["releasing"] == health["stuck_jobs"] == 0
+    assert leftovers(health) == (0, 0, 0)

@@ -10,7 +10,7 @@ import trio
 
 from throttled.demo.stack import Step
 
-from .harness import Load, database_health, drain, releasing_now, reliability_stack, scale, settle, verdict
+from .harness import Load, database_health, drain, leftovers, releasing_now, reliability_stack, scale, settle, verdict
 
 STEPS = [Step(workflow_id=11, action_id=1, limit=25, period=1, unit="seconds"),
          Step(workflow_id=12, action_id=1, limit=20, period=2, unit="seconds", mode="smooth")]
@@ -63,9 +63,9 @@ async def test_postgres_restart_fast_and_immediate_under_load(pg_cluster, reliab
                 f"{mode}: first 200 after the database returned (s)": f["webhooks_s"],
                 f"{mode}: first completion after the database returned (s)": f["releases_s"]}
     row |= {"sent again (all in flight at a restart)": len(result.repeated),
-            "worst window / limit": ", ".join(f"{m}/{n}" for m, n in result.worst_window.values()),
+            "worst window / limit": result.windows_text,
             "backlog drained after load (s)": drained_s, "leases settled (s)": settled_s,
-            "left pending / releasing / stuck jobs": f"{health['pending']} / {health['releasing']} / {health['stuck_jobs']}"}
+            "left pending / releasing / stuck jobs": " / ".join(map(str, leftovers(health)))}
     report.add("2. PostgreSQL restart under load", row)
 
     assert alive  # the daemon rode it out; nothing restarted it
@@ -75,4 +75,4 @@ async def test_postgres_restart_fast_and_immediate_under_load(pg_cluster, reliab
         assert f["webhooks_s"] <= 5 and f["releases_s"] <= 5
     assert set(result.repeated) <= in_flight
     assert result.window_exceeded == []
-    assert health["pending"] == health["releasing"] == health["stuck_jobs"] == 0
+    assert leftovers(health) == (0, 0, 0)

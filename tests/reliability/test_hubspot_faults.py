@@ -12,7 +12,7 @@ import trio
 
 from throttled.demo.stack import Step
 
-from .harness import Load, database_health, drain, metric_total, reliability_stack, scale, settle, verdict
+from .harness import Load, database_health, drain, leftovers, metric_total, reliability_stack, scale, settle, verdict
 
 STEPS = [Step(workflow_id=21, action_id=1, limit=20, period=1, unit="seconds"),
          Step(workflow_id=22, action_id=1, limit=30, period=3, unit="seconds", mode="smooth")]
@@ -77,9 +77,9 @@ async def test_sandbox_faults_under_load(reliability_database, log_dir, report):
         "token calls (install + refreshes after early expiry)": token_calls,
         "token calls after the faults ended": token_calls - tokens_before_drain,
         "poisoned callback": f"{poisoned[0]} ({poisoned[1][:40]}…)" if poisoned else "missing",
-        "worst window / limit": ", ".join(f"{m}/{n}" for m, n in result.worst_window.values()),
+        "worst window / limit": result.windows_text,
         "backlog drained after the faults ended (s)": drained_s, "leases settled (s)": settled_s,
-        "left pending / releasing / stuck jobs": f"{health['pending']} / {health['releasing']} / {health['stuck_jobs']}",
+        "left pending / releasing / stuck jobs": " / ".join(map(str, leftovers(health))),
     })
     assert lost == [] and result.acknowledged >= load.generated > 0
     assert POISONED in load.acked and POISONED not in {c for c in result.repeated}
@@ -88,4 +88,4 @@ async def test_sandbox_faults_under_load(reliability_database, log_dir, report):
     assert token_calls >= 2  # the early expiry forced at least one refresh
     assert set(result.repeated) <= swallowed
     assert result.window_exceeded == []
-    assert health["pending"] == health["releasing"] == health["stuck_jobs"] == 0
+    assert leftovers(health) == (0, 0, 0)

@@ -255,10 +255,10 @@ class PortalQueues:
 
     async def _complete(self, portal_id: int, releases: list[Release]) -> list[Release]:
         """Complete ``releases`` with auth refresh (once per run of 401s: a 401 right after a
-        refresh is a real refusal), 429 waits (no attempt spent) and 5xx retries; returns those completed — fewer when leases lapsed before a retry (see
-        :meth:`_keep_leased`). Raises the final :class:`HubSpotError` (or PortalNotReady) when
-        it gives up, and a DAILY :class:`HubSpotRateLimited` at once (waiting it out here would
-        take a day)."""
+        refresh is a real refusal), 429 waits (no attempt spent) and 5xx retries; returns those
+        completed — fewer when leases lapsed before a retry (see :meth:`_keep_leased`). Raises
+        the final :class:`HubSpotError` (or PortalNotReady) when it gives up, and a DAILY
+        :class:`HubSpotRateLimited` at once (waiting it out here would take a day)."""
         token = await self.tokens.access_token(portal_id)
         refreshed = False
         unavailable = iter(_UNAVAILABLE_RETRIES)
