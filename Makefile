@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test reliability run clean
+.PHONY: demo test check reliability run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q
+
+# The fast loop: unit and integration tests (no e2e, no reliability), in parallel; under a minute.
+check: $(STAMP)
+	$(VENV)/bin/pytest -q -n 4 -m "not slow" tests/unit tests/integration
 
 reliability: $(STAMP)
 	THROTTLED_RELIABILITY=full $(VENV)/bin/pytest -q tests/reliability

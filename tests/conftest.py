@@ -22,6 +22,8 @@ from throttled.db.embedded import start_embedded
 from throttled.db.engine import Database, libpq_url
 from throttled.db.schema import migrate
 
+pytest_plugins = ["tests.support.deadlines", "tests.support.clocks"]
+
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # trio time 0 under TrioClock in tests
 TABLES = "portals, queues, throttle_configs, action_executions, jobs, leaders"
@@ -33,6 +35,14 @@ def _server_url() -> str:
         return url
     base = Path("/var/lib/throttled") if os.geteuid() == 0 else Path(tempfile.gettempdir()) / "throttled-tests"
     return start_embedded(base, name="test-pg")
+
+
+def pytest_collection_modifyitems(items):
+    # The fast loop (`make check`) is unit + integration: everything with real processes,
+    # real HTTP or a PostgreSQL cluster of its own is marked slow.
+    for item in items:
+        if {"e2e", "reliability"} & set(item.path.parts):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ import pytest
 import sqlalchemy as sa
 import trio
 
+from tests.support.waiting import wait_until
+from tests.support.completions import settled_completions
 from throttled.admin import operations
 from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
@@ -89,15 +91,6 @@ async def _enroll_as_one_batch(stack, step: Step, ids: list[str]) -> None:
     await db.transaction(operations.resume_queue, queue_id, dt.datetime.now(UTC))
 
 
-async def _completions(stack, n: int, timeout_s: float = 15.0) -> list[dict]:
-    """The sandbox's completions once there are ``n``, plus any late one within 0.5 s."""
-    with trio.fail_after(timeout_s):
-        while len(await stack.hubspot.completions()) < n:
-            await trio.sleep(0.05)
-    await trio.sleep(0.5)
-    return await stack.hubspot.completions()
-
-
 def _assert_each_once(done: list[dict], ids: list[str]) -> None:
     counts = collections.Counter(c["callbackId"] for c in done)
     assert [cid for cid, n in counts.items() if n > 1] == []
@@ -115,14 +108,6 @@ async def _rows(db, ids: list[str]) -> dict[str, tuple[str, int, str | None]]:
 
 async def _states(db, ids: list[str]) -> dict[str, int]:
     return dict(collections.Counter(state for state, _, _ in (await _rows(db, ids)).values()))
-
-
-async def _until(check, timeout_s: float = 10.0):
-    """Poll ``await check()`` until it returns something truthy; return that."""
-    with trio.fail_after(timeout_s):
-        while not (value := await check()):
-            await trio.sleep(0.05)
-    return value
 
 
 # -- 1. a thundering herd of 401s -----------------------------------------------------------
@@ -178,7 +163,7 @@ async def test_revoked_refresh_token_holds_the_portal_until_reinstalled(empty_da
         async def revoked():
             return (await db.transaction(portals_sql.get_portal, portal)).status == "revoked"
 
-        await _until(revoked)
+        await wait_until(revoked)
         await trio.sleep(1.0)  # the queues' jobs see the portal and hold
         held = await _stats(stack)
         await trio.sleep(1.0)
@@ -190,7 +175,7 @@ async def test_revoked_refresh_token_holds_the_portal_until_reinstalled(empty_da
 
         assert await stack.hubspot.install(stack.daemons[0].url, portal) == portal  # re-install
         assert (await db.transaction(portals_sql.get_portal, portal)).status == "active"
-        done = await _completions(stack, 30, timeout_s=10)
+        done = await settled_completions(stack, 30, timeout_s=10)
         _assert_each_once(done, ids)
         assert await _states(db, ids) == {"released": 30}
 
@@ -211,9 +196,9 @@ async def test_429_storm_spends_no_attempt_and_the_budget_holds(empty_database):
         ids = [f"ap-{portal}-9003-{s.action_id}-{i}" for i in range(15) for s in steps]
         for n, callback_id in enumerate(ids):
             await _enroll(stack, steps[n % len(steps)], [callback_id])
-        await _completions(stack, 20)
+        await settled_completions(stack, 20)
         await _faults(stack, rate_limit_storm=3)  # mid-stream: the next three calls get 429
-        done = await _completions(stack, len(ids), timeout_s=30)
+        done = await settled_completions(stack, len(ids), timeout_s=30)
         stats = await _stats(stack)
         rows = await _rows(db, ids)
         budget_waits = stack.daemons[0].tokens.client.budget.waits
@@ -235,7 +220,7 @@ async def test_a_poisoned_callback_fails_alone_after_a_few_calls(empty_database)
         ids = [f"ap-{portal}-9004-{i}" for i in range(10)]
         await _faults(stack, poison_callback_ids=[ids[6]])
         await _enroll_as_one_batch(stack, step, ids)
-        done = await _completions(stack, 9)
+        done = await settled_completions(stack, 9)
         stats = await _stats(stack)
         rows = await _rows(db, ids)
     _assert_each_once(done, ids[:6] + ids[7:])
@@ -260,12 +245,12 @@ async def test_a_batch_split_longer_than_its_lease_sends_no_callback_twice(empty
         poisoned = ids[3::8]  # four bad ids: ~28 calls of 0.4 s, far past a 2 s lease
         await _faults(stack, poison_callback_ids=poisoned, latency_s=0.4)
         await _enroll_as_one_batch(stack, step, ids)
-        done = await _completions(stack, len(ids) - len(poisoned), timeout_s=30)
+        done = await settled_completions(stack, len(ids) - len(poisoned), timeout_s=30)
         async def settled():
             rows = await _rows(db, ids)
             return rows if all(state != "releasing" for state, *_ in rows.values()) else None
 
-        rows = await _until(settled, timeout_s=15)
+        rows = await wait_until(settled, timeout_s=15)
         repeats = dict(stack.sandbox_state.repeats)
     _assert_each_once(done, [i for i in ids if i not in poisoned])
     assert repeats == {}  # no completed callback was ever sent again
@@ -287,11 +272,11 @@ async def test_a_callback_handed_over_again_while_its_copy_waits_goes_out_once(e
         await _enroll(stack, step, first)
         await trio.sleep(0.5)
         await _enroll(stack, step, behind)  # queued behind it, leased for 2 s
-        done = await _completions(stack, 10, timeout_s=30)
+        done = await settled_completions(stack, 10, timeout_s=30)
         async def all_released():
             return all(state == "released" for state, *_ in (await _rows(db, first + behind)).values())
 
-        await _until(all_released, timeout_s=15)
+        await wait_until(all_released, timeout_s=15)
         repeats = dict(stack.sandbox_state.repeats)
     _assert_each_once(done, first + behind)
     assert repeats == {}
@@ -312,7 +297,7 @@ async def test_an_already_completed_callback_ends_released_without_retry(empty_d
             headers={"Authorization": f"Bearer {token}"})
         assert early.status_code == 204
         await _enroll_as_one_batch(stack, step, ids)
-        done = await _completions(stack, 5)
+        done = await settled_completions(stack, 5)
         _assert_each_once(done, ids)
         assert await _rows(db, ids) == {cid: ("released", 1, None) for cid in ids}
         stats = await _stats(stack)
@@ -325,7 +310,7 @@ async def test_an_already_completed_callback_ends_released_without_retry(empty_d
             ensure_throttle_job(conn, step.queue_id(portal), portal, step.action_id, dt.datetime.now(UTC))
 
         await db.transaction(forget_release)
-        await _until(lambda: _released(db, ids[3]))
+        await wait_until(lambda: _released(db, ids[3]))
         await trio.sleep(0.5)
         again = await _stats(stack)
         assert (await _rows(db, [ids[3]]))[ids[3]][:2] == ("released", 2)
@@ -354,7 +339,7 @@ async def test_thirty_percent_5xx_every_callback_completes_once(empty_database, 
         ids = [f"ap-{portal}-9006-{i}" for i in range(80)]
         for n, callback_id in enumerate(ids):
             await _enroll(stack, steps[n % 2], [callback_id])
-        done = await _completions(stack, 80, timeout_s=30)
+        done = await settled_completions(stack, 80, timeout_s=30)
         stats = await _stats(stack)
         rows = await _rows(db, ids)
     _assert_each_once(done, ids)
@@ -377,7 +362,7 @@ async def test_hubspot_down_puts_the_queue_on_hold_then_it_completes(empty_datab
             queue = await db.transaction(queues_sql.get_queue, queue_id)
             return queue if queue.state == "on_hold" else None
 
-        queue = await _until(on_hold)
+        queue = await wait_until(on_hold)
         held_at, hold_ends = time.time(), queue.on_hold_until.timestamp()
         stats = await _stats(stack)
         # Two batches given up (4 calls each: first try and 3 retries), then the hold.
@@ -389,7 +374,7 @@ async def test_hubspot_down_puts_the_queue_on_hold_then_it_completes(empty_datab
         assert set(states) <= {"pending", "releasing"} and sum(states.values()) == 10  # none lost
 
         await _clear_faults(stack)  # HubSpot is back; the hold runs out by itself
-        done = await _completions(stack, 10, timeout_s=10)
+        done = await settled_completions(stack, 10, timeout_s=10)
         queue = await db.transaction(queues_sql.get_queue, queue_id)
     _assert_each_once(done, ids)
     assert min(c["completedAt"] for c in done) >= hold_ends  # nothing went out during the hold
@@ -408,14 +393,14 @@ async def test_resume_lifts_a_long_hold_at_once(empty_database, quick_retries):
         async def on_hold():
             return (await db.transaction(queues_sql.get_queue, queue_id)).state == "on_hold"
 
-        await _until(on_hold)
+        await wait_until(on_hold)
         await _clear_faults(stack)
         await trio.sleep(0.5)
         assert await stack.hubspot.completions() == []  # held: an hour to go
         await db.transaction(operations.resume_queue, queue_id, dt.datetime.now(UTC))
         # The given-up releases wait out their lease (default 120 s) unless something puts
         # them back: the resume must, or a resumed queue would still sit for two minutes.
-        done = await _completions(stack, 10, timeout_s=10)
+        done = await settled_completions(stack, 10, timeout_s=10)
     _assert_each_once(done, ids)
 
 
@@ -434,14 +419,14 @@ async def test_daily_limit_holds_the_portal_until_the_next_day(empty_database):
         async def limited():
             return (await db.transaction(portals_sql.get_portal, portal)).rate_limited_until
 
-        until = await _until(limited)
+        until = await wait_until(limited)
         today = dt.datetime.now(UTC).date()
         assert until == dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0, 5), tzinfo=UTC)
 
         async def all_pending():
             return await _states(db, ids) == {"pending": 15}
 
-        await _until(all_pending, timeout_s=5)  # every release went back in line
+        await wait_until(all_pending, timeout_s=5)  # every release went back in line
         sent = await _stats(stack)
         await trio.sleep(1.5)
         assert await _stats(stack) == sent  # nothing more is sent for the portal
@@ -460,10 +445,10 @@ async def test_dated_callbacks_api_and_v3_token_endpoint(empty_database):
         portal = stack.portal_id
         first = [f"ap-{portal}-9010-a{i}" for i in range(4)]
         await _enroll_as_one_batch(stack, step, first)
-        await _completions(stack, 4)
+        await settled_completions(stack, 4)
         await _tokens(stack, "expire")  # the next send refreshes the token
         await _enroll(stack, step, [f"ap-{portal}-9010-b0"])
-        done = await _completions(stack, 5)
+        done = await settled_completions(stack, 5)
         stats = await _stats(stack)
     assert len(done) == 5
     dated = "/automation/actions/callbacks/2026-03"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.completions import settled_completions
 from throttled.db import executions as executions_sql
 from throttled.demo.stack import Step, local_stack
 
@@ -26,10 +26,7 @@ async def test_metrics_match_the_database_after_a_run(empty_database):
             assert (await hubspot.enroll(daemon.url, cid, stack.portal_id, STEP)).status_code == 200
         await hubspot.enroll(daemon.url, ids[0], stack.portal_id, STEP)  # a HubSpot retry: stored once
         bad = await hubspot.post(daemon.url, b"{}")
-        with trio.fail_after(20):
-            while len(await hubspot.completions()) < 60:
-                await trio.sleep(0.1)
-        await trio.sleep(0.3)
+        await settled_completions(stack, 60, timeout_s=20)
         text = (await hubspot.http.get(daemon.admin_url + "/metrics")).text
         counts = await daemon.db.transaction(executions_sql.count_by_state)
     samples = _samples(text)

@@ -12,6 +12,7 @@ import time
 
 import trio
 
+from tests.support.completions import settled_completions
 from throttled.db import portals as portals_sql
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
@@ -26,13 +27,6 @@ async def _enroll(stack, ids: list[str], daemon: int = 0) -> None:
         assert response.status_code == 200, response.text
 
 
-async def _wait_for_completions(stack, n: int, timeout_s: float = 15.0) -> list[dict]:
-    with trio.fail_after(timeout_s):
-        while len(done := await stack.hubspot.completions()) < n:
-            await trio.sleep(0.05)
-    return done
-
-
 def _refused_401(stack) -> int:
     """Completion calls the sandbox refused with 401."""
     return sum(n for key, n in stack.sandbox_state.requests.items() if key.startswith("complete") and key.endswith(" 401"))
@@ -43,7 +37,7 @@ async def test_expired_token_is_refreshed_once_and_work_continues(empty_database
         portal = stack.portal_id
         first = [f"ap-{portal}-8001-a{i}" for i in range(20)]
         await _enroll(stack, first)
-        await _wait_for_completions(stack, 20)
+        await settled_completions(stack, 20)
         calls_before = stack.sandbox_state.token_calls[portal]
         assert calls_before == 1  # the install's code exchange
         assert _refused_401(stack) == 0
@@ -51,7 +45,7 @@ async def test_expired_token_is_refreshed_once_and_work_continues(empty_database
         assert stack.sandbox_state.expire_access_tokens(portal, time.time()) >= 1
         second = [f"ap-{portal}-8001-b{i}" for i in range(60)]  # three windows, several batches
         await _enroll(stack, second)
-        done = await _wait_for_completions(stack, 80)
+        done = await settled_completions(stack, 80)
 
         assert [c["callbackId"] for c in done] == first + second
         assert stack.sandbox_state.token_calls[portal] == calls_before + 1
@@ -70,7 +64,7 @@ async def test_each_expiry_costs_one_refresh(empty_database):
             assert expired.status_code == 200 and expired.json()["expired"] >= 1
             await _enroll(stack, [f"ap-{portal}-8001-{burst}-{i}" for i in range(30)])
             sent += 30
-            await _wait_for_completions(stack, sent)
+            await settled_completions(stack, sent)
             assert stack.sandbox_state.token_calls[portal] == 1 + (burst + 1)
         assert _refused_401(stack) == 3
 
@@ -96,7 +90,7 @@ async def test_two_daemons_refreshing_at_once_make_one_token_call(empty_database
         ids = [f"ap-{portal}-8001-c{i}" for i in range(40)]
         for n, callback_id in enumerate(ids):
             await _enroll(stack, [callback_id], daemon=n % 2)
-        await _wait_for_completions(stack, 40)
+        await settled_completions(stack, 40)
         assert stack.sandbox_state.token_calls[portal] == 2
         assert _refused_401(stack) == 0
 
@@ -125,7 +119,7 @@ async def test_a_token_that_dies_during_a_429_wait_is_refreshed_again(empty_data
         state.expire_access_tokens(portal, time.time())
         ids = [f"ap-{portal}-8001-w{i}" for i in range(5)]
         await _enroll(stack, ids)
-        done = await _wait_for_completions(stack, 5, timeout_s=20)
+        done = await settled_completions(stack, 5, timeout_s=20)
         rows = await stack.daemons[0].db.transaction(executions_sql.execution_counts)
 
     assert sorted(c["callbackId"] for c in done) == sorted(ids)

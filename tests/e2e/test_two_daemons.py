@@ -12,6 +12,7 @@ import collections
 
 import trio
 
+from tests.support.completions import settled_completions
 from throttled.demo.stack import Step, local_stack, max_per_window
 
 
@@ -33,15 +34,6 @@ async def _enroll_all(stack, plan: list[tuple[str, Step]], concurrency: int = 8)
             nursery.start_soon(poster)
 
 
-async def _wait_for_completions(stack, n: int, timeout_s: float) -> list[dict]:
-    """All completions once ``n`` are recorded, plus any late duplicate within a second."""
-    with trio.fail_after(timeout_s):
-        while len(await stack.hubspot.completions()) < n:
-            await trio.sleep(0.1)
-    await trio.sleep(1.0)
-    return await stack.hubspot.completions()
-
-
 def _assert_each_once(done: list[dict], ids: list[str]) -> None:
     counts = collections.Counter(c["callbackId"] for c in done)
     assert [cid for cid, n in counts.items() if n > 1] == []
@@ -53,7 +45,7 @@ async def test_one_step_across_two_daemons_keeps_its_rate(empty_database):
     async with local_stack(empty_database, daemons=2) as stack:
         ids = [f"ap-{stack.portal_id}-7001-{i}" for i in range(300)]
         await _enroll_all(stack, [(cid, step) for cid in ids])
-        done = await _wait_for_completions(stack, len(ids), timeout_s=25)
+        done = await settled_completions(stack, len(ids), timeout_s=25)
         stored_by = [d.batcher.committed for d in stack.daemons]
     _assert_each_once(done, ids)
     assert stored_by == [150, 150]  # both daemons really took part
@@ -72,7 +64,7 @@ async def test_two_steps_of_different_rates_across_two_daemons(empty_database):
             if i % 2:
                 plan.append((f"ap-{stack.portal_id}-7002-s{i // 2}", slow))
         await _enroll_all(stack, plan)
-        done = await _wait_for_completions(stack, len(plan), timeout_s=25)
+        done = await settled_completions(stack, len(plan), timeout_s=25)
     _assert_each_once(done, [cid for cid, _ in plan])
     by_step = {
         name: [c["completedAt"] for c in done if f"-7002-{name[0]}" in c["callbackId"]]

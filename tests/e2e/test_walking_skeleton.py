@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import trio
-
+from tests.support.completions import settled_completions
 from throttled.demo.stack import Step, local_stack, max_per_window
 
 STEP = Step(workflow_id=5001, action_id=7, limit=100, period=2, unit="seconds")
-
-
-async def _wait_for_completions(hubspot, n: int, timeout_s: float) -> list[dict]:
-    with trio.fail_after(timeout_s):
-        while True:
-            done = await hubspot.completions()
-            if len(done) >= n:
-                return done
-            await trio.sleep(0.1)
 
 
 async def test_250_enrollments_released_100_per_2s_in_order(empty_database):
@@ -25,9 +15,7 @@ async def test_250_enrollments_released_100_per_2s_in_order(empty_database):
             response = await stack.hubspot.enroll(stack.daemons[0].url, callback_id, stack.portal_id, STEP)
             assert response.status_code == 200, response.text
             assert response.json() == {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": "P7D"}}
-        done = await _wait_for_completions(stack.hubspot, 250, timeout_s=30)
-        await trio.sleep(0.5)
-        done = await stack.hubspot.completions()
+        done = await settled_completions(stack, 250, timeout_s=30)
     completed = [c["callbackId"] for c in done]
     assert sorted(completed) == sorted(ids) and len(completed) == 250  # all, none twice
     assert completed == ids  # arrival order

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 import trio
 
+from tests.support.completions import settled_completions
 from throttled.db import tables
 from throttled.demo.stack import ACTION_PATH, Step, enrollment_body, local_stack
 from throttled.hubspot.signatures import SignedRequest, sign_v2, signed_headers
@@ -56,12 +57,10 @@ def _signed(stack, body: bytes, *, secret: str | None = None, timestamp_ms: int 
 
 
 async def _completions_of(stack, callback_id: str, timeout_s: float = 10.0) -> list[dict]:
-    """Wait until ``callback_id`` was completed at the sandbox, then a little longer."""
-    with trio.fail_after(timeout_s):
-        while not any(c["callbackId"] == callback_id for c in await stack.hubspot.completions()):
-            await trio.sleep(0.05)
-    await trio.sleep(1.2)  # a second completion would come within one flush interval
-    return [c for c in await stack.hubspot.completions() if c["callbackId"] == callback_id]
+    """The sandbox's completions of ``callback_id``, once it was completed there and its
+    execution recorded as final (no second completion can follow)."""
+    done = await settled_completions(stack, ids=[callback_id], timeout_s=timeout_s)
+    return [c for c in done if c["callbackId"] == callback_id]
 
 
 def _sample_files() -> list[Path]:

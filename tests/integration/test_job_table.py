@@ -18,6 +18,7 @@ import trio
 from trio.testing import MockClock
 
 from tests.conftest import EPOCH
+from tests.support.waiting import wait_until
 from throttled.clock import TrioClock, WallClock
 from throttled.db import jobs as jobs_sql
 from throttled.db import leaders as leaders_sql
@@ -29,18 +30,6 @@ from throttled.jobs.outcomes import Complete, Retry, Snooze
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 
 OWNER_A, OWNER_B = "node-a:1:aaaa", "node-b:2:bbbb"
-
-
-@pytest.fixture
-def autojump_clock():
-    """MockClock jumping after 20 ms of real idleness, so database threads finish first."""
-    return MockClock(autojump_threshold=0.02)
-
-
-async def wait_until(predicate, *, timeout_s: float, step_s: float) -> None:
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.sleep(step_s)
 
 
 def job_row(db, job_id: int):

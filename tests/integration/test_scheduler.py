@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from tests.conftest import EPOCH
+from tests.support.waiting import wait_until
 from throttled.clock import TrioClock, WallClock
 from throttled.db import jobs as jobs_sql
 from throttled.jobs.outcomes import Complete, Retry, Snooze
@@ -20,13 +21,6 @@ def _insert_many(db, n: int, now: dt.datetime, kind: str = "count") -> None:
         for i in range(n):
             jobs_sql.insert_job(conn, kind, {"i": i}, now)
     db.transaction_sync(insert)
-
-
-async def _run_until(predicate, timeout_s: float = 20.0, step_s: float = 0.01) -> None:
-    """Wait until ``predicate()``; under MockClock pass a coarse ``step_s`` (virtual seconds)."""
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.sleep(step_s)
 
 
 async def test_three_schedulers_run_every_job_exactly_once(db):
@@ -43,8 +37,8 @@ async def test_three_schedulers_run_every_job_exactly_once(db):
     async with trio.open_nursery() as nursery:
         for _ in range(3):
             await nursery.start(Scheduler(db, clock, {"count": handler}, config).run)
-        await _run_until(lambda: len(runs) == 600)
-        await _run_until(lambda: db.transaction_sync(jobs_sql.count_by_state) == {"completed": 600})
+        await wait_until(lambda: len(runs) == 600, timeout_s=20)
+        await wait_until(lambda: db.transaction_sync(jobs_sql.count_by_state) == {"completed": 600}, timeout_s=20)
         nursery.cancel_scope.cancel()
     assert set(runs.values()) == {1}
 
@@ -76,7 +70,7 @@ async def test_snooze_spends_no_attempt_and_wakes_on_time(db, autojump_clock):
 
     async with trio.open_nursery() as nursery:
         await nursery.start(Scheduler(db, clock, {"snoozer": handler}, SchedulerConfig(poll_interval_s=5)).run)
-        await _run_until(lambda: len(seen) == 4, timeout_s=1000, step_s=10)
+        await wait_until(lambda: len(seen) == 4, timeout_s=1000, step_s=10)
         nursery.cancel_scope.cancel()
     assert [attempt for _, attempt in seen] == [1, 1, 1, 1]
     gaps = [b - a for (a, _), (b, _) in zip(seen, seen[1:])]
@@ -94,15 +88,8 @@ async def test_failure_retries_with_backoff_then_discards(db, autojump_clock):
 
     async with trio.open_nursery() as nursery:
         await nursery.start(Scheduler(db, clock, {"flaky": handler}, SchedulerConfig(poll_interval_s=1)).run)
-        await _run_until(
+        await wait_until(
             lambda: db.transaction_sync(jobs_sql.count_by_state) == {"discarded": 1}, timeout_s=1000, step_s=1
         )
         nursery.cancel_scope.cancel()
     assert attempts == [1, 2, 3]
-
-
-@pytest.fixture
-def autojump_clock():
-    """MockClock that jumps only after 20 ms of real idleness, so database threads finish first."""
-    from trio.testing import MockClock
-    return MockClock(autojump_threshold=0.02)

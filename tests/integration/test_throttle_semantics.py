@@ -31,6 +31,7 @@ import trio
 from trio.testing import MockClock
 
 from tests.conftest import EPOCH, install_portal
+from tests.support.waiting import wait_until
 from throttled.admin import operations
 from throttled.clock import TrioClock
 from throttled.db import executions as executions_sql
@@ -47,6 +48,7 @@ from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache
 from throttled.throttle.policy import PAUSED_RECHECK
 from throttled.throttle.rate import max_in_window
 from throttled.throttle.worker import ThrottleWorker
+from tests.support.portal_side import PortalSide
 
 PORTAL = 31337
 BLOCK_S = 30 * 86400  # longer than every test's virtual span, so nothing expires
@@ -63,71 +65,6 @@ TICK_S = 0.1
 def portal_installed(db):
     """The worker holds queues of portals it cannot call: install this one."""
     install_portal(db, PORTAL)
-
-
-@pytest.fixture
-def autojump_clock(db):
-    """MockClock that jumps after 20 ms of real idleness — but never while one of ``db``'s
-    transactions is in flight, so a slow query on a loaded machine cannot let virtual time
-    run ahead of the code waiting for it (worker runs and acknowledgements keep their times)."""
-    clock = MockClock(autojump_threshold=AUTOJUMP_S)
-    transaction = db.transaction
-    in_flight = 0
-
-    async def held_transaction(fn, *args):
-        nonlocal in_flight
-        in_flight += 1
-        clock.autojump_threshold = math.inf
-        try:
-            return await transaction(fn, *args)
-        finally:
-            in_flight -= 1
-            if not in_flight:
-                clock.autojump_threshold = AUTOJUMP_S
-
-    db.transaction = held_transaction
-    return clock
-
-
-class PortalSide:
-    """HubSpot acknowledging completions at once: records each acknowledgement (virtual UTC
-    time, callback id) in order and marks the executions released at that time."""
-
-    def __init__(self, db, clock: TrioClock) -> None:
-        self.db = db
-        self.clock = clock
-        self.acks: list[tuple[dt.datetime, str]] = []
-        self.batch_sizes: list[int] = []
-        self._changed = trio.Event()
-
-    async def submit(self, portal_id: int, releases: Sequence[Release]) -> None:
-        assert {r.portal_id for r in releases} == {portal_id}
-        acked_at = self.clock.now()
-        ids = [r.callback_id for r in releases]
-        assert await self.db.transaction(executions_sql.mark_released, ids, acked_at) == len(ids)
-        self.acks.extend((acked_at, cid) for cid in ids)
-        self.batch_sizes.append(len(ids))
-        self._changed.set()
-        self._changed = trio.Event()
-
-    @property
-    def ids(self) -> list[str]:
-        return [cid for _, cid in self.acks]
-
-    @property
-    def times(self) -> list[dt.datetime]:
-        return [t for t, _ in self.acks]
-
-    def since(self, moment: dt.datetime) -> list[dt.datetime]:
-        return [t for t in self.times if t >= moment]
-
-    async def wait_for(self, n: int, timeout_s: float, tick_s: float | None = None) -> None:
-        """Wait (virtual time) until ``n`` completions in all were acknowledged. With
-        ``tick_s``, time advances in steps that small (when a NOTIFY is on its way)."""
-        with trio.fail_after(timeout_s):
-            while len(self.acks) < n:
-                with trio.move_on_after(tick_s or math.inf):
-                    await self._changed.wait()
 
 
 def body(callback_id: str, step: Step, object_id: int = 1, **inputs: object) -> bytes:
@@ -160,14 +97,6 @@ def queue(db, queue_id: str) -> queues_sql.QueueRow:
 
 def counts(db, queue_id: str) -> dict[str, int]:
     return db.transaction_sync(executions_sql.execution_counts, [queue_id]).get(queue_id, {})
-
-
-async def wait_until(predicate, *, timeout_s: float, step_s: float) -> None:
-    """Poll ``predicate()`` every ``step_s`` virtual seconds (coarse on purpose: each step
-    costs real time under MockClock)."""
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.sleep(step_s)
 
 
 def job_done(db, queue_id: str) -> bool:

@@ -4,8 +4,8 @@ No HTTP: enrollments are stored with ``store_enrollments`` (what the batcher com
 worker's ``submit`` goes to :class:`PortalSide`, a few lines standing in for HubSpot's
 acknowledgement — it records what was released and when, and marks it released at that
 moment, as the portal queue does after a 204. The worker, scheduler, job table and SQL are
-the real ones. Time is ``MockClock`` (autojumping after 20 ms of real idleness, so database
-threads finish first) read through ``TrioClock``.
+the real ones. Time is the suite's ``autojump_clock`` (``tests/support/clocks.py``) read through
+``TrioClock``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import trio
 
 from tests.conftest import EPOCH, install_portal
+from tests.support.waiting import wait_until
 from throttled.clock import TrioClock
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
@@ -28,6 +29,7 @@ from throttled.demo.stack import Step, enrollment_body
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import THROTTLE_JOB_KIND, store_enrollments, throttle_job_key
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
+from tests.support.portal_side import PortalSide
 from throttled.throttle.rate import max_in_window
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig
 
@@ -40,33 +42,6 @@ FIVE_PER_5S = Step(workflow_id=100, action_id=1, limit=5, period=5, unit="second
 def portal_installed(db):
     """The worker holds queues of portals it cannot call: install this one."""
     install_portal(db, PORTAL)
-
-
-class PortalSide:
-    """HubSpot acknowledging completions at once: records ``(virtual time, ids)`` per call,
-    marks them released at the clock's now, and checks invariant 3 after every release."""
-
-    def __init__(self, db, clock: TrioClock) -> None:
-        self.db = db
-        self.clock = clock
-        self.batches: list[tuple[float, list[str]]] = []
-        self.acks: list[dt.datetime] = []
-        self.orphans_seen: list[list[tuple[str, int, int | None]]] = []
-
-    async def submit(self, portal_id: int, releases: Sequence[Release]) -> None:
-        assert {r.portal_id for r in releases} == {portal_id}
-        acked_at = self.clock.now()
-        ids = [r.callback_id for r in releases]
-        self.batches.append((trio.current_time(), ids))
-        assert await self.db.transaction(executions_sql.mark_released, ids, acked_at) == len(ids)
-        self.acks.extend([acked_at] * len(ids))
-        orphans = await self.db.transaction(queues_sql.queues_without_live_job, "throttle:", acked_at)
-        if orphans:
-            self.orphans_seen.append(orphans)
-
-    def released(self, step: Step | None = None) -> list[str]:
-        ids = [cid for _, batch in self.batches for cid in batch]
-        return ids if step is None else [cid for cid in ids if f"-{step.workflow_id}-{step.action_id}-" in cid]
 
 
 def _ids(step: Step, start: int, n: int) -> list[str]:
@@ -89,14 +64,6 @@ def _orphans(db) -> list[tuple[str, int, int | None]]:
     return db.transaction_sync(queues_sql.queues_without_live_job, "throttle:", EPOCH)
 
 
-async def _run_until(predicate, timeout_s: float = 2000.0, step_s: float = 1.0) -> None:
-    """Wait until ``predicate()``, polling every ``step_s`` virtual seconds (coarse on purpose:
-    fine polling under MockClock costs real time on every step)."""
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.sleep(step_s)
-
-
 async def _start(nursery, db, clock, portal: PortalSide) -> None:
     worker = ThrottleWorker(db, clock, portal.submit)
     scheduler = Scheduler(db, clock, {THROTTLE_JOB_KIND: worker}, SchedulerConfig(workers=8, poll_interval_s=1.0))
@@ -105,32 +72,32 @@ async def _start(nursery, db, clock, portal: PortalSide) -> None:
 
 async def test_five_per_five_seconds_releases_exactly_five_every_five_seconds(db, autojump_clock):
     clock = TrioClock(EPOCH)
-    portal = PortalSide(db, clock)
+    portal = PortalSide(db, clock, check_orphans=True)
     ids = _ids(FIVE_PER_5S, 0, 30)
     assert _store(db, FIVE_PER_5S, ids, clock.now()) == 30
     async with trio.open_nursery() as nursery:
         await _start(nursery, db, clock, portal)
-        await _run_until(lambda: len(portal.released()) == 30)
-        await _run_until(lambda: [state for _, state in _jobs_of(db, FIVE_PER_5S)] == ["completed"])
+        await wait_until(lambda: len(portal.released()) == 30, timeout_s=2000, step_s=1)
+        await wait_until(lambda: [state for _, state in _jobs_of(db, FIVE_PER_5S)] == ["completed"], timeout_s=2000, step_s=1)
         nursery.cancel_scope.cancel()
 
     assert [len(batch) for _, batch in portal.batches] == [5] * 6  # never 4, never 6
     times = [t for t, _ in portal.batches]
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert all(5.0 <= g < 6.0 for g in gaps), gaps
-    assert max_in_window(portal.acks, dt.timedelta(seconds=5)) == 5
+    assert max_in_window(portal.times, dt.timedelta(seconds=5)) == 5
     assert portal.released() == ids  # arrival order
     assert portal.orphans_seen == [] and _orphans(db) == []
 
 
 async def test_job_finishes_when_empty_and_a_later_enrollment_starts_a_new_one(db, autojump_clock):
     clock = TrioClock(EPOCH)
-    portal = PortalSide(db, clock)
+    portal = PortalSide(db, clock, check_orphans=True)
     first, later = _ids(FIVE_PER_5S, 0, 7), _ids(FIVE_PER_5S, 7, 3)
     _store(db, FIVE_PER_5S, first, clock.now())
     async with trio.open_nursery() as nursery:
         await _start(nursery, db, clock, portal)
-        await _run_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed"])
+        await wait_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed"], timeout_s=2000, step_s=1)
         assert portal.released() == first
         assert _orphans(db) == []
 
@@ -139,7 +106,7 @@ async def test_job_finishes_when_empty_and_a_later_enrollment_starts_a_new_one(d
         _store(db, FIVE_PER_5S, later, clock.now())
         jobs = _jobs_of(db, FIVE_PER_5S)
         assert len(jobs) == 2 and jobs[1][1] in ("available", "executing", "scheduled")
-        await _run_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed", "completed"])
+        await wait_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed", "completed"], timeout_s=2000, step_s=1)
         nursery.cancel_scope.cancel()
 
     assert portal.released() == first + later
@@ -149,7 +116,7 @@ async def test_job_finishes_when_empty_and_a_later_enrollment_starts_a_new_one(d
 
 async def test_enrollments_arriving_while_releasing_keep_their_place(db, autojump_clock):
     clock = TrioClock(EPOCH)
-    portal = PortalSide(db, clock)
+    portal = PortalSide(db, clock, check_orphans=True)
     ids = _ids(FIVE_PER_5S, 0, 20)
     _store(db, FIVE_PER_5S, ids[:8], clock.now())
     async with trio.open_nursery() as nursery:
@@ -157,29 +124,29 @@ async def test_enrollments_arriving_while_releasing_keep_their_place(db, autojum
         for start in (8, 12, 16):  # more arrive every 3 s while the queue drains
             await trio.sleep(3)
             _store(db, FIVE_PER_5S, ids[start : start + 4], clock.now())
-        await _run_until(lambda: len(portal.released()) == 20)
-        await _run_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed"])
+        await wait_until(lambda: len(portal.released()) == 20, timeout_s=2000, step_s=1)
+        await wait_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed"], timeout_s=2000, step_s=1)
         nursery.cancel_scope.cancel()
 
     assert portal.released() == ids
     assert [len(batch) for _, batch in portal.batches] == [5, 5, 5, 5]
-    assert max_in_window(portal.acks, dt.timedelta(seconds=5)) == 5
+    assert max_in_window(portal.times, dt.timedelta(seconds=5)) == 5
     assert portal.orphans_seen == [] and _orphans(db) == []
 
 
 async def test_two_queues_each_keep_their_own_rate(db, autojump_clock):
     clock = TrioClock(EPOCH)
-    portal = PortalSide(db, clock)
+    portal = PortalSide(db, clock, check_orphans=True)
     fast = Step(workflow_id=200, action_id=1, limit=3, period=2, unit="seconds")
     slow = Step(workflow_id=200, action_id=2, limit=2, period=1, unit="minutes")
     _store(db, fast, _ids(fast, 0, 12), clock.now())
     _store(db, slow, _ids(slow, 0, 6), clock.now())
     async with trio.open_nursery() as nursery:
         await _start(nursery, db, clock, portal)
-        await _run_until(lambda: len(portal.released()) == 18, step_s=5)
+        await wait_until(lambda: len(portal.released()) == 18, timeout_s=2000, step_s=5)
         nursery.cancel_scope.cancel()
 
-    acks = dict(zip(portal.released(), portal.acks))
+    acks = dict(zip(portal.ids, portal.times))
     fast_acks = [acks[cid] for cid in portal.released(fast)]
     slow_acks = [acks[cid] for cid in portal.released(slow)]
     assert portal.released(fast) == _ids(fast, 0, 12) and portal.released(slow) == _ids(slow, 0, 6)
@@ -189,13 +156,6 @@ async def test_two_queues_each_keep_their_own_rate(db, autojump_clock):
     assert (max(fast_acks) - min(fast_acks)).total_seconds() < 7.5
     assert (max(slow_acks) - min(slow_acks)).total_seconds() >= 120
     assert portal.orphans_seen == [] and _orphans(db) == []
-
-
-@pytest.fixture
-def autojump_clock():
-    """MockClock that jumps only after 20 ms of real idleness, so database threads finish first."""
-    from trio.testing import MockClock
-    return MockClock(autojump_threshold=0.02)
 
 
 class CrashOnce(PortalSide):
@@ -231,11 +191,11 @@ async def test_a_send_lost_in_a_crash_still_counts_in_its_window(db, autojump_cl
     scheduler = Scheduler(db, clock, {THROTTLE_JOB_KIND: worker}, SchedulerConfig(workers=4, poll_interval_s=1.0))
     async with trio.open_nursery() as nursery:
         await nursery.start(scheduler.run)
-        await _run_until(lambda: len(portal.completed_at) == 5)
+        await wait_until(lambda: len(portal.completed_at) == 5, timeout_s=2000, step_s=1)
         await trio.sleep(2)
         db.transaction_sync(store_enrollments, [parse_enrollment(json.dumps(urgent).encode())], clock.now(), BLOCK_S)
-        await _run_until(lambda: len(portal.completed_at) == 6, step_s=5)
-        await _run_until(lambda: [s for _, s in _jobs_of(db, step)] == ["completed"], step_s=5)
+        await wait_until(lambda: len(portal.completed_at) == 6, timeout_s=2000, step_s=5)
+        await wait_until(lambda: [s for _, s in _jobs_of(db, step)] == ["completed"], timeout_s=2000, step_s=5)
         nursery.cancel_scope.cancel()
 
     real = sorted(portal.completed_at.values())

@@ -70,7 +70,11 @@ def test_parse_key_ring_first_is_current():
     assert current == "k2" and set(keys) == {"k1", "k2"}
 
 
-@pytest.mark.parametrize("bad", ["", "k1", f"k1:{generate_key()},k1:{generate_key()}", "bad id:AAAA", "k1:short"])
+_KEY = base64.b64encode(bytes(range(32))).decode()  # fixed, so every xdist worker collects the same ids
+
+
+@pytest.mark.parametrize("bad", ["", "k1", f"k1:{_KEY},k1:{_KEY}", "bad id:AAAA", "k1:short"],
+                         ids=["empty", "no-key", "duplicate-id", "bad-id", "short-key"])
 def test_parse_key_ring_rejects(bad):
     with pytest.raises(ValueError):
         parse_key_ring(bad)
