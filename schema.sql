@@ -16,10 +16,29 @@ CREATE TABLE IF NOT EXISTS portals (
     expires_at       timestamptz,      -- when the access token expires
     scopes           text[] NOT NULL DEFAULT '{}',
     key_id           text,             -- id of the key the tokens are encrypted with
-    rate_limited_until timestamptz,    -- HubSpot's DAILY limit hit: no calls until then
+    rate_limited_until timestamptz,    -- legacy (before held_until): moved there at migrate
     installed_at     timestamptz NOT NULL,
-    updated_at       timestamptz NOT NULL
+    updated_at       timestamptz NOT NULL,
+    -- HubSpot refused the portal as a whole (missing scopes, DAILY limit, an API path gone,
+    -- our client credentials): no calls until held_until; the hold doubles per refusal in a
+    -- row (holds) and a success or a re-install lifts it.
+    held_until       timestamptz,
+    hold_reason      text,
+    holds            integer NOT NULL DEFAULT 0,
+    -- A token refresh in progress (single-flight across daemons without holding a
+    -- transaction while HubSpot answers): who claimed it, until when.
+    refresh_claimed_by    text,
+    refresh_claimed_until timestamptz
 );
+-- Databases created before these columns existed.
+ALTER TABLE portals ADD COLUMN IF NOT EXISTS held_until timestamptz;
+ALTER TABLE portals ADD COLUMN IF NOT EXISTS hold_reason text;
+ALTER TABLE portals ADD COLUMN IF NOT EXISTS holds integer NOT NULL DEFAULT 0;
+ALTER TABLE portals ADD COLUMN IF NOT EXISTS refresh_claimed_by text;
+ALTER TABLE portals ADD COLUMN IF NOT EXISTS refresh_claimed_until timestamptz;
+UPDATE portals SET held_until = rate_limited_until, rate_limited_until = NULL,
+                   hold_reason = coalesce(hold_reason, 'HubSpot''s daily API limit is reached')
+ WHERE rate_limited_until IS NOT NULL;
 
 -- One row per throttled workflow step (or shared throttle).
 CREATE TABLE IF NOT EXISTS queues (

@@ -256,30 +256,27 @@ def portals_list(config_file: Path | None, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from throttled.db import portals as portals_sql
+    from throttled.admin import operations
     from throttled.db.engine import Database
+    from throttled.db.time import database_now
 
     settings = load_settings(config_file)
     db = Database(database_url(settings), pool_size=1)
     try:
-        rows = db.transaction_sync(portals_sql.list_portals)
+        overviews = db.transaction_sync(lambda conn: operations.list_portals(conn, database_now(conn)))
     finally:
         db.dispose()
-    records = [
-        {"portal_id": r.portal_id, "status": r.status, "expires_at": r.expires_at.isoformat() if r.expires_at else None,
-         "scopes": r.scopes, "key_id": r.key_id, "updated_at": r.updated_at.isoformat(),
-         "rate_limited_until": r.rate_limited_until.isoformat() if r.rate_limited_until else None}
-        for r in rows
-    ]
+    records = [o.as_json() for o in overviews]
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    table = Table("portal", "status", "token expires", "scopes", "key", "updated", "daily limit until")
+    table = Table("portal", "status", "token", "scopes", "key", "updated", "held until", "hold reason")
     for column in table.columns:
         column.overflow = "fold"  # never cut a value with "…", even in a narrow or piped terminal
     for r in records:
-        table.add_row(str(r["portal_id"]), r["status"], r["expires_at"] or "-", " ".join(r["scopes"]), r["key_id"] or "-",
-                      r["updated_at"], r["rate_limited_until"] or "-")
+        table.add_row(str(r["portal_id"]), r["status"], f'{r["token_status"]} {r["expires_at"] or ""}'.strip(),
+                      " ".join(r["scopes"]), r["key_id"] or "-", r["updated_at"], r["held_until"] or "-",
+                      r["hold_reason"] or "-")
     Console().print(table)
 
 

@@ -29,13 +29,14 @@ from throttled.db.schema import migrate
 from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.client import HubSpotClient
 from throttled.hubspot.portal_queue import PortalQueueConfig, PortalQueues
+from throttled.hubspot.recorder import HoldConfig
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.ingest.store import THROTTLE_JOB_KIND
 from throttled.jobs.cron import Cron
 from throttled.jobs.leader import Leadership
 from throttled.jobs.listener import listen
-from throttled.jobs.scheduler import Scheduler, SchedulerConfig
+from throttled.jobs.scheduler import Scheduler, SchedulerConfig, new_owner_id
 from throttled.service.metrics import Metrics
 from throttled.service.systemd import Notifier, watchdog, watchdog_interval_s
 from throttled.settings import Settings
@@ -48,12 +49,6 @@ from throttled.web.server import serve
 log = structlog.get_logger("throttled.daemon")
 
 STATUS_EVERY_S = 10.0
-
-
-def renew_margin_s(settings: Settings) -> float:
-    """Seconds of lease a release must have left for a HubSpot call to start on it: one call
-    may take up to four timeouts (pool, connect, write, read); never more than half the lease."""
-    return min(4 * settings.hubspot_timeout_s, settings.release_lease_s / 2)
 
 
 @dataclass
@@ -112,11 +107,13 @@ async def run_daemon(
     )
     try:
         await db.transaction(migrate)
-        tokens = TokenStore(db, clock, ring, client)
+        owner = new_owner_id()
+        tokens = TokenStore(db, clock, ring, client, owner=owner)
         batcher = Batcher(db, clock, settings.block_duration_s, metrics=metrics)
         portal_queues = PortalQueues(db, clock, tokens, client, PortalQueueConfig(
-            flush_interval_s=settings.flush_interval_s, hold_after=settings.hold_after, hold_s=settings.hold_s,
-            release_lease_s=settings.release_lease_s, renew_margin_s=renew_margin_s(settings)))
+            flush_interval_s=settings.flush_interval_s, release_lease_s=settings.release_lease_s,
+            renew_margin_s=settings.renew_margin_s,
+            holds=HoldConfig(hold_after=settings.hold_after, hold_s=settings.hold_s, portal_hold_s=settings.portal_hold_s)))
         config_cache = ConfigCache(db, clock, ttl_s=settings.config_ttl_s)
         worker = ThrottleWorker(db, clock, portal_queues.submit, WorkerConfig(release_lease_s=settings.release_lease_s),
                                 overrides=config_cache.get, metrics=metrics)
@@ -124,6 +121,7 @@ async def run_daemon(
         scheduler = Scheduler(
             db, clock, {THROTTLE_JOB_KIND: worker, CLEANER_KIND: cleaner},
             SchedulerConfig(workers=settings.workers, poll_interval_s=settings.poll_interval_s, lease_s=settings.job_lease_s),
+            owner=owner,
         )
         scheduler.on_rescue = metrics.rescues.inc
         leadership = Leadership(db, clock, "cron", scheduler.owner, ttl_s=settings.leader_ttl_s)

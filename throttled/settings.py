@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from throttled.crypto import KeyRing, fingerprint, parse_key, parse_key_ring
+from throttled.settings_rules import combination_error, renew_margin_s
 
 # field name -> environment variable; the single table the README documents.
 ENV_NAMES: dict[str, str] = {
@@ -63,6 +64,7 @@ ENV_NAMES: dict[str, str] = {
     "max_body_bytes": "THROTTLED_MAX_BODY",
     "read_timeout_s": "THROTTLED_READ_TIMEOUT",
     "cleaner_interval_s": "THROTTLED_CLEANER_INTERVAL",
+    "portal_hold_s": "THROTTLED_PORTAL_HOLD",
 }
 
 # Upper bounds. Past them a value overflows a timestamp or a bigint (a second new-user trial:
@@ -74,7 +76,7 @@ MAXIMA: dict[str, float] = {
     "poll_interval_s": 3600, "job_lease_s": 3600, "release_lease_s": 86400, "leader_ttl_s": 3600,
     "job_retention_s": 366 * 86400, "flush_interval_s": 60, "hubspot_timeout_s": 300, "hold_s": 86400,
     "config_ttl_s": 86400, "portal_budget_window_s": 3600, "shutdown_grace_s": 3600,
-    "max_body_bytes": 16 * 1024 * 1024, "read_timeout_s": 3600,
+    "max_body_bytes": 16 * 1024 * 1024, "read_timeout_s": 3600, "portal_hold_s": 86400,
 }
 
 
@@ -173,6 +175,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = _field(65536, "max_body_bytes", "largest request body accepted, bytes; larger ones get 413")
     read_timeout_s: float = _field(30.0, "read_timeout_s", "seconds a client may take to send a request's head, and its body; slower ones are cut")
     cleaner_interval_s: float = _field(60.0, "cleaner_interval_s", "seconds between cleaner runs (at least 1)")
+    portal_hold_s: float = _field(60.0, "portal_hold_s", "first hold, seconds, of a portal HubSpot refuses as a whole; doubles per refusal in a row, up to an hour")
 
     @field_validator("bind", "admin_bind")
     @classmethod
@@ -280,7 +283,7 @@ class Settings(BaseSettings):
     @field_validator(
         "poll_interval_s", "job_lease_s", "release_lease_s", "leader_ttl_s", "job_retention_s",
         "flush_interval_s", "hubspot_timeout_s", "hold_s", "config_ttl_s", "portal_budget_window_s", "shutdown_grace_s",
-        "read_timeout_s",
+        "read_timeout_s", "portal_hold_s",
     )
     @classmethod
     def _check_positive_float(cls, value: float, info: ValidationInfo) -> float:
@@ -295,6 +298,13 @@ class Settings(BaseSettings):
         if not math.isfinite(value) or not 1 <= value <= 86400:
             raise ValueError("must be a number of seconds from 1 to 86400 (a day)")
         return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        problem = combination_error(self)
+        if problem:
+            raise SettingsError(problem)
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -311,6 +321,11 @@ class Settings(BaseSettings):
     def effective_public_url(self) -> str:
         """``public_url``, or ``http://{bind}`` when unset (local runs)."""
         return self.public_url or f"http://{self.bind}"
+
+    @property
+    def renew_margin_s(self) -> float:
+        """Seconds of lease a release must have left for a HubSpot call to start on it."""
+        return renew_margin_s(self.hubspot_timeout_s)
 
     @property
     def accepted_signatures(self) -> tuple[str, ...]:

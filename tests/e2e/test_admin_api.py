@@ -117,9 +117,9 @@ async def test_portals_show_status_and_expiry_but_never_tokens(empty_database):
         assert response.status_code == 200
         [portal] = response.json()["portals"]
         assert set(portal) == {"portal_id", "status", "token_status", "expires_at", "scopes", "key_id",
-                               "rate_limited_until", "installed_at", "updated_at"}
+                               "held_until", "hold_reason", "installed_at", "updated_at"}
         assert (portal["portal_id"], portal["status"], portal["token_status"]) == (stack.portal_id, "active", "valid")
-        assert portal["scopes"] and portal["key_id"] and portal["expires_at"] and portal["rate_limited_until"] is None
+        assert portal["scopes"] and portal["key_id"] and portal["expires_at"] and portal["held_until"] is None
 
         row = await stack.daemons[0].db.transaction(portals_sql.get_portal, stack.portal_id)
         secrets_seen = [*stack.sandbox_state._access, *stack.sandbox_state._refresh]  # plaintext, at HubSpot

@@ -26,8 +26,9 @@ from throttled.admin import operations
 from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
 from throttled.demo.stack import Step, local_stack
-from throttled.hubspot import portal_queue
-from throttled.hubspot.errors import HubSpotRejected, HubSpotUnauthorized
+from throttled.hubspot import send_policy
+from throttled.hubspot.answers import Action
+from throttled.hubspot.errors import HubSpotRejected
 from throttled.hubspot.registration import action_definition, register
 from throttled.ingest.store import ensure_throttle_job
 from throttled.sandbox import SandboxConfig, serve_sandbox
@@ -128,8 +129,8 @@ async def test_a_hundred_concurrent_401s_cost_one_token_call(empty_database, dae
             # What a portal-queue send does: a 401 for the stale token, then the shared refresh.
             daemon = stack.daemons[n % daemons]
             callback_id = f"ap-{portal}-401-{n}"
-            with pytest.raises(HubSpotUnauthorized):
-                await daemon.tokens.client.complete(stale, [callback_id], portal)
+            refused = await daemon.tokens.client.complete(stale, [callback_id], portal)
+            assert refused.action is Action.REFRESH
             fresh = await daemon.tokens.after_unauthorized(portal, stale)
             await daemon.tokens.client.complete(fresh, [callback_id], portal)
             used[callback_id] = fresh
@@ -238,11 +239,11 @@ async def test_a_batch_split_longer_than_its_lease_sends_no_callback_twice(empty
     # Found by the reliability suite: halving a batch over a slow HubSpot took longer than the
     # release lease; the worker put the rest back in line and they went out a second time.
     step = Step(workflow_id=9014, action_id=1, limit=40, period=1, unit="seconds")
-    overrides = {"release_lease_s": 2.0, "hubspot_timeout_s": 1.0, "poll_interval_s": 0.2}
+    overrides = {"release_lease_s": 3.0, "hubspot_timeout_s": 0.5, "poll_interval_s": 0.2}
     async with local_stack(empty_database, overrides=overrides) as stack:
         portal, db = stack.portal_id, stack.daemons[0].db
         ids = [f"ap-{portal}-9014-{i}" for i in range(32)]
-        poisoned = ids[3::8]  # four bad ids: ~28 calls of 0.4 s, far past a 2 s lease
+        poisoned = ids[3::8]  # four bad ids: ~28 calls of 0.4 s, far past a 3 s lease
         await _faults(stack, poison_callback_ids=poisoned, latency_s=0.4)
         await _enroll_as_one_batch(stack, step, ids)
         done = await settled_completions(stack, len(ids) - len(poisoned), timeout_s=30)
@@ -263,7 +264,7 @@ async def test_a_callback_handed_over_again_while_its_copy_waits_goes_out_once(e
     # the stuck batch outlived their lease; the worker handed them over again, and both
     # copies went out (HubSpot then saw each callback twice).
     step = Step(workflow_id=9015, action_id=1, limit=100, period=1, unit="seconds")
-    overrides = {"release_lease_s": 2.0, "hubspot_timeout_s": 0.5, "poll_interval_s": 0.2}
+    overrides = {"release_lease_s": 3.0, "hubspot_timeout_s": 0.5, "poll_interval_s": 0.2}
     async with local_stack(empty_database, overrides=overrides, sandbox_config={"rate_limit_interval_s": 2.0}) as stack:
         portal, db = stack.portal_id, stack.daemons[0].db
         first = [f"ap-{portal}-9015-a{i}" for i in range(5)]
@@ -271,7 +272,7 @@ async def test_a_callback_handed_over_again_while_its_copy_waits_goes_out_once(e
         await _faults(stack, rate_limit_storm=3)  # the first batch waits 3 × 2 s
         await _enroll(stack, step, first)
         await trio.sleep(0.5)
-        await _enroll(stack, step, behind)  # queued behind it, leased for 2 s
+        await _enroll(stack, step, behind)  # queued behind it, leased for 3 s
         done = await settled_completions(stack, 10, timeout_s=30)
         async def all_released():
             return all(state == "released" for state, *_ in (await _rows(db, first + behind)).values())
@@ -328,12 +329,12 @@ async def _released(db, callback_id: str) -> bool:
 @pytest.fixture
 def quick_retries(monkeypatch):
     """5xx retries after 0.05, 0.1 and 0.2 s instead of 1, 2 and 4 s (same count)."""
-    monkeypatch.setattr(portal_queue, "_UNAVAILABLE_RETRIES", (0.05, 0.1, 0.2))
+    monkeypatch.setattr(send_policy, "RETRY_DELAYS", (0.05, 0.1, 0.2))
 
 
 async def test_thirty_percent_5xx_every_callback_completes_once(empty_database, quick_retries):
     steps = [Step(workflow_id=9006, action_id=a, limit=20, period=1, unit="seconds") for a in (1, 2)]
-    async with local_stack(empty_database, overrides={"release_lease_s": 2.0}) as stack:
+    async with local_stack(empty_database, overrides={"release_lease_s": 3.0, "hubspot_timeout_s": 0.5}) as stack:
         portal, db = stack.portal_id, stack.daemons[0].db
         await _faults(stack, error_rate=0.3, seed=20260302)
         ids = [f"ap-{portal}-9006-{i}" for i in range(80)]
@@ -351,7 +352,7 @@ async def test_thirty_percent_5xx_every_callback_completes_once(empty_database, 
 
 async def test_hubspot_down_puts_the_queue_on_hold_then_it_completes(empty_database, quick_retries):
     step = Step(workflow_id=9007, action_id=1, limit=10, period=1, unit="seconds")
-    overrides = {"hold_after": 2, "hold_s": 2.0, "release_lease_s": 1.0}
+    overrides = {"hold_after": 2, "hold_s": 2.0, "release_lease_s": 3.0, "hubspot_timeout_s": 0.5}
     async with local_stack(empty_database, overrides=overrides) as stack:
         portal, db, queue_id = stack.portal_id, stack.daemons[0].db, step.queue_id(stack.portal_id)
         ids = [f"ap-{portal}-9007-{i}" for i in range(10)]
@@ -417,7 +418,7 @@ async def test_daily_limit_holds_the_portal_until_the_next_day(empty_database):
             await _enroll(stack, steps[n % 3], [callback_id])
 
         async def limited():
-            return (await db.transaction(portals_sql.get_portal, portal)).rate_limited_until
+            return (await db.transaction(portals_sql.get_portal, portal)).held_until
 
         until = await wait_until(limited)
         today = dt.datetime.now(UTC).date()

@@ -16,7 +16,7 @@ from throttled.db import portals as portals_sql
 from throttled.db.executions import NewExecution, Release
 from throttled.hubspot.client import HubSpotClient
 from throttled.hubspot.portal_queue import PortalQueues
-from throttled.hubspot.tokens import PortalNotReady, TokenStore
+from throttled.hubspot.tokens import TokenStore, TokenUnavailable
 
 PORTAL = 777
 
@@ -32,11 +32,11 @@ async def test_tokens_under_another_key_make_the_portal_unusable_not_the_daemon(
     client = HubSpotClient("http://127.0.0.1:9", "id", "secret")
     try:
         store = TokenStore(db, WallClock(), KeyRing.single(bytes(32)), client)  # a different key
-        with pytest.raises(PortalNotReady) as info:
+        with pytest.raises(TokenUnavailable) as info:
             await store.access_token(PORTAL)
     finally:
         await client.aclose()
-    assert "THROTTLED_ENCRYPTION_KEY" in info.value.status
+    assert info.value.answer.action == "hold_portal" and "THROTTLED_ENCRYPTION_KEYS" in info.value.answer.reason
 
 
 async def _silent_server(task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -20,10 +20,13 @@ def _snapshot() -> StatusSnapshot:
                     last_failure_reason=HOSTILE)
     overridden = QueueRow("queue:1:shared:promo", 1, 4, 5, 1, "hours", "burst", state="paused")
     override = ConfigRow(1, 4, 50, 2, "hours", "smooth", NOW)
-    portals = [PortalOverview(1, "active", "expired", NOW - dt.timedelta(minutes=1), ["automation"], "k1", None, NOW, NOW),
-               PortalOverview(2, "revoked", "missing", None, [HOSTILE], None, NOW + dt.timedelta(hours=1), NOW, NOW)]
+    portals = [PortalOverview(1, "active", "expired", NOW - dt.timedelta(minutes=1), ["automation"], "k1", None, None,
+                              NOW, NOW),
+               PortalOverview(2, "revoked", "missing", None, [HOSTILE], None, NOW + dt.timedelta(hours=1),
+                              f"missing scopes {HOSTILE}", NOW, NOW)]
     history = [0] * (HISTORY_MINUTES - 2) + [4, 2]
-    return StatusSnapshot(NOW, [QueueOverview(held, {"pending": 7, "releasing": 3}, None),
+    portal_hold = (NOW + dt.timedelta(hours=1), "HubSpot refuses the app: missing scopes (automation)")
+    return StatusSnapshot(NOW, [QueueOverview(held, {"pending": 7, "releasing": 3}, None, portal_hold),
                                 QueueOverview(overridden, {"released": 9}, override)],
                           {"queue:1:2:3:0": history}, portals)
 
@@ -36,7 +39,8 @@ def test_every_value_is_escaped_and_holds_are_shown():
     assert "10 per minute" in page and "50 per 2 hours (override)" in page and "smooth" in page
     assert "backlog 10" in page and "6 released in the last hour" in page and "2 portals" in page
     assert "expired 2026-03-02 09:29:15 UTC (refreshed on next use)" in page and "missing" in page
-    assert "2026-03-02 10:30:15 UTC" in page  # rate limited until
+    assert "until 2026-03-02 10:30:15 UTC: missing scopes &lt;script" in page  # the portal's hold and why
+    assert "portal held until 2026-03-02 10:30:15Z: HubSpot refuses the app: missing scopes (automation)" in page
     assert page.count("<svg") == 2  # a queue without releases still gets its (empty) chart
 
 

@@ -279,7 +279,8 @@ def _rate(o: QueueOverview) -> str:
 
 def _state(o: QueueOverview) -> str:
     q = o.queue
-    return f"on hold until {q.on_hold_until:%Y-%m-%d %H:%M:%S}Z" if q.state == "on_hold" and q.on_hold_until else q.state
+    state = f"on hold until {q.on_hold_until:%Y-%m-%d %H:%M:%S}Z" if q.state == "on_hold" and q.on_hold_until else q.state
+    return f"{state}; {o.portal_held}" if o.portal_held else state
 
 
 # -- jobs ---------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from throttled.db import queues as queues_sql
 from throttled.db.jobs import JobInfo
 from throttled.db.portals import PortalRow
 from throttled.db.queues import ConfigRow, QueueRow
+from throttled.db.time import database_now
 from throttled.ingest.inputs import InvalidInput, Override
 from throttled.ingest.store import wake_throttle_job
 
@@ -40,6 +41,15 @@ class QueueOverview:
     queue: QueueRow
     counts: dict[str, int]
     override: ConfigRow | None
+    portal_hold: tuple[dt.datetime, str] | None = None  # the portal's (held_until, reason), if held
+
+    @property
+    def portal_held(self) -> str | None:
+        """"portal held until …: reason" while HubSpot's refusal of the portal holds the queue."""
+        if self.portal_hold is None:
+            return None
+        until, reason = self.portal_hold
+        return f"portal held until {until.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S}Z: {reason}"
 
     @property
     def backlog(self) -> int:
@@ -61,7 +71,9 @@ class QueueOverview:
     def as_json(self) -> dict:
         """JSON-ready dict (times as ISO-8601 UTC)."""
         return {**_jsonable(asdict(self.queue)), "counts": self.counts, "backlog": self.backlog,
-                "override": _jsonable(asdict(self.override)) if self.override else None}
+                "override": _jsonable(asdict(self.override)) if self.override else None,
+                "portal_held_until": self.portal_hold[0].isoformat() if self.portal_hold else None,
+                "portal_hold_reason": self.portal_hold[1] if self.portal_hold else None}
 
 
 @dataclass(frozen=True)
@@ -75,7 +87,8 @@ class PortalOverview:
     expires_at: dt.datetime | None
     scopes: list[str]
     key_id: str | None
-    rate_limited_until: dt.datetime | None
+    held_until: dt.datetime | None  # HubSpot refused the portal as a whole: no calls until then
+    hold_reason: str | None
     installed_at: dt.datetime
     updated_at: dt.datetime
 
@@ -138,20 +151,24 @@ def _portal_overview(p: PortalRow, now: dt.datetime) -> PortalOverview:
         token_status = "missing"
     else:
         token_status = "valid" if p.expires_at > now else "expired"
+    held = p.held_at(now)
     return PortalOverview(p.portal_id, p.status, token_status, p.expires_at, p.scopes, p.key_id,
-                          p.rate_limited_until, p.installed_at, p.updated_at)
+                          p.held_until if held else None, p.hold_reason if held else None, p.installed_at, p.updated_at)
 
 
 # -- queues ----------------------------------------------------------------------------------
 
 
-def list_queues(conn: Connection, portal_id: int | None = None) -> list[QueueOverview]:
-    """Every queue (of one portal when given) with its backlog and override."""
+def list_queues(conn: Connection, portal_id: int | None = None, now: dt.datetime | None = None) -> list[QueueOverview]:
+    """Every queue (of one portal when given) with its backlog, override and its portal's
+    hold at ``now`` (default: the database's clock)."""
     queues = queues_sql.list_queues(conn, portal_id)
     counts = executions_sql.execution_counts(conn, [q.queue_id for q in queues])
+    held = portals_sql.holds(conn, sorted({q.portal_id for q in queues}), now or database_now(conn))
     return [
         QueueOverview(q, counts.get(q.queue_id, {}),
-                      queues_sql.get_config(conn, q.portal_id, q.action_id) if q.action_id is not None else None)
+                      queues_sql.get_config(conn, q.portal_id, q.action_id) if q.action_id is not None else None,
+                      held.get(q.portal_id))
         for q in queues
     ]
 
@@ -163,7 +180,8 @@ def show_queue(conn: Connection, queue_id: str) -> QueueOverview:
         raise NotFound(f"no queue {queue_id}")
     counts = executions_sql.execution_counts(conn, [queue_id]).get(queue_id, {})
     override = queues_sql.get_config(conn, queue.portal_id, queue.action_id) if queue.action_id is not None else None
-    return QueueOverview(queue, counts, override)
+    held = portals_sql.holds(conn, [queue.portal_id], database_now(conn))
+    return QueueOverview(queue, counts, override, held.get(queue.portal_id))
 
 
 def pause_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:

@@ -20,16 +20,24 @@ class PortalRow:
     expires_at: dt.datetime | None
     scopes: list[str]
     key_id: str | None
-    rate_limited_until: dt.datetime | None
     installed_at: dt.datetime
     updated_at: dt.datetime
+    held_until: dt.datetime | None = None
+    hold_reason: str | None = None
+    holds: int = 0
+    refresh_claimed_by: str | None = None
+    refresh_claimed_until: dt.datetime | None = None
+
+    def held_at(self, now: dt.datetime) -> bool:
+        """Whether HubSpot's refusal of the whole portal still holds it at ``now``."""
+        return self.held_until is not None and self.held_until > now
 
     def __repr__(self) -> str:  # never show token bytes
         return f"PortalRow(portal_id={self.portal_id}, status={self.status!r}, expires_at={self.expires_at})"
 
 
-_COLUMNS = ("portal_id, status, access_token, refresh_token, expires_at, scopes, key_id, rate_limited_until, "
-            "installed_at, updated_at")
+_COLUMNS = ("portal_id, status, access_token, refresh_token, expires_at, scopes, key_id, installed_at, updated_at, "
+            "held_until, hold_reason, holds, refresh_claimed_by, refresh_claimed_until")
 
 
 def save_install(
@@ -42,40 +50,80 @@ def save_install(
     key_id: str,
     now: dt.datetime,
 ) -> None:
-    """Store a (re-)installation's tokens; the portal becomes active again."""
+    """Store a (re-)installation's tokens; the portal becomes active again and any hold
+    (missing scopes, a refused client, the DAILY limit) is lifted."""
     conn.execute(
         text(
-            f"""INSERT INTO portals ({_COLUMNS})
-                VALUES (:portal_id, 'active', :access, :refresh, :expires_at, :scopes, :key_id, NULL, :now, :now)
+            """INSERT INTO portals (portal_id, status, access_token, refresh_token, expires_at, scopes, key_id,
+                                   installed_at, updated_at)
+                VALUES (:portal_id, 'active', :access, :refresh, :expires_at, :scopes, :key_id, :now, :now)
                 ON CONFLICT (portal_id) DO UPDATE
-                SET status = 'active', access_token = excluded.access_token, rate_limited_until = NULL,
+                SET status = 'active', access_token = excluded.access_token,
                     refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
-                    scopes = excluded.scopes, key_id = excluded.key_id, updated_at = excluded.updated_at"""
+                    scopes = excluded.scopes, key_id = excluded.key_id, updated_at = excluded.updated_at,
+                    held_until = NULL, hold_reason = NULL, holds = 0, rate_limited_until = NULL,
+                    refresh_claimed_by = NULL, refresh_claimed_until = NULL"""
         ),
         {"portal_id": portal_id, "access": access_token, "refresh": refresh_token,
          "expires_at": expires_at, "scopes": scopes, "key_id": key_id, "now": now},
     )
 
 
+def claim_refresh(conn: Connection, portal_id: int, owner: str, until: dt.datetime) -> None:
+    """Claim the portal's token refresh for ``owner`` until ``until`` (the row must be locked
+    by this transaction and the claim free or lapsed: see :class:`PortalRow`)."""
+    conn.execute(
+        text("""UPDATE portals SET refresh_claimed_by = :owner, refresh_claimed_until = :until
+                WHERE portal_id = :portal_id"""),
+        {"portal_id": portal_id, "owner": owner, "until": until},
+    )
+
+
 def save_refreshed(
     conn: Connection,
     portal_id: int,
+    owner: str,
     access_token: bytes,
     refresh_token: bytes,
     expires_at: dt.datetime,
     key_id: str,
     now: dt.datetime,
-) -> None:
-    """Store tokens from a refresh (always the refresh token the response returned)."""
-    conn.execute(
+) -> bool:
+    """Store tokens from a refresh (always the refresh token the response returned) and end
+    ``owner``'s claim — only if ``owner`` still holds it (compare-and-set: a claim that
+    lapsed while HubSpot answered may have passed to another daemon, whose tokens win).
+    Returns whether they were stored."""
+    return conn.execute(
         text(
             """UPDATE portals SET access_token = :access, refresh_token = :refresh,
-                                  expires_at = :expires_at, key_id = :key_id, updated_at = :now
-               WHERE portal_id = :portal_id"""
+                                  expires_at = :expires_at, key_id = :key_id, updated_at = :now,
+                                  refresh_claimed_by = NULL, refresh_claimed_until = NULL
+               WHERE portal_id = :portal_id AND refresh_claimed_by = :owner AND status = 'active'"""
         ),
-        {"portal_id": portal_id, "access": access_token, "refresh": refresh_token,
+        {"portal_id": portal_id, "owner": owner, "access": access_token, "refresh": refresh_token,
          "expires_at": expires_at, "key_id": key_id, "now": now},
+    ).rowcount == 1
+
+
+def end_refresh_claim(conn: Connection, portal_id: int, owner: str) -> None:
+    """``owner`` gives its refresh claim up (the refresh failed; another may try)."""
+    conn.execute(
+        text("""UPDATE portals SET refresh_claimed_by = NULL, refresh_claimed_until = NULL
+                WHERE portal_id = :portal_id AND refresh_claimed_by = :owner"""),
+        {"portal_id": portal_id, "owner": owner},
     )
+
+
+def revoke(conn: Connection, portal_id: int, owner: str, now: dt.datetime) -> bool:
+    """HubSpot refused ``owner``'s refresh token for good: the portal is revoked — only if
+    ``owner`` still holds the refresh claim (else its token may be one another daemon just
+    rotated away). Returns whether it was revoked."""
+    return conn.execute(
+        text("""UPDATE portals SET status = 'revoked', updated_at = :now,
+                                   refresh_claimed_by = NULL, refresh_claimed_until = NULL
+                WHERE portal_id = :portal_id AND refresh_claimed_by = :owner"""),
+        {"portal_id": portal_id, "owner": owner, "now": now},
+    ).rowcount == 1
 
 
 def get_portal(conn: Connection, portal_id: int, *, lock: bool = False) -> PortalRow | None:
@@ -95,20 +143,57 @@ def set_status(conn: Connection, portal_id: int, status: str, now: dt.datetime) 
     )
 
 
-def set_rate_limited_until(conn: Connection, portal_id: int, until: dt.datetime) -> None:
-    """HubSpot's daily limit: make no calls for this portal before ``until``."""
+def hold(
+    conn: Connection, portal_id: int, reason: str, now: dt.datetime, *,
+    until: dt.datetime | None = None, first_s: float = 60.0, max_s: float = 3600.0,
+) -> dt.datetime:
+    """HubSpot refused the portal as a whole: no calls before the returned time.
+
+    ``until`` given (the DAILY limit): held until then. Else held ``first_s · 2^holds``
+    seconds (at most ``max_s``) and ``holds`` counts this refusal; a success resets it
+    (:func:`clear_hold`). An existing later hold is kept.
+    """
+    return conn.execute(
+        text(
+            """UPDATE portals SET
+                 held_until = greatest(held_until, coalesce(CAST(:until AS timestamptz),
+                     CAST(:now AS timestamptz) + make_interval(secs => least(:max_s, :first_s * power(2, holds))))),
+                 hold_reason = :reason,
+                 holds = CASE WHEN CAST(:until AS timestamptz) IS NULL THEN holds + 1 ELSE holds END,
+                 updated_at = :now
+               WHERE portal_id = :portal_id
+               RETURNING held_until"""
+        ),
+        {"portal_id": portal_id, "reason": reason[:500], "now": now, "until": until, "first_s": first_s, "max_s": max_s},
+    ).scalar_one()
+
+
+def clear_hold(conn: Connection, portal_id: int) -> None:
+    """HubSpot accepted a call of the portal: any hold and its backoff end (writes nothing
+    when there is none)."""
     conn.execute(
-        text("UPDATE portals SET rate_limited_until = :until WHERE portal_id = :portal_id"),
-        {"portal_id": portal_id, "until": until},
+        text("""UPDATE portals SET held_until = NULL, hold_reason = NULL, holds = 0
+                WHERE portal_id = :portal_id AND (holds > 0 OR held_until IS NOT NULL)"""),
+        {"portal_id": portal_id},
     )
 
 
 def availability(conn: Connection, portal_id: int) -> tuple[str, dt.datetime | None] | None:
-    """``(status, rate_limited_until)`` of a portal, or ``None`` if it never installed."""
+    """``(status, held_until)`` of a portal, or ``None`` if it never installed."""
     row = conn.execute(
-        text("SELECT status, rate_limited_until FROM portals WHERE portal_id = :portal_id"), {"portal_id": portal_id}
+        text("SELECT status, held_until FROM portals WHERE portal_id = :portal_id"), {"portal_id": portal_id}
     ).first()
-    return (row.status, row.rate_limited_until) if row else None
+    return (row.status, row.held_until) if row else None
+
+
+def holds(conn: Connection, portal_ids: list[int], now: dt.datetime) -> dict[int, tuple[dt.datetime, str]]:
+    """``{portal_id: (held_until, hold_reason)}`` of those of ``portal_ids`` held at ``now``."""
+    rows = conn.execute(
+        text("""SELECT portal_id, held_until, hold_reason FROM portals
+                WHERE portal_id = ANY(:ids) AND held_until > :now"""),
+        {"ids": portal_ids, "now": now},
+    ).all()
+    return {r.portal_id: (r.held_until, r.hold_reason or "") for r in rows}
 
 
 def list_portals(conn: Connection) -> list[PortalRow]:
@@ -121,7 +206,8 @@ def _portal(row) -> PortalRow:
         row.portal_id, row.status,
         bytes(row.access_token) if row.access_token is not None else None,
         bytes(row.refresh_token) if row.refresh_token is not None else None,
-        row.expires_at, list(row.scopes or []), row.key_id, row.rate_limited_until, row.installed_at, row.updated_at,
+        row.expires_at, list(row.scopes or []), row.key_id, row.installed_at, row.updated_at,
+        row.held_until, row.hold_reason, row.holds, row.refresh_claimed_by, row.refresh_claimed_until,
     )
 
 

@@ -102,7 +102,7 @@ class LockedQueue:
     """What the worker reads under the queue's row lock, in one round trip.
 
     ``override_stamp``: ``updated_at`` of the operator override (``None`` without one);
-    ``portal``: ``(status, rate_limited_until)``, ``None`` if the portal never installed;
+    ``portal``: ``(status, held_until)``, ``None`` if the portal never installed;
     ``releasing``: executions in flight; ``lapsed``: those of them whose lease ran out.
     """
 
@@ -127,7 +127,7 @@ def lock_queue(conn: Connection, queue_id: str, now: dt.datetime) -> LockedQueue
                        (SELECT c.updated_at FROM throttle_configs c
                         WHERE c.portal_id = queues.portal_id AND c.action_id = queues.action_id),
                        (SELECT p.status FROM portals p WHERE p.portal_id = queues.portal_id),
-                       (SELECT p.rate_limited_until FROM portals p WHERE p.portal_id = queues.portal_id),
+                       (SELECT p.held_until FROM portals p WHERE p.portal_id = queues.portal_id),
                        (SELECT count(*) FROM action_executions e
                         WHERE e.queue_id = queues.queue_id AND e.state = 'releasing'),
                        (SELECT count(*) FROM action_executions e

@@ -24,6 +24,11 @@ portals = sa.Table(
     sa.Column("rate_limited_until", TZ),
     sa.Column("installed_at", TZ, nullable=False),
     sa.Column("updated_at", TZ, nullable=False),
+    sa.Column("held_until", TZ),
+    sa.Column("hold_reason", sa.Text),
+    sa.Column("holds", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("refresh_claimed_by", sa.Text),
+    sa.Column("refresh_claimed_until", TZ),
 )
 
 queues = sa.Table(

@@ -1,35 +1,34 @@
-"""The HubSpot API client: one ``httpx.AsyncClient`` with a bounded pool and timeouts.
+"""The HubSpot API client: one ``httpx.AsyncClient`` with a bounded pool and deadlines.
 
 Endpoints and shapes from ``../shared/docs/hubspot-protocol.md``: §5 callbacks complete
 (204 on success, batch of ≤ 100 ``inputs``), §6 OAuth token endpoint (form-encoded) and
-token metadata, §7 rate-limit answers. Every call has connect/read/write/pool timeouts.
-Tokens are passed in and never logged or put in exception messages.
+token metadata, §7 rate limits. What an answer means is decided by the answer table
+(``answers.py``), never here: :meth:`HubSpotClient.complete` returns the classified
+:class:`~throttled.hubspot.answers.Answer`, the token calls raise
+:class:`~throttled.hubspot.errors.HubSpotRefused` carrying one. Every call ends within
+``timeout_s`` seconds, from the moment it holds its budget and pool slots (httpx's own
+timeouts are per phase; four phases could take four times as long). Tokens are passed in
+and never logged or put in exception messages.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import structlog
 import trio
 
+from throttled.hubspot.answers import Action, Answer, Endpoint, RefersTo, classify, transport_failure
 from throttled.hubspot.budget import PortalBudget
+from throttled.hubspot.errors import HubSpotRefused
 from throttled.service.metrics import Metrics
-from throttled.hubspot.errors import (
-    BadRefreshToken,
-    HubSpotRateLimited,
-    HubSpotRejected,
-    HubSpotUnauthorized,
-    HubSpotUnavailable,
-)
 
-#: HubSpot's rate-limit window for public apps is 10 s (protocol notes §7).
-DEFAULT_RATE_WINDOW_S = 10.0
 #: Callbacks base paths by API version (protocol notes §5): v4 and the dated 2026-03 form.
 CALLBACKS_PATHS = {"v4": "/automation/v4/actions/callbacks", "2026-03": "/automation/actions/callbacks/2026-03"}
 #: Token endpoints (protocol notes §6): v3 is current, v1 is deprecated on 2027-02-16.
@@ -63,7 +62,7 @@ class HubSpotClient:
     Args:
         api_base: e.g. ``https://api.hubapi.com`` (tests and the demo: the sandbox).
         client_id, client_secret: the app's OAuth credentials.
-        timeout_s: connect, read, write and pool timeout, seconds.
+        timeout_s: seconds a call may take, all of it (and each httpx phase).
         max_connections: pool bound across all portals; also the most calls in flight (calls
             beyond it wait on a semaphore, which is cheap to cancel — unlike thousands of
             requests queued inside httpx's pool, see the stack notes).
@@ -84,6 +83,7 @@ class HubSpotClient:
         self.budget = budget
         self.callbacks_path = CALLBACKS_PATHS[callbacks_api]
         self.token_path = TOKEN_PATHS[token_api]
+        self.timeout_s = timeout_s
         self._in_flight = trio.Semaphore(max_connections)
         self.http = httpx.AsyncClient(
             base_url=self.api_base,
@@ -96,104 +96,146 @@ class HubSpotClient:
         """Close the connection pool."""
         await self.http.aclose()
 
-    async def complete(self, access_token: str, callback_ids: Sequence[str], portal_id: int) -> None:
+    @asynccontextmanager
+    async def slot(self, portal_id: int) -> AsyncIterator[None]:
+        """Hold a call slot of ``portal_id`` (its budget and one of the pool's connections)
+        for a :meth:`complete` made with ``in_slot=True``: what the caller checks inside
+        (are the leases still ours?) stays true for the call, which ends within
+        ``timeout_s`` seconds from here."""
+        budget = self.budget.slot(portal_id) if self.budget is not None else nullcontext()
+        async with budget, self._in_flight:
+            yield
+
+    async def complete(self, access_token: str, callback_ids: Sequence[str], portal_id: int, *,
+                       in_slot: bool = False) -> Answer:
         """Complete callbacks with ``hs_execution_state = SUCCESS``: one id through the single
         endpoint, 2–100 through the batch endpoint (204 either way, protocol notes §5).
 
-        Raises:
-            HubSpotUnauthorized, HubSpotRateLimited, HubSpotRejected, HubSpotUnavailable.
+        ``in_slot``: the caller holds :meth:`slot` for this portal. Returns HubSpot's answer,
+        classified (``done`` on success); never raises for an HTTP or transport failure.
         """
         output = {"outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}}
         if len(callback_ids) == 1:
             path = f"{self.callbacks_path}/{quote(callback_ids[0], safe='')}/complete"
-            await self._call("POST", path, bearer=access_token, json=output, portal_id=portal_id)
-            return
-        inputs = [{"callbackId": cid, **output} for cid in callback_ids]
-        await self._call("POST", f"{self.callbacks_path}/complete", bearer=access_token,
-                         json={"inputs": inputs}, portal_id=portal_id)
+            endpoint, body = Endpoint.COMPLETE_ONE, output
+        else:
+            path = f"{self.callbacks_path}/complete"
+            endpoint, body = Endpoint.COMPLETE_BATCH, {"inputs": [{"callbackId": cid, **output} for cid in callback_ids]}
+        response = await self._call("POST", path, bearer=access_token, json=body, portal_id=portal_id, in_slot=in_slot)
+        if isinstance(response, Answer):
+            return response
+        return classify(endpoint, response.status_code, response.content, response.headers, callback_ids=callback_ids)
 
     async def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant:
-        """Exchange an authorization code for tokens (``grant_type=authorization_code``)."""
-        return await self._token(
-            {"grant_type": "authorization_code", "redirect_uri": redirect_uri, "code": code}
-        )
+        """Exchange an authorization code for tokens (``grant_type=authorization_code``).
 
-    async def refresh(self, refresh_token: str) -> TokenGrant:
+        Raises:
+            HubSpotRefused: any other answer (``failed`` for a spent code).
+        """
+        return await self._token({"grant_type": "authorization_code", "redirect_uri": redirect_uri, "code": code})
+
+    async def refresh(self, refresh_token: str, portal_id: int | None = None) -> TokenGrant:
         """New access token from a refresh token.
 
         Raises:
-            BadRefreshToken: HubSpot answered 400 BAD_REFRESH_TOKEN / invalid_grant.
+            HubSpotRefused: any other answer (``revoked`` for a dead refresh token, ``wait``
+                for a 429, ``retry`` for 5xx or no answer, ``hold_portal`` for a refused client).
         """
-        return await self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
+        return await self._token({"grant_type": "refresh_token", "refresh_token": refresh_token}, portal_id)
 
     async def token_info(self, access_token: str) -> tuple[int, list[str]]:
         """``(hub_id, scopes)`` of an access token (``GET /oauth/v1/access-tokens/…``,
-        protocol notes §6) — the portal it belongs to and what it may do."""
+        protocol notes §6) — the portal it belongs to and what it may do.
+
+        Raises:
+            HubSpotRefused: any answer but 200, or one without a numeric ``hub_id``.
+        """
         response = await self._call("GET", f"/oauth/v1/access-tokens/{quote(access_token, safe='')}", redact_path=True)
-        data = response.json()
-        hub_id = int(data["hub_id"])
+        data = self._success(response, Endpoint.TOKEN_INFO)
+        try:
+            hub_id = int(data["hub_id"])
+        except (KeyError, TypeError, ValueError):
+            raise HubSpotRefused(Answer(Action.FAILED, RefersTo.REQUEST, "token info without a hub id",
+                                        "info_refused", status=200)) from None
         if self.budget is not None:
             self.budget.charge(hub_id)  # HubSpot counts it against that portal's window (§7)
         return hub_id, [str(s) for s in data.get("scopes") or []]
 
-    async def _token(self, form: dict[str, str]) -> TokenGrant:
+    async def _token(self, form: dict[str, str], portal_id: int | None = None) -> TokenGrant:
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
-        try:
-            try:
-                response = await self._call("POST", self.token_path, data=form)
-            except HubSpotRejected as exc:
-                if exc.status != 404 or self.token_path == TOKEN_PATHS["v1"]:
-                    raise
-                log.warning("oauth.token_v3_missing", falling_back_to="/oauth/v1/token")
+        grant = form["grant_type"]
+        response = await self._call("POST", self.token_path, data=form)
+        if isinstance(response, httpx.Response) and not response.is_success:
+            answer = classify(Endpoint.TOKEN, response.status_code, response.content, response.headers, grant=grant,
+                              token_path="v1" if self.token_path == TOKEN_PATHS["v1"] else "v3")
+            if answer.action is Action.USE_V1:
+                log.warning("oauth.token_v3_missing", falling_back_to=TOKEN_PATHS["v1"])
                 self.token_path = TOKEN_PATHS["v1"]  # an API base without v3: use v1 from now on
                 response = await self._call("POST", self.token_path, data=form)
-        except HubSpotRejected as exc:
-            if exc.status == 400 and exc.category in ("BAD_REFRESH_TOKEN", "invalid_grant") and form["grant_type"] == "refresh_token":
-                raise BadRefreshToken("refresh token is invalid, expired or revoked") from None
-            raise
-        data = response.json()
-        scopes = data.get("scopes") or []
-        return TokenGrant(
-            access_token=data["access_token"],
-            refresh_token=data["refresh_token"],
-            expires_in_s=int(data["expires_in"]),
-            hub_id=int(data["hub_id"]) if data.get("hub_id") is not None else None,
-            scopes=list(scopes) if isinstance(scopes, list) else str(scopes).split(),
-        )
+        data = self._success(response, Endpoint.TOKEN, grant=grant)
+        try:
+            scopes = data.get("scopes") or []
+            return TokenGrant(
+                access_token=data["access_token"],
+                refresh_token=data["refresh_token"],
+                expires_in_s=int(data["expires_in"]),
+                hub_id=int(data["hub_id"]) if data.get("hub_id") is not None else None,
+                scopes=list(scopes) if isinstance(scopes, list) else str(scopes).split(),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise HubSpotRefused(transport_failure("token endpoint: a 200 without usable tokens")) from None
+
+    def _success(self, response: httpx.Response | Answer, endpoint: Endpoint, **context: Any) -> dict[str, Any]:
+        """The JSON object of a successful answer; else raise :class:`HubSpotRefused`."""
+        if isinstance(response, Answer):
+            raise HubSpotRefused(response)
+        if not response.is_success:
+            raise HubSpotRefused(classify(endpoint, response.status_code, response.content, response.headers, **context))
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise HubSpotRefused(transport_failure(f"{endpoint.value}: a {response.status_code} without a JSON object"))
+        return data
 
     async def _call(
         self, method: str, path: str, *, bearer: str | None = None, redact_path: bool = False,
-        portal_id: int | None = None, **kwargs,
-    ) -> httpx.Response:
+        portal_id: int | None = None, in_slot: bool = False, **kwargs: Any,
+    ) -> httpx.Response | Answer:
+        """One request: the response (any status), or the transient :class:`Answer` of a
+        call that got none within ``timeout_s`` seconds."""
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         shown = path.rsplit("/", 1)[0] + "/…" if redact_path else path
-        slot = self.budget.slot(portal_id) if portal_id is not None and self.budget is not None else nullcontext()
+        slot: Any = nullcontext() if in_slot else self.slot(portal_id) if portal_id is not None else self._in_flight
         endpoint = _endpoint_label(path)
-        async with slot, self._in_flight:
+        async with slot:
             started = trio.current_time()
             try:
-                response = await self.http.request(method, path, headers=headers, **kwargs)
-            except httpx.TimeoutException:
+                with trio.fail_after(self.timeout_s):
+                    response = await self.http.request(method, path, headers=headers, **kwargs)
+            except (httpx.TimeoutException, trio.TooSlowError):
                 self.metrics.hubspot_calls.labels(endpoint, "timeout").inc()
-                raise HubSpotUnavailable(f"{method} {shown}: timed out") from None
+                return transport_failure(f"{method} {shown}: timed out")
             except httpx.TransportError as exc:
                 self.metrics.hubspot_calls.labels(endpoint, "error").inc()
-                raise HubSpotUnavailable(f"{method} {shown}: {type(exc).__name__}") from None
+                return transport_failure(f"{method} {shown}: {type(exc).__name__}")
             finally:
                 self.metrics.hubspot_seconds.labels(endpoint).observe(trio.current_time() - started)
-        self.metrics.hubspot_calls.labels(endpoint, f"{response.status_code // 100}xx" if response.status_code != 429 else "429").inc()
+        status = response.status_code
+        self.metrics.hubspot_calls.labels(endpoint, f"{status // 100}xx" if status != 429 else "429").inc()
         if portal_id is not None and self.budget is not None:
             self._heed_rate_headers(portal_id, response)
-        if response.is_success:
-            return response
-        raise _error_for(response, f"{method} {shown}")
+        return response
 
     def _heed_rate_headers(self, portal_id: int, response: httpx.Response) -> None:
         """``X-HubSpot-RateLimit-Remaining: 0`` (or a 429) blocks the portal for the window
         HubSpot names (protocol notes §7)."""
+        assert self.budget is not None
         remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
         if response.status_code == 429 or (remaining is not None and remaining.strip() == "0"):
-            self.budget.block(portal_id, _retry_after_s(response))
+            wait = classify(Endpoint.COMPLETE_BATCH, 429, None, response.headers).wait_s
+            self.budget.block(portal_id, wait)
 
 
 def _endpoint_label(path: str) -> str:
@@ -205,40 +247,3 @@ def _endpoint_label(path: str) -> str:
     if "access-tokens" in path:
         return "token_info"
     return "other"
-
-
-def _error_for(response: httpx.Response, what: str) -> Exception:
-    status = response.status_code
-    body = _json_or_empty(response)
-    if status == 401:
-        return HubSpotUnauthorized(f"{what}: 401 {body.get('category', '')}".strip())
-    if status == 429:
-        return HubSpotRateLimited(_retry_after_s(response), body.get("policyName"))
-    if status >= 500 or status in (408, 425):
-        return HubSpotUnavailable(f"{what}: HTTP {status}")
-    category = body.get("status") if body.get("status") not in (None, "error") else body.get("category")
-    if body.get("error") == "invalid_grant":
-        category = "invalid_grant"
-    return HubSpotRejected(status, category, str(body.get("message", ""))[:300])
-
-
-def _retry_after_s(response: httpx.Response) -> float:
-    """Seconds to wait after a 429: ``Retry-After`` (seconds) if given, else HubSpot's
-    rate-limit interval header, else the 10 s window (protocol notes §7: no Retry-After is
-    documented for API 429s)."""
-    for header, scale in (("Retry-After", 1.0), ("X-HubSpot-RateLimit-Interval-Milliseconds", 0.001)):
-        value = response.headers.get(header)
-        if value:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                pass
-    return DEFAULT_RATE_WINDOW_S
-
-
-def _json_or_empty(response: httpx.Response) -> dict:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -1,32 +1,29 @@
-"""Typed HubSpot API failures, so callers decide by type, not by status code."""
+"""Typed HubSpot API failures, so callers decide by what an answer means, not by status code."""
 
 from __future__ import annotations
+
+from throttled.hubspot.answers import Answer
 
 
 class HubSpotError(Exception):
     """Base of every HubSpot call failure. Messages never contain tokens or secrets."""
 
 
+class HubSpotRefused(HubSpotError):
+    """A token or token-info call did not give what was asked; ``answer`` says what the
+    answer refers to and what to do (``throttled.hubspot.answers``)."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.reason or answer.kind)
+        self.answer = answer
+
+
 class HubSpotUnavailable(HubSpotError):
-    """5xx, timeout or connection failure: retry later with backoff."""
-
-
-class HubSpotUnauthorized(HubSpotError):
-    """401: the access token is missing, expired or revoked; refresh and retry once."""
-
-
-class HubSpotRateLimited(HubSpotError):
-    """429: wait ``retry_after_s`` seconds; spends no attempt. ``policy`` is HubSpot's
-    ``policyName`` (``TEN_SECONDLY_ROLLING``, ``DAILY``, …) when given."""
-
-    def __init__(self, retry_after_s: float, policy: str | None) -> None:
-        super().__init__(f"rate limited ({policy or 'unknown policy'}), retry after {retry_after_s:.1f}s")
-        self.retry_after_s = retry_after_s
-        self.policy = policy
+    """Developer API (action definitions): 5xx, timeout or connection failure; retry later."""
 
 
 class HubSpotRejected(HubSpotError):
-    """Another 4xx: HubSpot refused the request as such; retrying it unchanged will not help.
+    """Developer API (action definitions): a 4xx; retrying it unchanged will not help.
 
     ``status`` is the HTTP status, ``category`` and ``message`` come from HubSpot's error body.
     """
@@ -36,7 +33,3 @@ class HubSpotRejected(HubSpotError):
         self.status = status
         self.category = category
         self.message = message
-
-
-class BadRefreshToken(HubSpotError):
-    """400 ``BAD_REFRESH_TOKEN`` / ``invalid_grant``: the app was uninstalled or the token revoked."""

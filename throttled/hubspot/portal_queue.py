@@ -1,4 +1,4 @@
-"""Per-portal send queues: batch callbacks, complete them at HubSpot, record the outcome.
+"""Per-portal send queues: lifecycle, batching and I/O; the decisions are the send policy's.
 
 One trio task per portal, spawned on first use and exiting when idle, so 10,000 portals
 that were busy once do not keep 10,000 tasks. A task collects releases into batches of up
@@ -6,21 +6,19 @@ to 100 callbacks (protocol notes §5) and sends one when it is full, when no mor
 arrive for ``linger_s``, or ``flush_interval_s`` after the first one waited — whichever
 comes first. Batches of one portal go out one at a time.
 
-Outcomes: 204 → released at the acknowledgement time; 401 → refresh once and retry;
-429 → wait out the window, no attempt spent (a DAILY 429 holds the portal until the next
-day; releases taken before the hold was stored go back in line unsent); other 4xx → split
-the batch in halves to isolate the bad callback(s), which end as done, expired or failed;
-5xx/timeouts → a few retries with backoff, then the executions are left 'releasing' until
-their lease lapses and the throttle worker puts them back in line.
-Nothing here calls back into the worker.
+Each batch is handed to the send policy (``send_policy.py``), which decides what to do with
+every HubSpot answer; this module carries its commands out: calls (only on releases still
+leased for a whole call, renewing leases close to lapsing), token refreshes, pauses, and
+the outcome writes (``recorder.py``). A success is recorded beside the next call rather than
+before it. Nothing here calls back into the worker.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import structlog
 import trio
@@ -28,24 +26,31 @@ import trio
 from throttled.clock import Clock
 from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
-from throttled.db import queues as queues_sql
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.db.executions import Release
+from throttled.hubspot import recorder, send_policy
+from throttled.hubspot.answers import Action, Answer, RefersTo
 from throttled.hubspot.client import HubSpotClient
-from throttled.hubspot.errors import (
-    HubSpotError,
-    HubSpotRateLimited,
-    HubSpotRejected,
-    HubSpotUnauthorized,
-    HubSpotUnavailable,
+from throttled.hubspot.recorder import HoldConfig, Recorder
+from throttled.hubspot.send_policy import (
+    Call,
+    Ended,
+    Failing,
+    GiveUp,
+    HoldPortal,
+    Pause,
+    Refresh,
+    Released,
+    Reply,
+    Token,
+    send_flow,
 )
-from throttled.hubspot.tokens import PortalNotReady, TokenStore
+from throttled.hubspot.tokens import TokenStore, TokenUnavailable
 
 log = structlog.get_logger("throttled.hubspot.portal")
 
 BATCH_SIZE = 100
 RECORDS_IN_FLIGHT = 4  # successful batches whose database write may lag behind the next call
-_UNAVAILABLE_RETRIES = (1.0, 2.0, 4.0)
 
 
 class _Held(NamedTuple):
@@ -60,32 +65,32 @@ class _Held(NamedTuple):
 class PortalQueueConfig:
     """Tuning; durations in seconds.
 
-    ``hold_after`` batches given up in a row put a queue on hold for ``hold_s`` seconds,
-    doubling with each further hold up to ``max_hold_s``; one success clears it.
     A call starts only for releases still leased ``renew_margin_s`` from now (long enough for
-    the call to end); closer to lapsing, their lease is renewed to ``release_lease_s`` first.
+    the call to end and its outcome to be written); closer to lapsing, their lease is renewed
+    to ``release_lease_s`` first. ``holds``: queue and portal holds.
     """
 
     flush_interval_s: float = 0.9
     linger_s: float = 0.01
     idle_timeout_s: float = 30.0
     buffer: int = 1000
-    hold_after: int = 3
-    hold_s: float = 1800.0
-    max_hold_s: float = 86400.0
     release_lease_s: float = 120.0
     renew_margin_s: float = 30.0
+    retry_delays: tuple[float, ...] | None = None  # default: send_policy.RETRY_DELAYS
+    holds: HoldConfig = HoldConfig()
 
 
 class PortalQueues:
     """Routes releases to per-portal tasks. Start :meth:`run` in a nursery first."""
 
-    def __init__(self, db: Database, clock: Clock, tokens: TokenStore, client: HubSpotClient, config: PortalQueueConfig = PortalQueueConfig()) -> None:
+    def __init__(self, db: Database, clock: Clock, tokens: TokenStore, client: HubSpotClient,
+                 config: PortalQueueConfig = PortalQueueConfig()) -> None:
         self.db = db
         self.clock = clock
         self.tokens = tokens
         self.client = client
         self.config = config
+        self.recorder = Recorder(db)
         self._channels: dict[int, trio.MemorySendChannel[list[Release]]] = {}
         self._nursery: trio.Nursery | None = None
         self._closed = False
@@ -93,7 +98,7 @@ class PortalQueues:
         self._recorders: dict[int, tuple[trio.Nursery, trio.Semaphore]] = {}
         # Handed to us, outcome not yet recorded: callback id -> the lease we hold on it.
         self._held: dict[str, _Held] = {}
-        self._over_daily_limit: set[int] = set()  # portals whose last send met the DAILY 429
+        self._portal_holds: dict[int, dt.datetime] = {}  # portals HubSpot refused, until when
         self.sent_batches = 0
         self.released = 0
 
@@ -114,7 +119,7 @@ class PortalQueues:
         """Portal tasks alive now."""
         return len(self._channels)
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the portal tasks until cancelled. On the way out, every release handed to
         us whose outcome was not recorded goes back in line at once, so another daemon
         sends it without waiting out its lease."""
@@ -148,9 +153,10 @@ class PortalQueues:
             self._nursery.start_soon(self._portal_task, portal_id, channel, receive)
         await channel.send(list(releases))
 
-    # -- one portal ----------------------------------------------------------------
+    # -- one portal: lifecycle and batching ------------------------------------------------
 
-    async def _portal_task(self, portal_id: int, channel, receive) -> None:
+    async def _portal_task(self, portal_id: int, channel: trio.MemorySendChannel[list[Release]],
+                           receive: trio.MemoryReceiveChannel[list[Release]]) -> None:
         # Recording a success (a database write) runs beside the next HTTP call instead of
         # before it: completions stay in order at HubSpot, the write latency is hidden. The
         # nursery waits for every record before the task ends.
@@ -161,7 +167,8 @@ class PortalQueues:
             finally:
                 self._recorders.pop(portal_id, None)
 
-    async def _portal_loop(self, portal_id: int, channel, receive) -> None:
+    async def _portal_loop(self, portal_id: int, channel: trio.MemorySendChannel[list[Release]],
+                           receive: trio.MemoryReceiveChannel[list[Release]]) -> None:
         carry: list[Release] = []
         try:
             while not self._closing:
@@ -182,11 +189,11 @@ class PortalQueues:
         finally:
             if self._channels.get(portal_id) is channel:
                 del self._channels[portal_id]
-                self._over_daily_limit.discard(portal_id)
+                self._portal_holds.pop(portal_id, None)
             if self.client.budget is not None:
                 self.client.budget.forget_idle()  # idle portals cost no memory
 
-    async def _fill(self, receive, carry: list[Release]) -> None:
+    async def _fill(self, receive: trio.MemoryReceiveChannel[list[Release]], carry: list[Release]) -> None:
         deadline = trio.current_time() + self.config.flush_interval_s
         while len(carry) < BATCH_SIZE:
             with trio.move_on_at(min(deadline, trio.current_time() + self.config.linger_s)) as scope:
@@ -194,108 +201,30 @@ class PortalQueues:
             if scope.cancelled_caught:
                 return
 
+    # -- one batch: carry out the send policy's commands -----------------------------------
+
     async def _send(self, portal_id: int, batch: list[Release]) -> None:
-        now = self.clock.now()
-        live = await self._keep_leased(batch)
+        live = self._still_held(batch)
         if not live:
             return
-        if await self._held_for_the_day(portal_id, now):
-            # Taken before the portal's hold was stored: they would only meet the same 429.
-            await self._record(executions_sql.requeue_releases, [r.callback_id for r in live])
+        if await self._portal_held(portal_id):
+            # Taken before the portal's hold was stored: they would only meet the same refusal.
+            await self._write(recorder.requeued, [r.callback_id for r in live])
             return
         try:
-            await self._send_live(portal_id, live)
+            await _Batch(self, portal_id, live).run()
         except (trio.Cancelled, KeyboardInterrupt):
             raise
         except Exception as exc:  # a bug here must not take the daemon down with it
             log.error("callbacks.send_failed", portal_id=portal_id, error=type(exc).__name__)
-            await self._give_up(portal_id, live, f"internal error: {type(exc).__name__}")
+            await self._give_up(portal_id, self._still_held(live),
+                                Answer(Action.RETRY, RefersTo.TRANSIENT, f"internal error: {type(exc).__name__}", "bug"))
 
-    async def _send_live(self, portal_id: int, releases: list[Release]) -> None:
-        """Complete ``releases``; a batch HubSpot refuses (4xx) is split in halves until the
-        bad callback(s) stand alone — about 2·log2(n) calls, not n — and those are ended."""
-        try:
-            releases = await self._complete(portal_id, releases)
-        except HubSpotRejected as exc:
-            if len(releases) == 1:
-                await self._end_rejected(portal_id, releases[0], exc)
-                return
-            log.warning("callbacks.batch_rejected", portal_id=portal_id, size=len(releases), status=exc.status)
-            half = len(releases) // 2
-            await self._send_live(portal_id, releases[:half])
-            await self._send_live(portal_id, releases[half:])
-            return
-        except HubSpotRateLimited as exc:  # only a DAILY limit gets here
-            await self._daily_limited(portal_id, self._still_held(releases), exc)
-            return
-        except (HubSpotError, PortalNotReady) as exc:
-            await self._give_up(portal_id, self._still_held(releases), str(exc))
-            return
-        if not releases:
-            return  # every lease lapsed on the way: they are back in line
-        ids = [r.callback_id for r in releases]
-        acked_at = self.clock.now()
-        self.sent_batches += 1
-        self.released += len(ids)
-        self.client.metrics.releases.inc(len(ids))
-        recorders = self._recorders.get(portal_id)
-        if recorders is None:
-            await self._record(self._released, releases, acked_at)
-            return
-        nursery, slots = recorders
-        await slots.acquire()  # at most RECORDS_IN_FLIGHT writes behind: backpressure
-
-        async def record() -> None:
-            try:
-                await self._record(self._released, releases, acked_at)
-            finally:
-                slots.release()
-
-        nursery.start_soon(record)
-
-    async def _complete(self, portal_id: int, releases: list[Release]) -> list[Release]:
-        """Complete ``releases`` with auth refresh (once per run of 401s: a 401 right after a
-        refresh is a real refusal), 429 waits (no attempt spent) and 5xx retries; returns those
-        completed — fewer when leases lapsed before a retry (see :meth:`_keep_leased`). Raises
-        the final :class:`HubSpotError` (or PortalNotReady) when it gives up, and a DAILY
-        :class:`HubSpotRateLimited` at once (waiting it out here would take a day)."""
-        token = await self.tokens.access_token(portal_id)
-        refreshed = False
-        unavailable = iter(_UNAVAILABLE_RETRIES)
-        while True:
-            releases = await self._keep_leased(releases)
-            if not releases:
-                return []
-            ids = [r.callback_id for r in releases]
-            try:
-                await self.client.complete(token, ids, portal_id)
-                return releases
-            except HubSpotUnauthorized:
-                if refreshed:
-                    raise
-                token = await self.tokens.after_unauthorized(portal_id, token)
-                refreshed = True
-            except HubSpotRateLimited as exc:
-                if exc.policy == "DAILY":
-                    raise
-                log.info("callbacks.rate_limited", portal_id=portal_id, wait_s=exc.retry_after_s, policy=exc.policy)
-                releases = await self._keep_leased(releases, wait_s=exc.retry_after_s)
-                await trio.sleep(exc.retry_after_s)  # the budget is blocked for as long, too
-                refreshed = False  # a token may expire during the wait: that 401 earns a refresh
-            except HubSpotUnavailable as exc:
-                delay = next(unavailable, None)
-                if delay is None:
-                    raise
-                await self._note_failure(ids, str(exc))
-                releases = await self._keep_leased(releases, wait_s=delay)
-                await trio.sleep(delay)
-                refreshed = False
-
-    def _still_held(self, releases: list[Release]) -> list[Release]:
+    def _still_held(self, releases: Sequence[Release]) -> list[Release]:
         """Those of ``releases`` still ours: not settled, dropped or replaced by a newer copy."""
         return [r for r in releases if (h := self._held.get(r.callback_id)) is not None and h.granted == r.lease_until]
 
-    async def _keep_leased(self, releases: list[Release], wait_s: float = 0.0) -> list[Release]:
+    async def _keep_leased(self, releases: Sequence[Release], wait_s: float = 0.0) -> list[Release]:
         """The releases we may send now: those whose lease outlasts a call, and those close to
         lapsing whose lease the database renewed. The rest are dropped from our hands: their
         lease lapsed, so the throttle worker put them back in line and maybe another sender
@@ -323,101 +252,169 @@ class PortalQueues:
             log.info("callbacks.lease_lapsed", dropped=len(due) - len(renewed))
         return self._still_held(releases)
 
-    async def _end_rejected(self, portal_id: int, release: Release, exc: HubSpotRejected) -> None:
-        """HubSpot refused this one callback for good: done if it says "already completed",
-        expired if it no longer knows it, failed otherwise. Never retried."""
-        state = _terminal_state(exc)
-        if state == "released":
-            await self._record(self._released, [release], self.clock.now())
-            self.client.metrics.releases.inc()
-        else:
-            await self._record(executions_sql.mark_finished, [release.callback_id], state, str(exc))
-            self.client.metrics.ended.labels(state).inc()
-        log.warning("callback.rejected", portal_id=portal_id, queue_id=release.queue_id, outcome=state, status=exc.status)
-
-    async def _daily_limited(self, portal_id: int, releases: list[Release], exc: HubSpotRateLimited) -> None:
-        """HubSpot's daily limit: hold the whole portal until the next day (UTC midnight; the
-        account's own midnight is not known) and put these releases back in line."""
-        now = self.clock.now()
-        until = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(0, 5), tzinfo=dt.timezone.utc)
-        log.error("portal.daily_limit", portal_id=portal_id, held_until=until.isoformat())
-        await self._record(self._hold_portal, releases, portal_id, until)
-        self._over_daily_limit.add(portal_id)
-
-    async def _held_for_the_day(self, portal_id: int, now: dt.datetime) -> bool:
-        """Whether this portal met HubSpot's daily limit and the database still holds it (a
-        re-install lifts the hold, so the memory of the 429 alone is not trusted)."""
-        if portal_id not in self._over_daily_limit:
+    async def _portal_held(self, portal_id: int) -> bool:
+        """Whether HubSpot refused this portal as a whole and the database still holds it (a
+        re-install lifts the hold, so the memory of the refusal alone is not trusted)."""
+        until = self._portal_holds.get(portal_id)
+        if until is None:
             return False
+        now = self.clock.now()
         try:
             availability = await self.db.transaction(portals_sql.availability, portal_id)
         except DatabaseUnavailable:
-            return True  # the leases lapse and the worker, which sees the hold, decides
+            return until > now  # the leases lapse and the worker, which sees the hold, decides
         if availability is not None and availability[1] is not None and availability[1] > now:
             return True
-        self._over_daily_limit.discard(portal_id)
+        self._portal_holds.pop(portal_id, None)
         return False
 
-    def _hold_portal(self, conn, releases: list[Release], portal_id: int, until: dt.datetime) -> None:
-        portals_sql.set_rate_limited_until(conn, portal_id, until)
-        executions_sql.requeue_releases(conn, [r.callback_id for r in releases])
+    # -- outcomes ----------------------------------------------------------------------------
 
-    async def _note_failure(self, ids: list[str], reason: str) -> None:
-        await self._record(executions_sql.note_attempt_failed, ids, reason, settles=False)
+    async def _write(self, fn: Callable[..., Any], rows: Sequence[Release] | Sequence[str], *args: Any,
+                     settles: bool = True) -> tuple[bool, Any]:
+        """Write an outcome about ``rows`` (releases or callback ids); once written they leave
+        our hands unless ``settles`` is false (a note made mid-retry)."""
+        done, result = await self.recorder.write(fn, rows, *args)
+        if done and settles:
+            for row in rows:
+                self._held.pop(row if isinstance(row, str) else row.callback_id, None)
+        return done, result
 
-    async def _give_up(self, portal_id: int, releases: list[Release], reason: str) -> None:
+    async def _released_soon(self, portal_id: int, releases: list[Release]) -> None:
+        """Record a success beside the next call (at most RECORDS_IN_FLIGHT behind)."""
+        acked_at = self.clock.now()
+        self.sent_batches += 1
+        self.released += len(releases)
+        self.client.metrics.releases.inc(len(releases))
+        recorders = self._recorders.get(portal_id)
+        if recorders is None:
+            await self._write(recorder.released, releases, acked_at)
+            return
+        nursery, slots = recorders
+        await slots.acquire()  # backpressure
+
+        async def record() -> None:
+            try:
+                await self._write(recorder.released, releases, acked_at)
+            finally:
+                slots.release()
+
+        nursery.start_soon(record)
+
+    async def _ended(self, portal_id: int, releases: list[Release], answer: Answer) -> None:
+        done, state = await self._write(recorder.ended, releases, answer, self.clock.now())
+        if state == "released":
+            self.client.metrics.releases.inc(len(releases))
+        elif done:
+            self.client.metrics.ended.labels(state).inc(len(releases))
+        for release in releases:
+            log.warning("callback.rejected", portal_id=portal_id, queue_id=release.queue_id, outcome=state,
+                        status=answer.status, reason=answer.kind)
+
+    async def _give_up(self, portal_id: int, releases: list[Release], answer: Answer) -> None:
         """The batch could not be sent: the executions wait for their lease to lapse, and
         each of their queues counts a failure (enough in a row put it on hold)."""
-        log.warning("callbacks.deferred", portal_id=portal_id, size=len(releases), error=reason)
-        await self._record(self._deferred, releases, reason, self.clock.now())
-
-    def _released(self, conn, releases: list[Release], acked_at: dt.datetime) -> None:
-        executions_sql.mark_released(conn, [r.callback_id for r in releases], acked_at)
-        queues_sql.record_success(conn, sorted({r.queue_id for r in releases}), acked_at)
-
-    def _deferred(self, conn, releases: list[Release], reason: str, now: dt.datetime) -> None:
-        executions_sql.note_attempt_failed(conn, [r.callback_id for r in releases], reason)
-        held = queues_sql.record_failure(
-            conn, sorted({r.queue_id for r in releases}), reason, now,
-            threshold=self.config.hold_after, hold_s=self.config.hold_s, max_hold_s=self.config.max_hold_s,
-        )
-        for queue_id in held:
-            log.warning("queue.on_hold", queue_id=queue_id, reason=reason)
+        if not releases:
+            return
+        log.warning("callbacks.deferred", portal_id=portal_id, size=len(releases), error=answer.reason)
+        _, held = await self._write(recorder.deferred, releases, answer, self.clock.now(), self.config.holds)
+        for queue_id in held or []:
+            log.warning("queue.on_hold", queue_id=queue_id, reason=answer.reason)
             self.client.metrics.holds.inc()
+
+    async def _hold_portal(self, portal_id: int, releases: list[Release], answer: Answer) -> None:
+        """HubSpot refused the portal as a whole: hold it and put the releases back in line."""
+        now = self.clock.now()
+        done, until = await self._write(recorder.portal_held, releases, portal_id, answer, now, self.config.holds)
+        if not done:
+            return
+        if until is not None:
+            self._portal_holds[portal_id] = until
+            log.error("portal.on_hold", portal_id=portal_id, held_until=until.isoformat(),
+                      reason=answer.reason, refers_to=answer.refers_to.value, requeued=len(releases))
+        self.client.metrics.portal_holds.labels(answer.kind or answer.action.value).inc()
 
     async def _requeue(self, callback_ids: list[str]) -> None:
         if not callback_ids:
             return
         try:
-            count = await self.db.transaction(executions_sql.requeue_releases, callback_ids)
+            count = await self.db.transaction(recorder.requeued, callback_ids)
             log.info("callbacks.requeued_on_shutdown", count=count)
         except DatabaseUnavailable:
             pass  # their leases lapse and the worker puts them back in line
 
-    async def _record(self, fn, rows, *args, settles: bool = True) -> None:
-        """Write an outcome for ``rows`` (releases or callback ids), retrying through short
-        database outages; if it still fails the lease lapses and the callback is sent again
-        (HubSpot then answers "already completed", which counts as done). ``settles``: the
-        rows leave our hands (not a mid-retry note)."""
-        for delay in (0.0, 0.5, 1.0, 2.0, 4.0):
-            await trio.sleep(delay)
+
+class _Batch:
+    """One batch driven through the send policy: the commands carried out, one at a time."""
+
+    def __init__(self, queues: PortalQueues, portal_id: int, releases: list[Release]) -> None:
+        self.q = queues
+        self.portal_id = portal_id
+        self.by_id = {r.callback_id: r for r in releases}
+        self.token: str | None = None
+
+    def releases(self, ids: Sequence[str]) -> list[Release]:
+        return [self.by_id[i] for i in ids]
+
+    async def run(self) -> None:
+        flow = send_flow(list(self.by_id), self.q.config.retry_delays or send_policy.RETRY_DELAYS)
+        reply: object = None
+        while True:
             try:
-                await self.db.transaction(fn, rows, *args)
-                if settles:
-                    for row in rows:
-                        self._held.pop(row if isinstance(row, str) else row.callback_id, None)
+                command = flow.send(reply)
+            except StopIteration:
                 return
-            except DatabaseUnavailable:
-                continue
-        log.error("callbacks.outcome_not_recorded", operation=getattr(fn, "__name__", "?"))
+            reply = await self.carry_out(command)
 
+    async def carry_out(self, command: object) -> object:
+        q, portal_id = self.q, self.portal_id
+        if isinstance(command, Call):
+            return await self.call(command.ids)
+        if isinstance(command, (Token, Refresh)):
+            return await self.get_token(refresh=isinstance(command, Refresh))
+        if isinstance(command, Pause):
+            live = await q._keep_leased(self.releases(command.ids), wait_s=command.seconds)
+            await trio.sleep(command.seconds)  # the budget is blocked for as long, too
+            return tuple(r.callback_id for r in q._still_held(live))
+        if isinstance(command, Released):
+            await q._released_soon(portal_id, self.releases(command.ids))
+        elif isinstance(command, Ended):
+            await q._ended(portal_id, self.releases(command.ids), command.answer)
+        elif isinstance(command, Failing):
+            await q._write(recorder.failing, self.releases(command.ids), command.answer, settles=False)
+        elif isinstance(command, GiveUp):
+            await q._give_up(portal_id, q._still_held(self.releases(command.ids)), command.answer)
+        elif isinstance(command, HoldPortal):
+            await q._hold_portal(portal_id, q._still_held(self.releases(command.ids)), command.answer)
+        else:
+            raise TypeError(f"not a send command: {command!r}")
+        return None
 
-def _terminal_state(exc: HubSpotRejected) -> str:
-    """Classify a callback HubSpot refused for good (protocol notes §5: the reply for an
-    already-completed or expired callback is UNCERTAIN, so match defensively)."""
-    text = exc.message.lower()
-    if "already" in text:
-        return "released"
-    if exc.status in (404, 410) or "expired" in text or "not found" in text:
-        return "expired"
-    return "failed"
+    async def call(self, ids: Sequence[str]) -> Reply:
+        """One completion call on the ids still leased for the whole call."""
+        assert self.token is not None
+        async with self.q.client.slot(self.portal_id):
+            live = await self.q._keep_leased(self.releases(ids))
+            if not live:
+                return Reply((), None)
+            sent = tuple(r.callback_id for r in live)
+            answer = await self.q.client.complete(self.token, sent, self.portal_id, in_slot=True)
+        if answer.action is Action.RETRY:
+            log.info("callbacks.transient_failure", portal_id=self.portal_id, size=len(sent), error=answer.reason)
+        elif answer.action is Action.WAIT:
+            log.info("callbacks.rate_limited", portal_id=self.portal_id, wait_s=answer.wait_s, reason=answer.reason)
+        elif answer.action is Action.SPLIT:
+            log.warning("callbacks.batch_rejected", portal_id=self.portal_id, size=len(sent), status=answer.status)
+        return Reply(sent, answer)
+
+    async def get_token(self, refresh: bool) -> Answer:
+        """The access token (refreshed after a 401 when ``refresh``), as an answer."""
+        tokens = self.q.tokens
+        try:
+            if refresh and self.token is not None:
+                self.token = await tokens.after_unauthorized(self.portal_id, self.token)
+            else:
+                self.token = await tokens.access_token(self.portal_id)
+        except TokenUnavailable as exc:
+            return exc.answer
+        return Answer(Action.DONE, RefersTo.REQUEST, kind="ok")

@@ -41,6 +41,10 @@ class Metrics:
         self.rescues = Counter("throttled_job_rescues_total", "Jobs rescued after their lease lapsed", registry=r)
         self.orphans = Counter("throttled_orphans_repaired_total", "Queues found with pending work and no job (anomaly)", registry=r)
         self.holds = Counter("throttled_queue_holds_total", "Queues put on hold after repeated HubSpot failures", registry=r)
+        self.portal_holds = Counter("throttled_portal_holds_total",
+                                    "Portals held because HubSpot refused them as a whole, by kind of refusal "
+                                    "(missing_scopes, forbidden, endpoint_missing, daily_limit, client_refused, …)",
+                                    ["kind"], registry=r)
         self.portal_tasks = Gauge("throttled_portal_tasks", "Per-portal send tasks alive", registry=r)
         self.backlog = Gauge("throttled_executions", "Executions by state (whole database)", ["state"], registry=r)
         self.jobs = Gauge("throttled_jobs", "Jobs by state (whole database)", ["state"], registry=r)

@@ -27,7 +27,8 @@ from throttled.clock import Clock
 from throttled.db.engine import Database
 from throttled.hubspot import oauth
 from throttled.hubspot.client import HubSpotClient
-from throttled.hubspot.errors import HubSpotRejected
+from throttled.hubspot.answers import Action
+from throttled.hubspot.errors import HubSpotRefused
 from throttled.hubspot.signatures import SignedRequest, verify
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
@@ -123,7 +124,9 @@ def create_app(deps: WebDeps) -> QuartTrio:
             return jsonify(error="invalid_input", field="code", message="is required"), 400
         try:
             grant = await deps.client.exchange_code(code, oauth.redirect_uri(deps.public_url))
-        except HubSpotRejected:
+        except HubSpotRefused as exc:
+            if exc.answer.action is not Action.FAILED:
+                raise  # HubSpot unavailable, rate limited or refusing our client: a 502
             # A used or expired code (e.g. the success page reloaded): start the install again.
             return _page("Install link expired", "This install link was already used or has expired. "
                          "Start the installation again from HubSpot."), 400

@@ -35,7 +35,7 @@ class StatusSnapshot:
 
 def status_snapshot(conn: Connection, now: dt.datetime) -> StatusSnapshot:
     """Read everything the page shows in one transaction."""
-    queues = operations.list_queues(conn)
+    queues = operations.list_queues(conn, None, now)
     releases = operations.release_history(conn, [o.queue.queue_id for o in queues], now, HISTORY_MINUTES)
     return StatusSnapshot(now, queues, releases, operations.list_portals(conn, now))
 
@@ -110,6 +110,8 @@ def _queue_state(o: QueueOverview) -> str:
         details.append(f"{q.consecutive_failures} failures in a row")
     if q.holds:
         details.append(f"held {q.holds}×")
+    if o.portal_held:
+        details.append(o.portal_held)
     badge = f'<span class="badge {escape(q.state)}">{escape(q.state.replace("_", " "))}</span>'
     return badge + (f'<div class="muted">{" · ".join(details)}</div>' if details else "")
 
@@ -122,14 +124,14 @@ def _portals_table(snap: StatusSnapshot) -> str:
         token = {"valid": f"valid until {_time(p.expires_at)}",
                  "expired": f"expired {_time(p.expires_at)} (refreshed on next use)",
                  "missing": ""}[p.token_status]
-        limited = _time(p.rate_limited_until) if p.rate_limited_until and p.rate_limited_until > snap.now else ""
+        held = f"until {_time(p.held_until)}: {escape(p.hold_reason or '')}" if p.held_until else ""
         rows.append(
             f'<tr><td class="id">{p.portal_id}</td><td><span class="badge {escape(p.status)}">{escape(p.status)}</span></td>'
             f'<td><span class="badge {escape(p.token_status)}">{escape(p.token_status)}</span> '
             f'<span class="muted">{escape(token)}</span></td><td>{escape(" ".join(p.scopes))}</td>'
-            f'<td>{escape(p.key_id or "")}</td><td>{escape(limited)}</td><td>{_time(p.installed_at)}</td></tr>')
+            f'<td>{escape(p.key_id or "")}</td><td class="failure">{held}</td><td>{_time(p.installed_at)}</td></tr>')
     return ('<table><thead><tr><th>portal</th><th>status</th><th>access token</th><th>scopes</th><th>key id</th>'
-            '<th>rate limited until</th><th>installed</th></tr></thead>'
+            '<th>held (HubSpot refused the portal)</th><th>installed</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 

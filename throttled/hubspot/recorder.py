@@ -1,0 +1,124 @@
+"""The outcome writes of sends: what the portal queue records after HubSpot answered.
+
+Each function is one transaction's work (run through :meth:`Recorder.write`, which retries
+through short database outages). They are the only writers of send outcomes:
+
+- :func:`released` — HubSpot acknowledged: released at the acknowledgement time (the time
+  the rate window counts), the queues' failure counts and the portal's hold reset;
+- :func:`ended` — refused for good: ``released`` (already completed), ``expired`` or ``failed``;
+- :func:`failing` — a transient failure: the attempt is counted, the lease runs on;
+- :func:`deferred` — given up: the leases lapse, each queue counts a failure (enough in a
+  row put it on hold);
+- :func:`portal_held` — HubSpot refused the whole portal: hold it, put the releases back in
+  line unsent;
+- :func:`requeued` — put back in line unsent (shutdown, a portal already held).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import trio
+from sqlalchemy.engine import Connection
+
+from throttled.db import executions as executions_sql
+from throttled.db import portals as portals_sql
+from throttled.db import queues as queues_sql
+from throttled.db.engine import Database, DatabaseUnavailable
+from throttled.db.executions import Release
+from throttled.hubspot.answers import Action, Answer, next_day_hold
+
+log = structlog.get_logger("throttled.hubspot.recorder")
+
+#: Pauses between tries of an outcome write while the database is unreachable, seconds.
+WRITE_RETRIES = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldConfig:
+    """Holds, durations in seconds: ``hold_after`` failures in a row put a queue on hold for
+    ``hold_s · 2^holds`` (at most ``max_hold_s``); a portal HubSpot refuses as a whole is
+    held ``portal_hold_s · 2^holds`` (at most ``max_portal_hold_s``)."""
+
+    hold_after: int = 3
+    hold_s: float = 1800.0
+    max_hold_s: float = 86400.0
+    portal_hold_s: float = 60.0
+    max_portal_hold_s: float = 3600.0
+
+
+def released(conn: Connection, releases: Sequence[Release], acked_at: dt.datetime) -> None:
+    """HubSpot acknowledged these completions at ``acked_at``."""
+    executions_sql.mark_released(conn, [r.callback_id for r in releases], acked_at)
+    queues_sql.record_success(conn, sorted({r.queue_id for r in releases}), acked_at)
+    for portal_id in sorted({r.portal_id for r in releases}):
+        portals_sql.clear_hold(conn, portal_id)
+
+
+def ended(conn: Connection, releases: Sequence[Release], answer: Answer, now: dt.datetime) -> str:
+    """HubSpot refused these callbacks for good; returns the state they ended in."""
+    if answer.action is Action.ALREADY_DONE:
+        released(conn, releases, now)
+        return "released"
+    state = "expired" if answer.action is Action.EXPIRED else "failed"
+    executions_sql.mark_finished(conn, [r.callback_id for r in releases], state, answer.reason)
+    return state
+
+
+def failing(conn: Connection, releases: Sequence[Release], answer: Answer) -> None:
+    """A transient failure: count the attempt and keep the reason; still leased."""
+    executions_sql.note_attempt_failed(conn, [r.callback_id for r in releases], answer.reason)
+
+
+def deferred(conn: Connection, releases: Sequence[Release], answer: Answer, now: dt.datetime,
+             config: HoldConfig) -> list[str]:
+    """Given up: the executions wait for their lease to lapse; each of their queues counts a
+    failure. Returns the queues this put on hold."""
+    executions_sql.note_attempt_failed(conn, [r.callback_id for r in releases], answer.reason)
+    return queues_sql.record_failure(
+        conn, sorted({r.queue_id for r in releases}), answer.reason, now,
+        threshold=config.hold_after, hold_s=config.hold_s, max_hold_s=config.max_hold_s,
+    )
+
+
+def portal_held(conn: Connection, releases: Sequence[Release], portal_id: int, answer: Answer, now: dt.datetime,
+                config: HoldConfig) -> dt.datetime | None:
+    """HubSpot refused the portal as a whole: hold it (unless the answer is a revocation,
+    which the portal's status already holds) and put ``releases`` back in line unsent —
+    HubSpot completed none of them. Returns when the hold ends (``None`` for a revocation)."""
+    executions_sql.requeue_releases(conn, [r.callback_id for r in releases])
+    if answer.action is Action.REVOKED:
+        return None
+    return portals_sql.hold(conn, portal_id, answer.reason, now,
+                            until=next_day_hold(now) if answer.until_next_day else None,
+                            first_s=config.portal_hold_s, max_s=config.max_portal_hold_s)
+
+
+def requeued(conn: Connection, callback_ids: Sequence[str]) -> int:
+    """Put releases handed out but not sent back in line at once."""
+    return executions_sql.requeue_releases(conn, callback_ids)
+
+
+class Recorder:
+    """Runs outcome writes, retrying through short database outages."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def write(self, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        """Run ``fn(conn, *args)`` in a transaction; ``(True, result)`` once it committed,
+        ``(False, None)`` if the database stayed unreachable through :data:`WRITE_RETRIES`
+        (the leases then lapse and the callbacks are sent again — HubSpot answers "already
+        completed", which counts as done)."""
+        for delay in WRITE_RETRIES:
+            await trio.sleep(delay)
+            try:
+                return True, await self.db.transaction(fn, *args)
+            except DatabaseUnavailable:
+                continue
+        log.error("callbacks.outcome_not_recorded", operation=getattr(fn, "__name__", "?"))
+        return False, None
