@@ -61,8 +61,11 @@ def test_defaults_are_all_off():
     faults = Faults()
     assert faults.to_json() == {
         "seed": 0, "error_rate": 0.0, "error_status": 503, "latency_s": 0.0, "stall_s": 0.0,
-        "rate_limit_storm": 0, "daily_limit": False, "poison_callback_ids": [], "token_lifetime_s": None}
+        "rate_limit_storm": 0, "daily_limit": False, "poison_callback_ids": [], "token_lifetime_s": None,
+        "callbacks_refusal": None, "token_rate_limit_storm": 0, "token_refusal": None, "token_latency_s": 0.0,
+        "token_info_refusal": None}
     assert faults.rate_limit_policy() is None and not faults.draw_server_error() and faults.delay_s() == 0
+    assert faults.token_refusal_now() is None
 
 
 def test_merged_converts_and_leaves_the_original_alone():
@@ -257,3 +260,20 @@ def test_request_log_and_max_in_window_follow_the_accepted_requests():
 def test_cli_refuses_bad_faults_before_serving(value, said):
     result = CliRunner().invoke(main, ["sandbox", "--faults", value])
     assert result.exit_code == 2 and said in result.output
+
+
+# --- refusals of the answer table's rows ------------------------------------------------------
+
+
+def test_named_refusals_are_validated():
+    assert Faults().merged({"callbacks_refusal": "missing_scopes"}).callbacks_refusal == "missing_scopes"
+    raises(400, Faults().merged, {"callbacks_refusal": "nonsense"})
+    raises(400, Faults().merged, {"token_refusal": 503})
+    raises(400, Faults().merged, {"token_info_refusal": "maybe"})
+
+
+def test_token_storm_counts_down_and_a_standing_refusal_wins():
+    faults = Faults(token_rate_limit_storm=2)
+    assert [faults.token_refusal_now() for _ in range(3)] == ["rate_limited", "rate_limited", None]
+    faults = Faults(token_refusal="server_error", token_rate_limit_storm=1)
+    assert faults.token_refusal_now() == "server_error" and faults.token_rate_limit_storm == 1

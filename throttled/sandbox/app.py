@@ -57,7 +57,8 @@ def create_app(state: SandboxState, clock: Callable[[], float] = time.time) -> Q
     async def token() -> Any:
         """Form-encoded code exchange or refresh; v3 (and 2026-03) answer the v3 body (§6)."""
         version = "v1" if request.path == "/oauth/v1/token" else "v3"
-        return state.token(await request.form, clock(), version)
+        form = await request.form
+        return await _answer_after(state.token_delay_s(), lambda: state.token(form, clock(), version))
 
     @app.get("/oauth/v1/access-tokens/<token>")
     async def access_token(token: str) -> Any:

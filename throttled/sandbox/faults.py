@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .errors import RatePolicy, invalid
+from .errors import CALLBACK_REFUSALS, INFO_REFUSALS, TOKEN_REFUSALS, RatePolicy, invalid
 
 MAX_DELAY_S = 3600.0  # latency_s / stall_s above this are refused as typos
 
@@ -37,6 +37,16 @@ class Faults:
     - ``poison_callback_ids``: completing any of them is a 400 (a batch fails whole).
     - ``token_lifetime_s``: access tokens issued from now on really live this many seconds
       (their ``expires_in`` still announces the configured lifetime); None = normal.
+    - ``callbacks_refusal``: every callback completion is refused this way while set (one of
+      :data:`CALLBACK_REFUSALS`: HubSpot's answers that refer to the portal, the app or a
+      callback rather than to a bad input; see ``errors.refusal``).
+    - ``token_rate_limit_storm``: the next N token-endpoint calls get 429
+      ``TEN_SECONDLY_ROLLING`` with no ``Retry-After``; counts down to 0.
+    - ``token_refusal``: every token-endpoint call is refused this way while set (one of
+      :data:`TOKEN_REFUSALS`).
+    - ``token_latency_s``: seconds the token endpoint waits before answering.
+    - ``token_info_refusal``: every token-info lookup is refused this way (one of
+      :data:`INFO_REFUSALS`).
     """
 
     seed: int = 0
@@ -48,6 +58,11 @@ class Faults:
     daily_limit: bool = False
     poison_callback_ids: set[str] = field(default_factory=set)
     token_lifetime_s: float | None = None
+    callbacks_refusal: str | None = None
+    token_rate_limit_storm: int = 0
+    token_refusal: str | None = None
+    token_latency_s: float = 0.0
+    token_info_refusal: str | None = None
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +106,16 @@ class Faults:
             return "TEN_SECONDLY_ROLLING"
         return None
 
+    def token_refusal_now(self) -> str | None:
+        """The refusal a token-endpoint call meets now: ``token_refusal``, else one step of
+        the token storm (``"rate_limited"``, counting ``token_rate_limit_storm`` down), else None."""
+        if self.token_refusal:
+            return self.token_refusal
+        if self.token_rate_limit_storm > 0:
+            self.token_rate_limit_storm -= 1
+            return "rate_limited"
+        return None
+
     def draw_server_error(self) -> bool:
         """One draw: True for a request to answer ``error_status``. Draws only if ``error_rate > 0``."""
         return self.error_rate > 0 and self._rng.random() < self.error_rate
@@ -132,4 +157,12 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str, Callable[[Any], Any]]] = {
     "poison_callback_ids": (_ids, "a list of non-empty callback id strings", set),
     "token_lifetime_s": (lambda v: v is None or (_number(v) and v > 0), "null or seconds > 0",
                          lambda v: None if v is None else float(v)),
+    "callbacks_refusal": (lambda v: v is None or v in CALLBACK_REFUSALS, f"null or one of {', '.join(CALLBACK_REFUSALS)}",
+                          lambda v: v),
+    "token_rate_limit_storm": (lambda v: _integer(v) and v >= 0, "a non-negative integer", int),
+    "token_refusal": (lambda v: v is None or v in TOKEN_REFUSALS, f"null or one of {', '.join(TOKEN_REFUSALS)}",
+                      lambda v: v),
+    "token_latency_s": (_seconds, f"seconds from 0 to {MAX_DELAY_S:g}", float),
+    "token_info_refusal": (lambda v: v is None or v in INFO_REFUSALS, f"null or one of {', '.join(INFO_REFUSALS)}",
+                           lambda v: v),
 }

@@ -153,6 +153,13 @@ class OAuthRules:
             self._refresh[refresh_token] = portal
         return self._grant(portal, refresh_token, now)
 
+    def portal_of_form(self, form: Mapping[str, str]) -> int | None:
+        """The portal a token-endpoint form is about (its code's or refresh token's), if known."""
+        if form.get("grant_type") == "refresh_token":
+            return self._refresh.get(form.get("refresh_token", ""))
+        code = self._codes.get(form.get("code", ""))
+        return code.portal_id if code is not None else None
+
     def authenticate(self, token: str | None, now: float) -> int:
         """Portal id of a bearer access token; raise 401 if missing, unknown or expired."""
         access = self.live_access(token, now)

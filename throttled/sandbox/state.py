@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from .actions import ActionDefinitions
 from .config import SandboxConfig
-from .errors import SandboxError, api_error, invalid, rate_limited, server_error
+from .errors import SandboxError, api_error, callback_refusal, info_refusal, invalid, rate_limited, server_error, token_refusal
 from .faults import Faults
 from .oauth import OAuthRules, TokenGrant, TokenVersion
 from .ratewindow import RateWindows
@@ -71,6 +71,8 @@ class SandboxState(OAuthRules):
         access = self.live_access(token, now)
         if access is None:
             raise SandboxError(404, api_error("OBJECT_NOT_FOUND", "Token not found"))
+        if self.faults.token_info_refusal:
+            raise info_refusal(self.faults.token_info_refusal)
         headers = self.check_rate(access.portal_id, now)
         body = {
             "token": token, "user": "demo@example.org",
@@ -119,6 +121,9 @@ class SandboxState(OAuthRules):
                 raise server_error(self.faults.error_status)
             inputs = _parse_inputs(body, callback_id)
             ids = [item["callbackId"] for item in inputs]
+            refusal = self.faults.callbacks_refusal
+            if refusal and not (refusal == "too_large" and via == "single"):
+                raise callback_refusal(refusal, via, ids)
             _refuse(via, self.faults.poisoned(ids), "Callback {} could not be completed",
                     "{} callback(s) in this batch could not be completed")
             self.repeats.update(i for i in ids if (portal, i) in self._completed)
@@ -134,6 +139,24 @@ class SandboxState(OAuthRules):
                 "outputFields": dict(item["outputFields"]), "via": via,
             })
         return headers
+
+    def token(self, form: Any, now: float, version: TokenVersion) -> dict[str, Any]:
+        """``POST /oauth/{v1,v3}/token`` with the token faults applied first: a refused call
+        is counted as a token call of its portal (when the form names a known code or
+        refresh token) and answered with the fault's error; else the OAuth rules answer."""
+        refusal = self.faults.token_refusal_now()
+        if refusal is None or (refusal == "retired_path" and version == "v1"):
+            return super().token(form, now, version)
+        portal = self.portal_of_form(form)
+        if portal is not None:
+            self.token_calls[portal] += 1
+        if refusal in ("rate_limited", "daily_limit"):
+            self.rate_limited += 1
+        raise token_refusal(refusal)
+
+    def token_delay_s(self) -> float:
+        """Seconds the app waits before answering a token call (``token_latency_s``)."""
+        return self.faults.token_latency_s
 
     def callback_delay_s(self) -> float:
         """Seconds the app waits before answering a callback completion (latency/stall faults)."""
