@@ -22,7 +22,7 @@ import trio
 
 from throttled.cleaner import CLEANER_KIND, Cleaner
 from throttled.cleaner.cleaner import cleaner_cron
-from throttled.clock import Clock, WallClock
+from throttled.clock import Clock, DatabaseClock
 from throttled.db import executions as executions_sql
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.db.schema import migrate
@@ -37,6 +37,7 @@ from throttled.jobs.cron import Cron
 from throttled.jobs.leader import Leadership
 from throttled.jobs.listener import listen
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig, new_owner_id
+from throttled.service.clock_sync import keep_in_sync
 from throttled.service.metrics import Metrics
 from throttled.service.systemd import Notifier, watchdog, watchdog_interval_s
 from throttled.settings import Settings
@@ -86,7 +87,8 @@ async def run_daemon(
     Args:
         settings: validated settings; the client secret and an encryption key must be set.
         database_url: PostgreSQL URL (the CLI resolves the embedded default).
-        clock: defaults to :class:`WallClock`.
+        clock: defaults to a :class:`DatabaseClock` kept on the database's time (tests pass
+            a :class:`TrioClock` to drive time virtually).
         notifier: systemd notifier (default: from ``NOTIFY_SOCKET``).
     Raises:
         SettingsError: a required setting is missing.
@@ -95,7 +97,8 @@ async def run_daemon(
     """
     settings.require("hubspot_client_secret")
     ring = settings.key_ring()
-    clock = clock or WallClock()
+    database_clock = DatabaseClock() if clock is None else None
+    clock = clock or database_clock
     notifier = notifier or Notifier()
     metrics = Metrics()
     db = Database(database_url, pool_size=settings.db_pool_size)
@@ -107,6 +110,7 @@ async def run_daemon(
     )
     try:
         await db.transaction(migrate)
+        assert clock is not None
         owner = new_owner_id()
         tokens = TokenStore(db, clock, ring, client, owner=owner)
         batcher = Batcher(db, clock, settings.block_duration_s, metrics=metrics)
@@ -137,6 +141,8 @@ async def run_daemon(
         )
         admin = create_admin_app(AdminDeps(db, clock, metrics, lambda: portal_queues.active_portals, admin_token))
         async with trio.open_nursery() as nursery:
+            if database_clock is not None:  # first: every "now" below is the database's
+                await nursery.start(partial(keep_in_sync, database_clock, db, metrics))
             nursery.start_soon(_resign_on_exit, leadership)
             await nursery.start(batcher.run)
             await nursery.start(portal_queues.run)

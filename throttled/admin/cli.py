@@ -19,12 +19,18 @@ from rich.table import Column, Table
 
 from throttled.admin import operations
 from throttled.admin.operations import JOB_STATES, MAX_JOBS, Conflict, NotFound, QueueOverview
-from throttled.clock import WallClock
+from throttled.db.time import database_now
 from throttled.ingest.inputs import TIME_UNITS, InvalidInput, parse_override
 
 config_option = click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
                              help="TOML file of settings (environment variables win).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def _run_now(config_file: Path | None, fn, *args):
+    """Run ``fn(conn, *args, now)`` in one transaction, ``now`` being the database's time —
+    the time the daemons decide by (this host's clock may be off)."""
+    return _run(config_file, lambda conn: fn(conn, *args, database_now(conn)))
 
 
 def _run(config_file: Path | None, fn, *args):
@@ -132,7 +138,7 @@ def config_set(portal_id: int, action_id: int, max_throughput, time_period, time
     """Override the throttle of PORTAL_ID / ACTION_ID (beats the steps' inputs)."""
     fields = {"max_throughput": max_throughput, "time_period": time_period, "time_unit": time_unit, "mode": mode}
     override = parse_override({k: v for k, v in fields.items() if v is not None})
-    config = _run(config_file, operations.set_config, portal_id, action_id, override, WallClock().now())
+    config = _run_now(config_file, operations.set_config, portal_id, action_id, override)
     click.echo(json.dumps(_config_json(config), indent=2))
 
 
@@ -143,7 +149,7 @@ def config_set(portal_id: int, action_id: int, max_throughput, time_period, time
 @_operator_errors
 def config_delete(portal_id: int, action_id: int, config_file: Path | None) -> None:
     """Remove the override of PORTAL_ID / ACTION_ID."""
-    _run(config_file, operations.delete_config, portal_id, action_id, WallClock().now())
+    _run_now(config_file, operations.delete_config, portal_id, action_id)
     click.echo(f"override of portal {portal_id}, action {action_id} deleted")
 
 
@@ -197,7 +203,7 @@ def _queue_command(name: str, fn, help_text: str):
     @json_option
     @_operator_errors
     def command(queue_id: str, config_file: Path | None, as_json: bool) -> None:
-        overview = _run(config_file, fn, queue_id, WallClock().now()) if fn else _run(config_file, operations.show_queue, queue_id)
+        overview = _run_now(config_file, fn, queue_id) if fn else _run(config_file, operations.show_queue, queue_id)
         if as_json:
             click.echo(json.dumps(overview.as_json(), indent=2))
         else:
@@ -218,7 +224,7 @@ _queue_command("resume", operations.resume_queue, "Release again at the rate; al
 @_operator_errors
 def queues_drain(queue_id: str, wait: bool, config_file: Path | None, as_json: bool) -> None:
     """Release the whole backlog of QUEUE_ID now, ignoring the rate."""
-    overview = _run(config_file, operations.drain_queue, queue_id, WallClock().now())
+    overview = _run_now(config_file, operations.drain_queue, queue_id)
     if wait:
         _wait_drained(config_file, queue_id, overview.backlog)
         overview = _run(config_file, operations.show_queue, queue_id)
@@ -253,7 +259,7 @@ def queues_purge(queue_id: str, yes: bool, config_file: Path | None) -> None:
     """Cancel QUEUE_ID's pending backlog (never completed; HubSpot lets them go on expiry)."""
     if not yes:
         click.confirm(f"cancel every pending enrollment of {queue_id}?", abort=True)
-    cancelled = _run(config_file, operations.purge_queue, queue_id, WallClock().now())
+    cancelled = _run_now(config_file, operations.purge_queue, queue_id)
     click.echo(f"{cancelled} pending enrollments of {queue_id} cancelled")
 
 
@@ -320,7 +326,7 @@ def _job_command(name: str, fn, help_text: str, verb: str):
     @json_option
     @_operator_errors
     def command(job_id: int, config_file: Path | None, as_json: bool) -> None:
-        job = _run(config_file, fn, job_id, WallClock().now())
+        job = _run_now(config_file, fn, job_id)
         if as_json:
             click.echo(json.dumps(operations.job_json(job), indent=2))
         else:

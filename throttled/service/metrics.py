@@ -45,6 +45,9 @@ class Metrics:
                                     "Portals held because HubSpot refused them as a whole, by kind of refusal "
                                     "(missing_scopes, forbidden, endpoint_missing, daily_limit, client_refused, …)",
                                     ["kind"], registry=r)
+        self.clock_skew = Gauge("throttled_clock_skew_seconds",
+                                "The database's time minus this host's wall time at the last reading, seconds "
+                                "(decisions use the database's time)", registry=r)
         self.portal_tasks = Gauge("throttled_portal_tasks", "Per-portal send tasks alive", registry=r)
         self.backlog = Gauge("throttled_executions", "Executions by state (whole database)", ["state"], registry=r)
         self.jobs = Gauge("throttled_jobs", "Jobs by state (whole database)", ["state"], registry=r)
