@@ -28,3 +28,29 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+class OncePer:
+    """Says whether an event about ``key`` should be logged now: once per ``interval_s``
+    seconds per key, remembering at most ``capacity`` keys (the oldest are forgotten), so a
+    flood of the same event is one line per interval, in bounded memory.
+
+    Times are seconds from any monotonic source (``trio.current_time()``).
+    """
+
+    def __init__(self, interval_s: float, capacity: int = 10_000) -> None:
+        self.interval_s = interval_s
+        self.capacity = capacity
+        self._last: dict[object, float] = {}
+        self.suppressed = 0
+
+    def __call__(self, key: object, now_s: float) -> bool:
+        last = self._last.get(key)
+        if last is not None and now_s - last < self.interval_s:
+            self.suppressed += 1
+            return False
+        self._last.pop(key, None)
+        self._last[key] = now_s
+        if len(self._last) > self.capacity:
+            del self._last[next(iter(self._last))]
+        return True

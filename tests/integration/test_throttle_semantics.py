@@ -81,7 +81,7 @@ def ids_of(step: Step, start: int, n: int, tag: str = "") -> list[str]:
 def store(db, now: dt.datetime, step: Step, ids: Sequence[str], **inputs: object) -> int:
     """Store one batch (one commit) of enrollments of ``step``; returns how many were new."""
     enrollments = [parse_enrollment(body(cid, step, n, **inputs)) for n, cid in enumerate(ids)]
-    return db.transaction_sync(store_enrollments, enrollments, now, BLOCK_S)
+    return len(db.transaction_sync(store_enrollments, enrollments, now, BLOCK_S).new)
 
 
 def jobs_of(db, queue_id: str) -> list[tuple[str, dt.datetime]]:

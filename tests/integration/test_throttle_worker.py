@@ -50,7 +50,7 @@ def _ids(step: Step, start: int, n: int) -> list[str]:
 
 def _store(db, step: Step, ids: list[str], now: dt.datetime) -> int:
     enrollments = [parse_enrollment(enrollment_body(cid, PORTAL, step, object_id=n)) for n, cid in enumerate(ids)]
-    return db.transaction_sync(store_enrollments, enrollments, now, BLOCK_S)
+    return len(db.transaction_sync(store_enrollments, enrollments, now, BLOCK_S).new)
 
 
 def _jobs_of(db, step: Step) -> list[tuple[int, str]]:

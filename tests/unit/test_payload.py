@@ -39,10 +39,48 @@ def test_invalid_variants_name_the_field(path, field):
     assert info.value.field == field
 
 
-def test_action_id_falls_back_to_definition_id():
+def test_without_action_id_the_step_comes_from_the_callback_id():
+    # documented.json: ap-4455667-56776413549-7-0 = ap-{portal}-{enrollment}-{actionId}-{index}
     enrollment = parse_enrollment((WEBHOOKS / "documented.json").read_bytes())
-    assert enrollment.action_id == 10646377
-    assert str(enrollment.queue_id) == "queue:4455667:192814114:10646377:0"
+    assert (enrollment.action_id, enrollment.step_source) == (7, "callbackId")
+    assert str(enrollment.queue_id) == "queue:4455667:192814114:7:0"
+
+
+def _step_body(callback_id: str, limit: str, unit: str, **context) -> bytes:
+    """Portal 1001, workflow 700, definition 777, no context.actionId (HubSpot's documented sample)."""
+    return json.dumps({"callbackId": callback_id, "origin": {"portalId": 1001, "actionDefinitionId": 777},
+                       "context": {"source": "WORKFLOWS", "workflowId": 700, **context},
+                       "inputFields": {"max_throughput": limit, "time_period": "1", "time_unit": unit}}).encode()
+
+
+def test_two_steps_of_one_workflow_without_action_id_get_two_queues():
+    # The field-faults input: 1 per hour, then 100 per second, then 1 per hour again — keyed on
+    # the definition id alone these were one queue whose rate flipped with each webhook.
+    by_callback = [parse_enrollment(_step_body(f"ap-1001-5550{n}-{step}-0", limit, unit))
+                   for n, (step, limit, unit) in enumerate([(3, "1", "hours"), (4, "100", "seconds"), (3, "1", "hours")])]
+    assert [str(e.queue_id) for e in by_callback] == ["queue:1001:700:3:0", "queue:1001:700:4:0", "queue:1001:700:3:0"]
+    by_settings = [parse_enrollment(_step_body(f"cb-{n}", limit, unit))
+                   for n, (limit, unit) in enumerate([("1", "hours"), ("100", "seconds"), ("1", "hours")])]
+    queues = [str(e.queue_id) for e in by_settings]
+    assert queues[0] == queues[2] != queues[1] and {e.step_source for e in by_settings} == {"settings"}
+    assert all(q.startswith("queue:1001:700:777:") and not q.endswith(":0") for q in queues)
+
+
+def test_a_callback_id_of_another_portal_or_shape_does_not_name_the_step():
+    assert parse_enrollment(_step_body("ap-999-1-3-0", "1", "hours")).step_source == "settings"
+    assert parse_enrollment(_step_body("ap-1001-1-3", "1", "hours")).step_source == "settings"
+    assert parse_enrollment(_step_body("ap-1001-1-99999999999999999999-0", "1", "hours")).step_source == "settings"
+    with_action = parse_enrollment(_step_body("ap-1001-1-3-0", "1", "hours", actionId=12))
+    assert (with_action.action_id, with_action.step_source) == (12, "actionId")
+
+
+def test_per_record_inputs_do_not_split_a_step():
+    # priority and release_after differ per record: the settings lane must not follow them
+    a = json.loads(_step_body("cb-a", "5", "minutes"))
+    b = json.loads(_step_body("cb-b", "5", "minutes"))
+    a["inputFields"] |= {"priority": "9", "release_after": "1767225600000"}
+    b["inputFields"] |= {"priority": "1", "max_throughput": 5}
+    assert parse_enrollment(json.dumps(a).encode()).queue_id == parse_enrollment(json.dumps(b).encode()).queue_id
 
 
 def test_context_action_id_wins():

@@ -115,3 +115,12 @@ def test_key_ring_from_both_variables(monkeypatch):
 def test_no_key_is_one_clear_line():
     with pytest.raises(SettingsError, match="^THROTTLED_ENCRYPTION_KEYS .*is not set$"):
         load_settings().key_ring()
+
+
+def test_once_per_logs_a_key_once_per_interval_in_bounded_memory():
+    from throttled.logs import OncePer
+
+    once = OncePer(10.0, capacity=2)
+    assert [once("a", t) for t in (0.0, 5.0, 10.0)] == [True, False, True]
+    assert once("b", 0.0) and once("c", 0.0)  # "a" is forgotten: capacity 2
+    assert once("a", 11.0) and once.suppressed == 1

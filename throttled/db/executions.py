@@ -44,14 +44,14 @@ class Release:
 
 def insert_executions(
     conn: Connection, executions: Sequence[NewExecution], now: dt.datetime, expires_at: dt.datetime
-) -> int:
+) -> set[str]:
     """Store executions in the given (arrival) order; a known ``callback_id`` is skipped.
 
-    Returns how many rows were new.
+    Returns the callback ids that were new.
     """
     if not executions:
-        return 0
-    return conn.execute(
+        return set()
+    return set(conn.execute(
         text(
             """INSERT INTO action_executions (callback_id, portal_id, queue_id, object_type, object_id,
                                               input_fields, priority, not_before, received_at, expires_at)
@@ -64,7 +64,8 @@ def insert_executions(
                     WITH ORDINALITY AS e(callback_id, portal_id, queue_id, object_type, object_id,
                                          input_fields, priority, not_before, ord)
                ORDER BY e.ord  -- seq follows arrival order
-               ON CONFLICT (callback_id) DO NOTHING"""
+               ON CONFLICT (callback_id) DO NOTHING
+               RETURNING callback_id"""
         ),
         {
             "callback_ids": [e.callback_id for e in executions],
@@ -78,7 +79,16 @@ def insert_executions(
             "now": now,
             "expires_at": expires_at,
         },
-    ).rowcount
+    ).scalars())
+
+
+def states_of(conn: Connection, callback_ids: Sequence[str]) -> dict[str, str]:
+    """``{callback_id: state}`` of those of ``callback_ids`` that are stored."""
+    if not callback_ids:
+        return {}
+    rows = conn.execute(text("SELECT callback_id, state FROM action_executions WHERE callback_id = ANY(:ids)"),
+                        {"ids": list(callback_ids)}).all()
+    return {r.callback_id: r.state for r in rows}
 
 
 def requeue_lapsed_releases(conn: Connection, queue_id: str, now: dt.datetime) -> int:

@@ -25,6 +25,7 @@ import structlog
 import trio
 
 from throttled.hubspot.answers import Action, Answer, Endpoint, RefersTo, classify, transport_failure
+from throttled.hubspot import outputs
 from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.errors import HubSpotRefused
 from throttled.service.metrics import Metrics
@@ -114,7 +115,7 @@ class HubSpotClient:
         ``in_slot``: the caller holds :meth:`slot` for this portal. Returns HubSpot's answer,
         classified (``done`` on success); never raises for an HTTP or transport failure.
         """
-        output = {"outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}}
+        output = outputs.completion()
         if len(callback_ids) == 1:
             path = f"{self.callbacks_path}/{quote(callback_ids[0], safe='')}/complete"
             endpoint, body = Endpoint.COMPLETE_ONE, output

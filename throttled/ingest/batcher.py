@@ -29,6 +29,7 @@ class _Waiting:
     enrollment: Enrollment
     done: trio.Event = field(default_factory=trio.Event)
     error: BaseException | None = None
+    state: str = "pending"  # the stored execution's state once committed
 
 
 class Batcher:
@@ -55,8 +56,10 @@ class Batcher:
         self.batch_sizes: list[int] = []  # recent batch sizes, for benchmarks and status
         self.committed = 0
 
-    async def submit(self, enrollment: Enrollment) -> None:
-        """Return once ``enrollment`` is committed.
+    async def submit(self, enrollment: Enrollment) -> str:
+        """Return once ``enrollment`` is committed: the state of its stored execution
+        (``pending`` when new; a webhook HubSpot sent again finds it as it is, e.g.
+        ``released``).
 
         Raises:
             DatabaseUnavailable: the commit failed because the database is unreachable.
@@ -66,6 +69,7 @@ class Batcher:
         await waiting.done.wait()
         if waiting.error is not None:
             raise waiting.error
+        return waiting.state
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Commit batches until cancelled."""
@@ -103,9 +107,11 @@ class Batcher:
 
     async def _store(self, batch: list[_Waiting]) -> None:
         try:
-            await self.db.transaction(
+            stored = await self.db.transaction(
                 store_enrollments, [w.enrollment for w in batch], self.clock.now(), self.block_duration_s
             )
+            for waiting in batch:
+                waiting.state = stored.state_of(waiting.enrollment.callback_id)
             self.committed += len(batch)
             self._note_size(len(batch))
         except DatabaseUnavailable as exc:

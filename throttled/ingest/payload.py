@@ -1,15 +1,37 @@
 """Parse and validate a HubSpot action-execution request body — pure.
 
 Shapes from ``../shared/docs/hubspot-protocol.md`` §1: numbers in ``inputFields`` may arrive
-as strings or JSON numbers; ``context.actionId`` may be missing (then the step falls back
-to ``origin.actionDefinitionId``); unknown fields are ignored. Every rejection is an
+as strings or JSON numbers; unknown fields are ignored. Every rejection is an
 :class:`InvalidInput` naming the field, which the web layer turns into a 400.
+
+Which workflow step an enrollment belongs to (its queue) — in this order:
+
+1. ``context.actionId``, the step's id, when HubSpot sends it (seen live and in the spec's
+   ``WorkflowsRequestContext``, but not in the documented sample).
+2. Else the callback id: documented as ``ap-<portal>-<n>-<n>-<n>``; the completion API's
+   ``requestContext`` names an ``actionId``, an ``enrollmentId`` and an
+   ``actionExecutionIndex``, and the documented samples (``ap-102670506-56777914962-11-0`` and
+   ``ap-102670506-56776413549-7-0``, one workflow, two steps) differ in the second number per
+   execution and in the third per step: so ``ap-{portal}-{enrollment}-{actionId}-{index}``
+   [inferred, not stated by HubSpot]. The third number is the step when the first is the
+   portal.
+3. Else nothing identifies the step: the queue is keyed on the action definition plus a hash
+   of the step's settings (rate, mode, release window), so two steps with different settings
+   never share a queue (steps with the same settings do — the one case that cannot be told
+   apart). :attr:`Enrollment.step_source` says which rule applied; the web layer logs the
+   third once per workflow.
+
+The original app fell back to ``origin.actionDefinitionId`` alone — the same for every use of
+our action — so two throttle steps of one workflow shared a queue whose rate flipped with
+each webhook.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +39,9 @@ from throttled.ingest.inputs import InvalidInput, StepSettings, parse_inputs, pa
 from throttled.throttle.queue_ids import QueueId, shared_queue, step_queue
 
 MAX_CALLBACK_ID_LENGTH = 255
+MAX_ID = 2**63 - 1
+#: ``ap-{portal}-{enrollment}-{actionId}-{index}`` (see the module docstring).
+_CALLBACK_ID = re.compile(r"^ap-(\d{1,19})-(\d{1,19})-(\d{1,19})-(\d{1,19})$")
 
 __all__ = ["Enrollment", "InvalidInput", "parse_enrollment"]
 
@@ -39,13 +64,15 @@ class Enrollment:
     priority: int
     not_before: dt.datetime | None
     input_fields: dict[str, Any]
+    lane: int = 0                  # 0, or the settings hash of a step nothing identifies
+    step_source: str = "actionId"  # actionId, callbackId or settings (module docstring)
 
     @property
     def queue_id(self) -> QueueId:
         """The queue this enrollment waits in: its step's, or the shared one it names."""
         if self.shared_name is not None:
             return shared_queue(self.portal_id, self.shared_name)
-        return step_queue(self.portal_id, self.workflow_id, self.action_id)
+        return step_queue(self.portal_id, self.workflow_id, self.action_id, self.lane)
 
 
 def parse_enrollment(body: bytes) -> Enrollment:
@@ -75,18 +102,15 @@ def parse_enrollment(body: bytes) -> Enrollment:
     if not isinstance(inputs, dict):
         raise InvalidInput("inputFields", "must be an object")
     portal_id = parse_int(origin.get("portalId"), "origin.portalId", minimum=1)
-    action_id = context.get("actionId")
-    if action_id is None:
-        action_id = origin.get("actionDefinitionId")
-        action_field = "origin.actionDefinitionId"
-    else:
-        action_field = "context.actionId"
     parsed = parse_inputs(inputs)
+    action_id, lane, source = _step(callback_id, portal_id, context, origin, parsed.step)
     return Enrollment(
         callback_id=callback_id,
         portal_id=portal_id,
         workflow_id=parse_int(context.get("workflowId", 0), "context.workflowId", minimum=0),
-        action_id=parse_int(action_id, action_field, minimum=0),
+        action_id=action_id,
+        lane=lane,
+        step_source=source,
         object_type=_optional_str(obj.get("objectType")),
         object_id=_optional_str(obj.get("objectId")),
         step=parsed.step,
@@ -95,6 +119,27 @@ def parse_enrollment(body: bytes) -> Enrollment:
         not_before=parsed.not_before,
         input_fields=inputs,
     )
+
+
+def _step(callback_id: str, portal_id: int, context: dict, origin: dict, step: StepSettings) -> tuple[int, int, str]:
+    """``(action_id, lane, source)`` of the step (module docstring)."""
+    if context.get("actionId") is not None:
+        return parse_int(context["actionId"], "context.actionId", minimum=0), 0, "actionId"
+    match = _CALLBACK_ID.match(callback_id)
+    if match and int(match[1]) == portal_id and int(match[3]) <= MAX_ID:
+        return int(match[3]), 0, "callbackId"
+    definition = parse_int(origin.get("actionDefinitionId"), "origin.actionDefinitionId", minimum=0)
+    return definition, settings_lane(step), "settings"
+
+
+def settings_lane(step: StepSettings) -> int:
+    """A stable number in 1..2^31-1 for a step's settings (rate, mode, release window), so steps
+    nothing else tells apart get different queues when their settings differ."""
+    window = step.window
+    key = json.dumps([step.max_throughput, step.time_period, step.time_unit, step.mode,
+                      sorted(window.days) if window else None, window.start_minute if window else None,
+                      window.end_minute if window else None, window.time_zone if window else None])
+    return 1 + int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % (2**31 - 2)
 
 
 def _reject_constant(name: str) -> Any:

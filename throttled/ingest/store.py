@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
@@ -46,15 +47,29 @@ def queue_settings(e: Enrollment) -> queues_sql.QueueSettings:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What a group commit did: ``new`` callback ids, and the state of each one that was
+    already stored (HubSpot sent its webhook again)."""
+
+    new: set[str]
+    repeated: dict[str, str]
+
+    def state_of(self, callback_id: str) -> str:
+        """The stored execution's state (``pending`` for a new one)."""
+        return self.repeated.get(callback_id, "pending")
+
+
 def store_enrollments(
     conn: Connection, enrollments: Sequence[Enrollment], now: dt.datetime, block_duration_s: int
-) -> int:
-    """Store a batch of enrollments (arrival order kept); returns how many were new.
+) -> Stored:
+    """Store a batch of enrollments (arrival order kept).
 
     A ``callback_id`` already stored (HubSpot retried) is skipped, so a repeated webhook is
-    stored once. ``block_duration_s`` is how long HubSpot holds the block (``expires_at``).
-    The last enrollment of a batch sets its queue's settings (the user may have edited the
-    step; for a shared queue, the step that enrolled last).
+    stored once; its current state is returned, for the answer. ``block_duration_s`` is how
+    long HubSpot holds the block (``expires_at``). The last enrollment of a batch sets its
+    queue's settings (the user may have edited the step; for a shared queue, the step that
+    enrolled last).
     """
     queues = {str(e.queue_id): queue_settings(e) for e in enrollments}
     ordered = [queues[q] for q in sorted(queues)]
@@ -69,12 +84,13 @@ def store_enrollments(
         now,
         now + dt.timedelta(seconds=block_duration_s),
     )
+    repeated = executions_sql.states_of(conn, sorted({e.callback_id for e in enrollments} - new))
     jobs_sql.ensure_unique_jobs(
         conn, THROTTLE_JOB_KIND,
         [(throttle_job_key(q.queue_id), q.portal_id, {"queue_id": q.queue_id, "action_id": q.action_id}) for q in ordered],
         now, max_attempts=THROTTLE_JOB_ATTEMPTS,
     )
-    return new
+    return Stored(new, repeated)
 
 
 def ensure_throttle_job(conn: Connection, queue_id: str, portal_id: int, action_id: int | None, now: dt.datetime) -> bool:

@@ -3,7 +3,8 @@
 Routes kept from the original app:
 
 - ``POST /api/hubspot/action`` — verify the signature on the raw body, parse, hand to the
-  batcher, answer ``BLOCK`` only after the commit (invariant 1).
+  batcher, answer ``BLOCK`` only after the commit (invariant 1) — or, for a webhook HubSpot
+  sent again after we completed its callback, what the completion said (``SUCCESS``).
 - ``GET /api/oauth/install`` → HubSpot's authorize page with a signed ``state``;
   ``GET /api/oauth/callback`` → exchange the code, look up the hub id, store the tokens.
 - ``GET /healthz`` (process alive), ``GET /readyz`` (database reachable).
@@ -17,6 +18,7 @@ import html
 from dataclasses import dataclass, field, replace
 
 import structlog
+import trio
 
 import sqlalchemy as sa
 from quart import Response, jsonify, redirect, request
@@ -25,7 +27,7 @@ from quart_trio import QuartTrio
 from throttled.admin import operations
 from throttled.clock import Clock
 from throttled.db.engine import Database
-from throttled.hubspot import oauth
+from throttled.hubspot import oauth, outputs
 from throttled.hubspot.client import HubSpotClient
 from throttled.hubspot.answers import Action
 from throttled.hubspot.errors import HubSpotRefused
@@ -33,6 +35,7 @@ from throttled.hubspot.signatures import SignedRequest, verify
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.ingest.payload import parse_enrollment
+from throttled.logs import OncePer
 from throttled.web.config_api import config_blueprint
 from throttled.service.metrics import Metrics
 from throttled.web.errors import RETRY_AFTER_S, register_error_handlers
@@ -84,7 +87,8 @@ def create_app(deps: WebDeps) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = deps.read_timeout_s  # a trickled body: 408, then the connection closes
     register_error_handlers(app)
     app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
-    block = {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": deps.block_duration}}
+    block = outputs.block(deps.block_duration)
+    unidentified = OncePer(600.0)  # a step nothing identifies: one line per workflow per 10 minutes
 
     @app.post("/api/hubspot/action")
     async def action() -> Response:
@@ -100,8 +104,17 @@ def create_app(deps: WebDeps) -> QuartTrio:
                    accepted=deps.signature_versions)
             outcome = "invalid"
             enrollment = parse_enrollment(body)
+            if enrollment.step_source == "settings" and unidentified(
+                    (enrollment.portal_id, enrollment.workflow_id), trio.current_time()):
+                log.warning("webhook.step_unidentified", portal_id=enrollment.portal_id,
+                            workflow_id=enrollment.workflow_id, queue_id=str(enrollment.queue_id),
+                            note="no context.actionId and no ap-<portal>-… callback id: steps are kept apart "
+                                 "by their settings; steps with identical settings share one queue")
             outcome = "unavailable"
-            await deps.batcher.submit(enrollment)
+            state = await deps.batcher.submit(enrollment)
+            if state == "released":  # HubSpot sent it again after we completed it: it is done
+                outcome = "already_completed"
+                return jsonify(outputs.already_completed())
             outcome = "accepted"
             return jsonify(block)
         finally:
