@@ -106,7 +106,9 @@ CREATE TABLE IF NOT EXISTS action_executions (
     -- line: HubSpot may have completed it as late as this, so the rate window counts it here.
     unanswered_at        timestamptz,
     attempts             integer NOT NULL DEFAULT 0,
-    last_failure_reason  text
+    last_failure_reason  text,
+    leased_by            text,                   -- while 'releasing': the daemon holding it
+    sent_at              timestamptz             -- while 'releasing': when its last call started
 );
 -- The worker's hot queries: next pending (priority, then arrival), in-flight count, recent
 -- releases.
@@ -118,8 +120,12 @@ CREATE INDEX IF NOT EXISTS action_executions_releasing
     ON action_executions (queue_id, lease_until) WHERE state = 'releasing';
 CREATE INDEX IF NOT EXISTS action_executions_released
     ON action_executions (queue_id, released_at DESC) WHERE state = 'released';
--- Databases created before the column existed.
+-- Databases created before these columns existed. leased_by: the daemon ('releasing') whose
+-- portal queue holds it; sent_at: when a call on it last started (NULL: never on the wire in
+-- this lease, so a dead daemon's unsent releases need not count in the window).
 ALTER TABLE action_executions ADD COLUMN IF NOT EXISTS unanswered_at timestamptz;
+ALTER TABLE action_executions ADD COLUMN IF NOT EXISTS leased_by text;
+ALTER TABLE action_executions ADD COLUMN IF NOT EXISTS sent_at timestamptz;
 CREATE INDEX IF NOT EXISTS action_executions_unanswered
     ON action_executions (queue_id, unanswered_at DESC)
     WHERE unanswered_at IS NOT NULL AND state <> 'released';
@@ -169,4 +175,26 @@ CREATE UNLOGGED TABLE IF NOT EXISTS leaders (
     name        text PRIMARY KEY,
     owner       text NOT NULL,
     expires_at  timestamptz NOT NULL
+);
+
+-- Daemons and their liveness: each renews alive_until every third of THROTTLED_LEADER_TTL and
+-- sets it to now on a graceful stop. A daemon whose alive_until has passed is dead: its
+-- running jobs are rescued and its leased releases go back in line without waiting for their
+-- leases. An owner with no row (an older daemon) is judged by its leases alone. Unlogged: after
+-- a database crash every daemon simply registers again.
+CREATE UNLOGGED TABLE IF NOT EXISTS nodes (
+    owner        text PRIMARY KEY,
+    alive_until  timestamptz NOT NULL,
+    started_at   timestamptz NOT NULL
+);
+
+-- Daemons and their liveness: each renews alive_until every third of THROTTLED_LEADER_TTL and
+-- sets it to now on a graceful stop. A daemon whose alive_until has passed is dead: its
+-- running jobs are rescued and its leased releases go back in line without waiting for their
+-- leases. An owner with no row (an older daemon) is judged by its leases alone. Unlogged: after
+-- a database crash every daemon simply registers again.
+CREATE UNLOGGED TABLE IF NOT EXISTS nodes (
+    owner        text PRIMARY KEY,
+    alive_until  timestamptz NOT NULL,
+    started_at   timestamptz NOT NULL
 );

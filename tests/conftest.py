@@ -26,7 +26,7 @@ pytest_plugins = ["tests.support.deadlines", "tests.support.clocks"]
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # trio time 0 under TrioClock in tests
-TABLES = "portals, queues, throttle_configs, action_executions, jobs, leaders"
+TABLES = "portals, queues, throttle_configs, action_executions, jobs, leaders, nodes"
 
 
 def _server_url() -> str:

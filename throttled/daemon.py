@@ -38,6 +38,7 @@ from throttled.jobs.leader import Leadership
 from throttled.jobs.listener import listen
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig, new_owner_id
 from throttled.service.clock_sync import keep_in_sync
+from throttled.service.liveness import keep_alive
 from throttled.service.metrics import Metrics
 from throttled.service.systemd import Notifier, watchdog, watchdog_interval_s
 from throttled.settings import Settings
@@ -119,7 +120,8 @@ async def run_daemon(
             renew_margin_s=settings.renew_margin_s,
             holds=HoldConfig(hold_after=settings.hold_after, hold_s=settings.hold_s, portal_hold_s=settings.portal_hold_s)))
         config_cache = ConfigCache(db, clock, ttl_s=settings.config_ttl_s)
-        worker = ThrottleWorker(db, clock, portal_queues.submit, WorkerConfig(release_lease_s=settings.release_lease_s),
+        worker = ThrottleWorker(db, clock, portal_queues.submit,
+                                WorkerConfig(release_lease_s=settings.release_lease_s, call_s=settings.hubspot_timeout_s),
                                 overrides=config_cache.get, metrics=metrics)
         cleaner = Cleaner(db, clock, job_retention_s=settings.job_retention_s, metrics=metrics)
         scheduler = Scheduler(
@@ -143,6 +145,7 @@ async def run_daemon(
         async with trio.open_nursery() as nursery:
             if database_clock is not None:  # first: every "now" below is the database's
                 await nursery.start(partial(keep_in_sync, database_clock, db, metrics))
+            await nursery.start(partial(keep_alive, db, clock, owner, settings.leader_ttl_s))
             nursery.start_soon(_resign_on_exit, leadership)
             await nursery.start(batcher.run)
             await nursery.start(portal_queues.run)

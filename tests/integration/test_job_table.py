@@ -23,6 +23,7 @@ from throttled.clock import TrioClock, WallClock
 from throttled.db import jobs as jobs_sql
 from throttled.db import leaders as leaders_sql
 from throttled.db import tables
+from throttled.db import nodes as nodes_sql
 from throttled.db.engine import Database, libpq_url
 from throttled.jobs.cron import Cron, CronJob
 from throttled.jobs.leader import Leadership
@@ -364,3 +365,20 @@ async def test_two_pruners_delete_old_jobs_without_deadlock(db):
     assert sum(deleted) == 6000 and max(deleted) <= 500
     left = db.transaction_sync(jobs_sql.count_by_state)
     assert left == {"available": 1, "completed": 1} and job_row(db, keep).state == "available"
+
+
+def test_a_dead_daemons_jobs_are_rescued_before_their_lease_ends(db):
+    now = WallClock().now()
+    alive_id, dead_id, unknown_id = (insert(db, now, kind="k", unique_key=k) for k in ("a", "b", "c"))
+    hour = dt.timedelta(hours=1)
+
+    def claimed(conn):
+        for job_id, owner in ((alive_id, "node-alive"), (dead_id, "node-dead"), (unknown_id, "node-older")):
+            conn.execute(sa.text("UPDATE jobs SET state = 'executing', attempt = 1, attempted_by = :owner, "
+                                 "leased_until = :until WHERE id = :id"), {"owner": owner, "until": now + hour, "id": job_id})
+        nodes_sql.heartbeat(conn, "node-alive", now, now + hour)
+        nodes_sql.heartbeat(conn, "node-dead", now - hour, now - dt.timedelta(seconds=1))
+    db.transaction_sync(claimed)
+    assert db.transaction_sync(jobs_sql.rescue_expired_leases, now) == (1, 0)
+    # only the dead daemon's; one with no nodes row (an older daemon) keeps its lease
+    assert [job_row(db, i).state for i in (alive_id, dead_id, unknown_id)] == ["executing", "available", "executing"]

@@ -22,6 +22,7 @@ from tests.conftest import EPOCH, install_portal
 from tests.support.waiting import wait_until
 from throttled.clock import TrioClock
 from throttled.db import executions as executions_sql
+from throttled.db import nodes as nodes_sql
 from throttled.db import queues as queues_sql
 from throttled.db import tables
 from throttled.db.executions import Release
@@ -173,7 +174,11 @@ class CrashOnce(PortalSide):
         for release in releases:
             self.completed_at.setdefault(release.callback_id, now)
         if len(self.completed_at) == len(releases):
-            return  # the first batch: the daemon died before it heard back
+            # The first batch: the portal queue stamps it as on the wire (as before every
+            # call), HubSpot completes it, and the daemon dies before it hears back.
+            leases = {r.callback_id: r.lease_until for r in releases}
+            assert len(await self.db.transaction(executions_sql.start_sending, leases, now, now, now)) == len(releases)
+            return
         await super().submit(portal_id, releases)
 
 
@@ -201,3 +206,43 @@ async def test_a_send_lost_in_a_crash_still_counts_in_its_window(db, autojump_cl
     real = sorted(portal.completed_at.values())
     assert max_in_window(real, dt.timedelta(seconds=60)) == 5
     assert (real[5] - real[0]).total_seconds() >= 60  # the urgent one waited for the window
+
+
+def _leased_to_a_dead_daemon(db, step: Step, ids: list[str], now: dt.datetime, sent: bool) -> None:
+    """``ids`` were taken by daemon "node-x" (a 2-minute lease), which then died (its ``nodes``
+    row lapsed); ``sent``: it had started a call on them."""
+    lease = now + dt.timedelta(minutes=2)
+
+    def take(conn):
+        taken = executions_sql.take_pending(conn, step.queue_id(PORTAL), len(ids), now, lease, "node-x")
+        assert [r.callback_id for r in taken] == ids
+        nodes_sql.heartbeat(conn, "node-x", now - dt.timedelta(seconds=20), now - dt.timedelta(seconds=1))
+        if sent:
+            executions_sql.start_sending(conn, {cid: lease for cid in ids}, now, now, lease)
+    db.transaction_sync(take)
+
+
+@pytest.mark.parametrize("sent", [False, True], ids=["never-sent", "on-the-wire"])
+async def test_a_dead_daemons_releases_come_back_without_waiting_for_their_lease(db, autojump_clock, sent):
+    # Field faults, item 6: a restarted daemon waited the whole release lease (120 s) before
+    # releasing anything of the queue, even what the dead daemon never put on the wire.
+    clock = TrioClock(EPOCH)
+    step = Step(workflow_id=400, action_id=1, limit=5, period=60, unit="seconds")
+    ids = _ids(step, 0, 5)
+    _store(db, step, ids, clock.now())
+    _leased_to_a_dead_daemon(db, step, ids, clock.now(), sent)
+    _store(db, step, _ids(step, 5, 1), clock.now())  # one more, behind them
+    portal = PortalSide(db, clock)
+    async with trio.open_nursery() as nursery:
+        await _start(nursery, db, clock, portal)
+        await wait_until(lambda: len(portal.released()) == 6, timeout_s=2000, step_s=1)
+        nursery.cancel_scope.cancel()
+    back, sixth = portal.times[0] - EPOCH, portal.times[5] - EPOCH
+    assert portal.released()[:5] == ids
+    if not sent:  # never on the wire: back at once (before: after the 120 s lease, then a window)
+        assert back < dt.timedelta(seconds=5), back
+        assert dt.timedelta(seconds=60) <= sixth < dt.timedelta(seconds=65), sixth  # 5 per 60 s
+    else:  # HubSpot may have completed them by the end of that call (10 s): the window counts
+        # them until then + 60 s, and no longer (before: lease end 120 s + 60 s = 180 s)
+        assert dt.timedelta(seconds=70) <= back < dt.timedelta(seconds=75), back
+        assert sixth >= back + dt.timedelta(seconds=60), sixth

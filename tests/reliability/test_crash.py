@@ -7,6 +7,7 @@ import time
 
 import trio
 
+from tests.support.waiting import wait_until
 from throttled.demo.stack import Step
 
 from .harness import Load, database_health, drain, leftovers, releasing_now, reliability_stack, scale, settle, verdict
@@ -64,3 +65,44 @@ async def test_kill_9_under_load_then_restart_loses_nothing(reliability_database
     assert set(result.repeated) <= in_flight
     assert result.window_exceeded == []
     assert leftovers(health) == (0, 0, 0)
+
+
+async def test_restart_after_a_crash_with_sends_in_flight_resumes_within_a_liveness_ttl(reliability_database, log_dir,
+                                                                                       report):
+    # Field faults, item 6: HubSpot answering after 8 s, 80 enrollments at 40/s, the daemon
+    # killed once the first completion reached HubSpot; with the default 120 s release lease a
+    # restarted daemon released nothing of the queue for 119-120 s. Now releases never put on
+    # the wire come back once the dead daemon's liveness lapses (THROTTLED_LEADER_TTL), and
+    # those on the wire count in the window only until their call could have ended.
+    step = Step(workflow_id=6, action_id=1, limit=20, period=1, unit="seconds")
+    env = {"THROTTLED_RELEASE_LEASE": "120", "THROTTLED_HUBSPOT_TIMEOUT": "10", "THROTTLED_LEADER_TTL": "10",
+           "THROTTLED_JOB_LEASE": "30"}
+    async with reliability_stack(reliability_database, log_dir, env=env) as stack:
+        daemon, http, state = stack.daemons[0], stack.hubspot.http, stack.sandbox.state
+        await stack.set_faults(latency_s=8.0)
+        load = Load(stack, [step], rate=40, prefix="resume")
+        await load.run(2.0)
+        await wait_until(lambda: state.completions, timeout_s=20, what="a first completion at HubSpot")
+        await daemon.kill()
+        on_the_wire = releasing_now(reliability_database)
+        await stack.clear_faults()
+        restarted = time.time()
+        await daemon.start(http)
+        first_after = await wait_until(
+            lambda: next((c["completedAt"] for c in state.completions if c["completedAt"] > restarted), None),
+            timeout_s=60, what="a completion after the restart")
+        drained_s = await drain(stack, load.acked, timeout_s=60)
+        result = verdict(stack, load.acked, [step])
+
+    resumed_s = first_after - restarted
+    report.add("1b. restart after a crash with sends in flight", {
+        "acknowledged (200 BLOCK)": result.acknowledged,
+        "leased at the kill (on the wire or waiting behind)": len(on_the_wire),
+        "seconds from restart to the next completion (before: 119-120)": resumed_s,
+        "backlog drained after the first completion (s)": drained_s,
+        "lost": len(result.lost),
+        "worst window / limit": result.windows_text,
+    })
+    assert result.lost == [] and result.window_exceeded == []
+    assert on_the_wire  # the kill did leave releases leased
+    assert resumed_s < 30, resumed_s  # one liveness TTL (10 s) plus a rescue pass, not the 120 s lease

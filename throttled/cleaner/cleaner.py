@@ -2,7 +2,7 @@
 (a cron job, see ``jobs.cron``).
 
 - prunes completed, cancelled and discarded jobs older than the retention (default 1 day),
-  in bounded batches;
+  in bounded batches, and daemons dead for a day (``nodes``);
 - marks pending executions whose HubSpot block ran out as expired (never completed);
 - repairs orphans: a queue with pending executions but no live job. By construction there
   are none (invariant 3); one found is logged as an anomaly and given a job.
@@ -20,6 +20,7 @@ import structlog
 from throttled.clock import Clock
 from throttled.db import jobs as jobs_sql
 from throttled.db import executions as executions_sql
+from throttled.db import nodes as nodes_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
 from throttled.ingest.store import ensure_throttle_job, throttle_job_key
@@ -62,6 +63,7 @@ class Cleaner:
         now = self.clock.now()
         pruned = await self._in_batches(jobs_sql.prune_jobs, now - self.job_retention)
         expired = await self._in_batches(executions_sql.expire_overdue, now)
+        await self.db.transaction(nodes_sql.prune, now - dt.timedelta(days=1))
         orphans = await self.db.transaction(self._repair_orphans, now)
         self.orphans_repaired += orphans
         self.metrics.orphans.inc(orphans)

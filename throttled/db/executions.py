@@ -1,10 +1,10 @@
 """Every SQL statement of ``action_executions``: the enrolled records held in queues.
 
-States: pending → releasing (handed to a portal queue, leased) → released (HubSpot
-acknowledged; ``released_at`` is the acknowledgement time the rate window counts) — or back
-to pending when the lease runs out (stamped ``unanswered_at``: HubSpot may have completed
-it, so the window keeps counting it), failed when HubSpot rejects the callback for good,
-expired when HubSpot's block ran out first.
+States: pending → releasing (handed to a portal queue, leased to its daemon) → released
+(HubSpot acknowledged; ``released_at`` is the acknowledgement time the rate window counts) —
+or back to pending when the lease runs out or its daemon dies (stamped ``unanswered_at`` if a
+call on it had started: HubSpot may have completed it, so the window keeps counting it),
+failed when HubSpot rejects the callback for good, expired when HubSpot's block ran out first.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from throttled.db.nodes import DEAD_OWNER
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,25 +93,51 @@ def states_of(conn: Connection, callback_ids: Sequence[str]) -> dict[str, str]:
     return {r.callback_id: r.state for r in rows}
 
 
-def requeue_lapsed_releases(conn: Connection, queue_id: str, now: dt.datetime) -> int:
-    """Executions stuck in 'releasing' past their lease (daemon died, HubSpot unreachable)
-    go back to pending, keeping their place in line. HubSpot may have completed them before
-    the lease ran out, so their ``unanswered_at`` (counted by the rate window) is the lease's
-    end."""
+#: SQL: a 'releasing' execution whose lease ran out, or whose daemon is known dead.
+LAPSED = "(lease_until < :now OR (leased_by IS NOT NULL AND " + DEAD_OWNER.format(column="leased_by") + "))"
+#: SQL: when HubSpot may have completed a release that goes back in line unanswered: if a call
+#: on it started (sent_at), as late as that call could end (``:call_s`` seconds, the HubSpot
+#: timeout), and not after its lease; never sent in this lease: not at all. The rate window
+#: counts it there (an earlier such time is kept if later).
+_UNANSWERED = ("greatest(unanswered_at, CASE WHEN sent_at IS NOT NULL THEN least(lease_until, "
+               "sent_at + make_interval(secs => :call_s)) END)")
+
+
+def requeue_lapsed_releases(conn: Connection, queue_id: str, now: dt.datetime, call_s: float) -> int:
+    """Executions stuck in 'releasing' — their lease lapsed, or the daemon holding them died
+    (``nodes``) — go back to pending, keeping their place in line. Those a call had started
+    on may have been completed by HubSpot: the rate window counts them as unanswered
+    (:data:`_UNANSWERED`); those never put on the wire go back as they were."""
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'pending', unanswered_at = lease_until, lease_until = NULL
-               WHERE queue_id = :queue_id AND state = 'releasing' AND lease_until < :now"""
+            f"""UPDATE action_executions SET state = 'pending', unanswered_at = {_UNANSWERED},
+                                            lease_until = NULL, leased_by = NULL, sent_at = NULL
+               WHERE queue_id = :queue_id AND state = 'releasing' AND {LAPSED}"""
         ),
-        {"queue_id": queue_id, "now": now},
+        {"queue_id": queue_id, "now": now, "call_s": call_s},
     ).rowcount
 
 
-def requeue_releases(conn: Connection, callback_ids: Sequence[str]) -> int:
-    """Put releases that were handed out but not sent back in line at once (shutdown)."""
+def requeue_releases(conn: Connection, callback_ids: Sequence[str], call_s: float) -> int:
+    """Put releases handed out but not settled back in line at once (shutdown): one a call had
+    started on counts as unanswered (HubSpot may have completed it), the rest go back as
+    they were."""
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'pending', lease_until = NULL
+            f"""UPDATE action_executions SET state = 'pending', unanswered_at = {_UNANSWERED},
+                                            lease_until = NULL, leased_by = NULL, sent_at = NULL
+               WHERE callback_id = ANY(:ids) AND state = 'releasing'"""
+        ),
+        {"ids": list(callback_ids), "call_s": call_s},
+    ).rowcount
+
+
+def requeue_unsent(conn: Connection, callback_ids: Sequence[str]) -> int:
+    """Put releases back in line that HubSpot did not complete: never sent (a portal already
+    held), or refused as a whole (the answer says nothing was done)."""
+    return conn.execute(
+        text(
+            """UPDATE action_executions SET state = 'pending', lease_until = NULL, leased_by = NULL, sent_at = NULL
                WHERE callback_id = ANY(:ids) AND state = 'releasing'"""
         ),
         {"ids": list(callback_ids)},
@@ -122,7 +150,8 @@ def requeue_deferred(conn: Connection, portal_id: int, now: dt.datetime) -> int:
     a failed call may still have completed them)."""
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'pending', lease_until = NULL, unanswered_at = :now
+            """UPDATE action_executions SET state = 'pending', lease_until = NULL, unanswered_at = :now,
+                                            leased_by = NULL, sent_at = NULL
                WHERE portal_id = :portal_id AND state = 'releasing' AND last_failure_reason IS NOT NULL"""
         ),
         {"portal_id": portal_id, "now": now},
@@ -134,11 +163,39 @@ def requeue_deferred_in_queue(conn: Connection, queue_id: str, now: dt.datetime)
     in line now instead of waiting out their lease (counted in the window at ``now``)."""
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'pending', lease_until = NULL, unanswered_at = :now
+            """UPDATE action_executions SET state = 'pending', lease_until = NULL, unanswered_at = :now,
+                                            leased_by = NULL, sent_at = NULL
                WHERE queue_id = :queue_id AND state = 'releasing' AND last_failure_reason IS NOT NULL"""
         ),
         {"queue_id": queue_id, "now": now},
     ).rowcount
+
+
+def start_sending(
+    conn: Connection, leases: Mapping[str, dt.datetime], now: dt.datetime, renew_before: dt.datetime,
+    lease_until: dt.datetime,
+) -> dict[str, dt.datetime]:
+    """A call is about to start on these releases (``leases``: callback id -> the lease its
+    sender holds): stamp ``sent_at`` (so a crash from here on counts them as maybe
+    completed) and extend to ``lease_until`` the leases ending before ``renew_before``.
+    Returns ``{callback id: lease}`` of those still held; any other was put back in line (its
+    lease lapsed, or its daemon was taken for dead) and perhaps leased to another sender, so
+    it must not be sent."""
+    if not leases:
+        return {}
+    ids = list(leases)
+    rows = conn.execute(
+        text(
+            """UPDATE action_executions e SET sent_at = :now,
+                   lease_until = CASE WHEN e.lease_until < :renew_before THEN :lease_until ELSE e.lease_until END
+               FROM unnest(CAST(:ids AS text[]), CAST(:held AS timestamptz[])) AS h(callback_id, lease_until)
+               WHERE e.callback_id = h.callback_id AND e.state = 'releasing' AND e.lease_until = h.lease_until
+               RETURNING e.callback_id, e.lease_until"""
+        ),
+        {"ids": ids, "held": [leases[i] for i in ids], "now": now, "renew_before": renew_before,
+         "lease_until": lease_until},
+    ).all()
+    return {r.callback_id: r.lease_until for r in rows}
 
 
 def renew_leases(conn: Connection, leases: Mapping[str, dt.datetime], lease_until: dt.datetime) -> set[str]:
@@ -196,21 +253,23 @@ _ELIGIBLE = "state = 'pending' AND expires_at > :now AND (not_before IS NULL OR 
 
 
 def take_pending(
-    conn: Connection, queue_id: str, limit: int, now: dt.datetime, lease_until: dt.datetime
+    conn: Connection, queue_id: str, limit: int, now: dt.datetime, lease_until: dt.datetime, owner: str | None = None,
 ) -> list[Release]:
-    """Mark up to ``limit`` eligible pending executions 'releasing': higher priority first,
-    arrival order within a priority; expired and not-yet-due ones are skipped."""
+    """Mark up to ``limit`` eligible pending executions 'releasing', leased to the daemon
+    ``owner`` until ``lease_until``: higher priority first, arrival order within a priority;
+    expired and not-yet-due ones are skipped."""
     rows = conn.execute(
         text(
             f"""WITH next AS (
                    SELECT callback_id FROM action_executions
                    WHERE queue_id = :queue_id AND {_ELIGIBLE}
                    ORDER BY priority DESC, seq LIMIT :limit FOR UPDATE SKIP LOCKED)
-               UPDATE action_executions e SET state = 'releasing', lease_until = :lease_until
+               UPDATE action_executions e SET state = 'releasing', lease_until = :lease_until,
+                                              leased_by = :owner, sent_at = NULL
                FROM next WHERE e.callback_id = next.callback_id
                RETURNING e.callback_id, e.portal_id, e.queue_id, e.priority, e.seq"""
         ),
-        {"queue_id": queue_id, "limit": limit, "now": now, "lease_until": lease_until},
+        {"queue_id": queue_id, "limit": limit, "now": now, "lease_until": lease_until, "owner": owner},
     ).all()
     rows.sort(key=lambda r: (-r.priority, r.seq))
     return [Release(r.callback_id, r.portal_id, r.queue_id, lease_until) for r in rows]

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from throttled.db.nodes import DEAD_OWNER
+
 #: Channel the enqueuer NOTIFYs on (delivered at commit) and the scheduler LISTENs to.
 NOTIFY_CHANNEL = "throttled_jobs"
 LIVE_STATES = ("available", "scheduled", "executing", "retryable")
@@ -247,17 +249,19 @@ def retry_job(
 
 
 def rescue_expired_leases(conn: Connection, now: dt.datetime, limit: int = 1000) -> tuple[int, int]:
-    """Jobs whose lease ran out (their daemon died) go back to available — or to discarded
-    when that was their last attempt, with the error "lease expired" recorded.
+    """Jobs whose lease ran out, or whose daemon is known dead (``nodes``), go back to
+    available — or to discarded when that was their last attempt, with the error "lease
+    expired" recorded.
 
     A job on a live daemon keeps its lease fresh through the heartbeat, so slowness alone
     never triggers this. Returns ``(rescued, discarded)``.
     """
     rows = conn.execute(
         text(
-            """WITH expired AS (
+            f"""WITH expired AS (
                    SELECT id FROM jobs
-                   WHERE state = 'executing' AND leased_until < :now
+                   WHERE state = 'executing'
+                     AND (leased_until < :now OR {DEAD_OWNER.format(column="jobs.attempted_by")})
                    ORDER BY leased_until LIMIT :limit FOR UPDATE SKIP LOCKED)
                UPDATE jobs SET
                  state = CASE WHEN jobs.attempt >= jobs.max_attempts THEN 'discarded' ELSE 'available' END,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from throttled.db.executions import LAPSED
+
 _QUEUE_COLUMNS = """queue_id, portal_id, action_id, max_throughput, time_period, time_unit, mode,
     release_days, release_start_minute, release_end_minute, time_zone, state, on_hold_until,
     consecutive_failures, holds, last_failure_reason"""
@@ -103,7 +105,8 @@ class LockedQueue:
 
     ``override_stamp``: ``updated_at`` of the operator override (``None`` without one);
     ``portal``: ``(status, held_until)``, ``None`` if the portal never installed;
-    ``releasing``: executions in flight; ``lapsed``: those of them whose lease ran out.
+    ``releasing``: executions in flight; ``lapsed``: those of them whose lease ran out or
+    whose daemon died.
     """
 
     queue: QueueRow
@@ -131,7 +134,7 @@ def lock_queue(conn: Connection, queue_id: str, now: dt.datetime) -> LockedQueue
                        (SELECT count(*) FROM action_executions e
                         WHERE e.queue_id = queues.queue_id AND e.state = 'releasing'),
                        (SELECT count(*) FROM action_executions e
-                        WHERE e.queue_id = queues.queue_id AND e.state = 'releasing' AND e.lease_until < :now)
+                        WHERE e.queue_id = queues.queue_id AND e.state = 'releasing' AND {LAPSED})
                 FROM queues WHERE queue_id = :queue_id FOR UPDATE"""
         ),
         {"queue_id": queue_id, "now": now},

@@ -86,6 +86,8 @@ action_executions = sa.Table(
     sa.Column("unanswered_at", TZ),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_failure_reason", sa.Text),
+    sa.Column("leased_by", sa.Text),
+    sa.Column("sent_at", TZ),
     sa.Index("action_executions_pending", "queue_id", sa.text("priority DESC"), "seq", postgresql_where=sa.text("state = 'pending'")),
     sa.Index("action_executions_not_before", "queue_id", "not_before", postgresql_where=sa.text("state = 'pending' AND not_before IS NOT NULL")),
     sa.Index("action_executions_releasing", "queue_id", "lease_until", postgresql_where=sa.text("state = 'releasing'")),
@@ -129,4 +131,11 @@ leaders = sa.Table(
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("expires_at", TZ, nullable=False),
     prefixes=["UNLOGGED"],
+)
+
+nodes = sa.Table(
+    "nodes", metadata,
+    sa.Column("owner", sa.Text, primary_key=True),
+    sa.Column("alive_until", TZ, nullable=False),
+    sa.Column("started_at", TZ, nullable=False),
 )

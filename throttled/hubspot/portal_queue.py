@@ -252,6 +252,31 @@ class PortalQueues:
             log.info("callbacks.lease_lapsed", dropped=len(due) - len(renewed))
         return self._still_held(releases)
 
+    async def _start_sending(self, releases: Sequence[Release]) -> list[Release]:
+        """Stamp the releases a call is about to start on (``sent_at``: from here on a crash
+        counts them as maybe completed) and renew the leases too close to lapsing; returns
+        those still ours. Ones whose lease lapsed (or that another daemon took back) are
+        dropped from our hands unsent."""
+        now = self.clock.now()
+        releases = self._still_held(releases)
+        if not releases:
+            return []
+        leases = {r.callback_id: self._held[r.callback_id].current for r in releases}
+        soon = now + dt.timedelta(seconds=self.config.renew_margin_s)
+        until = now + dt.timedelta(seconds=self.config.release_lease_s)
+        try:
+            kept = await self.db.transaction(executions_sql.start_sending, leases, now, soon, until)
+        except DatabaseUnavailable:
+            kept = {}  # cannot stamp them: do not send; their leases lapse and they go back in line
+        for callback_id in leases:
+            if callback_id in kept:
+                self._held[callback_id] = self._held[callback_id]._replace(current=kept[callback_id])
+            else:
+                del self._held[callback_id]
+        if len(kept) < len(leases):
+            log.info("callbacks.lease_lapsed", dropped=len(leases) - len(kept))
+        return self._still_held(releases)
+
     async def _portal_held(self, portal_id: int) -> bool:
         """Whether HubSpot refused this portal as a whole and the database still holds it (a
         re-install lifts the hold, so the memory of the refusal alone is not trusted)."""
@@ -338,7 +363,7 @@ class PortalQueues:
         if not callback_ids:
             return
         try:
-            count = await self.db.transaction(recorder.requeued, callback_ids)
+            count = await self.db.transaction(recorder.handed_back, callback_ids, self.client.timeout_s)
             log.info("callbacks.requeued_on_shutdown", count=count)
         except DatabaseUnavailable:
             pass  # their leases lapse and the worker puts them back in line
@@ -394,7 +419,7 @@ class _Batch:
         """One completion call on the ids still leased for the whole call."""
         assert self.token is not None
         async with self.q.client.slot(self.portal_id):
-            live = await self.q._keep_leased(self.releases(ids))
+            live = await self.q._start_sending(self.releases(ids))
             if not live:
                 return Reply((), None)
             sent = tuple(r.callback_id for r in live)

@@ -11,7 +11,8 @@ through short database outages). They are the only writers of send outcomes:
   row put it on hold);
 - :func:`portal_held` — HubSpot refused the whole portal: hold it, put the releases back in
   line unsent;
-- :func:`requeued` — put back in line unsent (shutdown, a portal already held).
+- :func:`requeued` — put back in line unsent (a portal already held);
+- :func:`handed_back` — put back in line at shutdown (those on the wire count as unanswered).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def portal_held(conn: Connection, releases: Sequence[Release], portal_id: int, a
     """HubSpot refused the portal as a whole: hold it (unless the answer is a revocation,
     which the portal's status already holds) and put ``releases`` back in line unsent —
     HubSpot completed none of them. Returns when the hold ends (``None`` for a revocation)."""
-    executions_sql.requeue_releases(conn, [r.callback_id for r in releases])
+    executions_sql.requeue_unsent(conn, [r.callback_id for r in releases])
     if answer.action is Action.REVOKED:
         return None
     return portals_sql.hold(conn, portal_id, answer.reason, now,
@@ -99,8 +100,14 @@ def portal_held(conn: Connection, releases: Sequence[Release], portal_id: int, a
 
 
 def requeued(conn: Connection, callback_ids: Sequence[str]) -> int:
-    """Put releases handed out but not sent back in line at once."""
-    return executions_sql.requeue_releases(conn, callback_ids)
+    """Put releases handed out but never sent back in line at once."""
+    return executions_sql.requeue_unsent(conn, callback_ids)
+
+
+def handed_back(conn: Connection, callback_ids: Sequence[str], call_s: float) -> int:
+    """Shutdown: put every release still in our hands back in line at once; one a call had
+    started on counts as unanswered for up to ``call_s`` seconds after the call's start."""
+    return executions_sql.requeue_releases(conn, callback_ids, call_s)
 
 
 class Recorder:

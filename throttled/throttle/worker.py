@@ -46,6 +46,7 @@ class WorkerConfig:
     """Tuning; durations in seconds."""
 
     release_lease_s: float = 120.0   # a release not acknowledged by then is retried
+    call_s: float = 10.0             # the longest HubSpot call (THROTTLED_HUBSPOT_TIMEOUT)
     in_flight_poll_s: float = 0.25   # re-check this soon while releases await HubSpot
     max_per_run: int = 1000          # most releases one run hands out
 
@@ -101,7 +102,7 @@ class ThrottleWorker:
             # below would follow the old rate (an old "1 per day" would hold for a day).
             override = queues_sql.get_config(conn, queue.portal_id, queue.action_id)
         if locked.lapsed:
-            executions_sql.requeue_lapsed_releases(conn, queue_id, now)
+            executions_sql.requeue_lapsed_releases(conn, queue_id, now, self.config.call_s)
         settings = effective_settings(queue, override)
         in_flight = locked.releasing - locked.lapsed
         eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
@@ -115,7 +116,7 @@ class ThrottleWorker:
                 recent = executions_sql.recent_releases(conn, queue_id, now - throttle.longest_period, throttle.history)
                 allowed = min(allowed, throttle.slots_open(recent, in_flight, now))
             lease_until = now + dt.timedelta(seconds=self.config.release_lease_s)
-            releases = executions_sql.take_pending(conn, queue_id, allowed, now, lease_until) if allowed else []
+            releases = executions_sql.take_pending(conn, queue_id, allowed, now, lease_until, run.owner) if allowed else []
             if not allowed:
                 self.metrics.window_full.inc()
             in_flight += len(releases)
