@@ -212,16 +212,26 @@ async def _status_lines(daemon: RunningDaemon, notifier: Notifier) -> None:
         await trio.sleep(STATUS_EVERY_S)
 
 
+#: Seconds systemd is asked to wait beyond the grace for the last steps (hand-backs, closing).
+STOP_SLACK_S = 10.0
+
+
 async def _stop_gracefully(daemon: RunningDaemon, notifier: Notifier, grace_s: float) -> None:
+    """Stop in order within one budget of ``grace_s`` seconds for all steps together (not per
+    step: three steps of 10 s each used to meet systemd's TimeoutStopSec=30 exactly), and tell
+    systemd how long that takes (``EXTEND_TIMEOUT_USEC``), so a longer grace than the unit's
+    stop timeout still ends in a clean stop, not a SIGKILL."""
     notifier.notify("STOPPING=1")
+    notifier.notify(f"EXTEND_TIMEOUT_USEC={int((grace_s + STOP_SLACK_S) * 1_000_000)}")
     log.info("daemon.stopping", grace_s=grace_s)
+    deadline = trio.current_time() + grace_s
     daemon.web.state.stopping = True  # new webhooks: 503 + Retry-After from here on
-    with trio.move_on_after(grace_s):
+    with trio.move_on_at(deadline):
         while not daemon.batcher.idle:  # everyone already waiting gets their answer
             await trio.sleep(0.01)
     daemon.scheduler.stop_claiming()
-    await daemon.scheduler.wait_idle(grace_s)
-    await daemon.portal_queues.drain(grace_s)
+    await daemon.scheduler.wait_idle(max(0.0, deadline - trio.current_time()))
+    await daemon.portal_queues.drain(max(0.0, deadline - trio.current_time()))
 
 
 async def _resign_on_exit(leadership: Leadership) -> None:

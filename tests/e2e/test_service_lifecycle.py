@@ -67,6 +67,57 @@ async def test_notify_order_and_watchdog_withheld_while_the_scheduler_is_stuck(e
     assert pings_alive >= 2 and pings_stuck == 0 and pings_after >= 1
     assert any(m.startswith("STATUS=pending") for m in received)
     assert received.index("STOPPING=1") > received.index("READY=1")
+    # systemd is told how long the stop may take: the grace (10 s) plus 10 s for the hand-backs
+    assert received[received.index("STOPPING=1") + 1] == "EXTEND_TIMEOUT_USEC=20000000"
+
+
+async def test_a_graceful_stop_takes_one_grace_in_all_not_one_per_step(empty_database):
+    # Field faults, item 4: the batcher, the running jobs and the batches on the wire were each
+    # given the whole grace in turn — three times THROTTLED_SHUTDOWN_GRACE, which with the
+    # default 10 s met the unit's TimeoutStopSec=30 exactly.
+    grace = 2.0
+    config = SandboxConfig(client_id="cid", client_secret="s" * 20, app_id=1)
+    async with trio.open_nursery() as nursery:
+        sandbox = await nursery.start(serve_sandbox, config)
+        port = free_port()
+        settings = load_settings(database_url=empty_database, bind=f"127.0.0.1:{port}", admin_bind="127.0.0.1:0",
+                                 public_url=f"http://127.0.0.1:{port}", hubspot_client_id="cid",
+                                 hubspot_client_secret="s" * 20, hubspot_api_base=sandbox.url,
+                                 hubspot_authorize_url=f"{sandbox.url}/oauth/authorize", encryption_key=generate_key(),
+                                 shutdown_grace_s=grace, poll_interval_s=0.2)
+        stopped = trio.Event()
+
+        async def daemon_then_signal(task_status=trio.TASK_STATUS_IGNORED):
+            await run_daemon(settings, empty_database, task_status=task_status)
+            stopped.set()
+
+        daemon = await nursery.start(daemon_then_signal)
+        async with httpx.AsyncClient() as http:
+            hubspot = Hubspot(sandbox.url, "s" * 20, http)
+            await hubspot.install(daemon.url)
+            sandbox.state.set_faults({"stall_s": 30.0})  # a batch on the wire that will not end in time
+            for i in range(5):
+                assert (await hubspot.enroll(daemon.url, f"ap-62515-88-2-stop{i}", 62515, STEP)).status_code == 200
+            with trio.fail_after(10):
+                while not sandbox.state.completions:
+                    await trio.sleep(0.05)
+        with psycopg.connect(libpq_url(empty_database), autocommit=False) as locker:
+            # The queue's next worker run waits on its row: a running job that cannot finish.
+            locker.execute("SELECT 1 FROM queues FOR UPDATE")
+            with trio.fail_after(10):
+                while not daemon.scheduler.running:
+                    await trio.sleep(0.01)
+            started = trio.current_time()
+            daemon.request_stop()
+            await trio.sleep(grace + 0.5)  # the whole grace is spent waiting for that job …
+            locker.rollback()  # … which ends now; the stalled batch must get no grace of its own
+            with trio.fail_after(6 * grace):
+                await stopped.wait()
+            took = trio.current_time() - started
+        nursery.cancel_scope.cancel()
+    # One grace for all steps: done soon after the job ends (before: a grace per step, so the
+    # stalled batch's drain took another full grace after it).
+    assert took < grace + 1.5, took
 
 
 def _daemon_env(database_url: str, sandbox_url: str, port: int, secret: str, key: str) -> dict[str, str]:
