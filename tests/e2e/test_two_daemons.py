@@ -76,3 +76,20 @@ async def test_two_steps_of_different_rates_across_two_daemons(empty_database):
     # Each step really is held to its own rate: 120 at 40/s span 3 windows, 60 at 15/s span 4.
     assert max(by_step["fast"]) - min(by_step["fast"]) >= 2.0
     assert max(by_step["slow"]) - min(by_step["slow"]) >= 3.0
+
+
+async def test_the_shortest_lease_allowed_sends_nothing_twice_over_a_slow_hubspot(empty_database):
+    # Field faults, item 4, scaled down: the shortest lease `config check` allows for the timeout
+    # (2 × (1 s + 1 s) = 4 s), two daemons, HubSpot answering every completion just inside the
+    # timeout. With a lease shorter than a call (6 s lease, 10 s timeout, answers after 9 s),
+    # 11 of 20 callbacks went out twice.
+    step = Step(workflow_id=7003, action_id=1, limit=5, period=1, unit="seconds")
+    overrides = {"release_lease_s": 4.0, "hubspot_timeout_s": 1.0, "poll_interval_s": 0.2}
+    async with local_stack(empty_database, daemons=2, overrides=overrides) as stack:
+        stack.sandbox_state.set_faults({"latency_s": 0.9})
+        ids = [f"ap-{stack.portal_id}-7003-1-{i}" for i in range(20)]
+        await _enroll_all(stack, [(cid, step) for cid in ids])
+        done = await settled_completions(stack, ids=ids, timeout_s=40)
+        repeats = dict(stack.sandbox_state.repeats)
+    _assert_each_once(done, ids)
+    assert repeats == {}  # no callback was sent while an earlier call on it was on its way

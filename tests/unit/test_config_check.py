@@ -46,3 +46,17 @@ def test_ids_past_a_bigint_are_a_usage_error_not_a_traceback():
         result = CliRunner().invoke(main, args, env=_env(THROTTLED_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
         assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
         assert "range" in result.output
+
+
+def test_a_lease_shorter_than_a_call_is_refused_by_config_check_and_run():
+    # Field faults, item 4: a 6 s release lease with the default 10 s HubSpot timeout passed
+    # `config check` and sent 11 of 20 callbacks twice with HubSpot answering after 9 s.
+    env = _env(HUBSPOT_CLIENT_SECRET="x", THROTTLED_ENCRYPTION_KEY=generate_key(), THROTTLED_RELEASE_LEASE="6",
+               THROTTLED_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    for command in (["config", "check"], ["run"]):
+        result = CliRunner().invoke(main, command, env=env)
+        assert result.exit_code == 2, (command, result.output)
+        [line] = result.output.strip().splitlines()
+        assert "THROTTLED_RELEASE_LEASE (6 s)" in line and "THROTTLED_HUBSPOT_TIMEOUT" in line and "22 s" in line
+    fine = CliRunner().invoke(main, ["config", "check"], env=env | {"THROTTLED_HUBSPOT_TIMEOUT": "2"})
+    assert fine.exit_code == 0, fine.output
