@@ -1,6 +1,8 @@
--- throttled schema: the single source of truth. Applied idempotently by `throttled migrate`
--- and at `throttled run` start-up (under an advisory lock, so daemons starting together
--- do not race). SQLAlchemy Core tables in throttled/db/tables.py mirror it; a test checks.
+-- throttled schema, as the migrations leave it (throttled/db/migrations/NNNN_*.sql, applied in
+-- order by `throttled migrate` and at `throttled run` start-up; a test checks that this file
+-- and the migrations give the same tables, columns, indexes and constraints). Read this one;
+-- change the schema by adding a migration, then this file. SQLAlchemy Core tables in
+-- throttled/db/tables.py mirror it; a test checks that too.
 --
 -- All times are timestamptz (UTC); "now" always comes from the daemon's clock as a
 -- parameter, never from now() in SQL, so tests can drive time.
@@ -30,15 +32,6 @@ CREATE TABLE IF NOT EXISTS portals (
     refresh_claimed_by    text,
     refresh_claimed_until timestamptz
 );
--- Databases created before these columns existed.
-ALTER TABLE portals ADD COLUMN IF NOT EXISTS held_until timestamptz;
-ALTER TABLE portals ADD COLUMN IF NOT EXISTS hold_reason text;
-ALTER TABLE portals ADD COLUMN IF NOT EXISTS holds integer NOT NULL DEFAULT 0;
-ALTER TABLE portals ADD COLUMN IF NOT EXISTS refresh_claimed_by text;
-ALTER TABLE portals ADD COLUMN IF NOT EXISTS refresh_claimed_until timestamptz;
-UPDATE portals SET held_until = rate_limited_until, rate_limited_until = NULL,
-                   hold_reason = coalesce(hold_reason, 'HubSpot''s daily API limit is reached')
- WHERE rate_limited_until IS NOT NULL;
 
 -- One row per throttled workflow step (or shared throttle).
 CREATE TABLE IF NOT EXISTS queues (
@@ -120,12 +113,6 @@ CREATE INDEX IF NOT EXISTS action_executions_releasing
     ON action_executions (queue_id, lease_until) WHERE state = 'releasing';
 CREATE INDEX IF NOT EXISTS action_executions_released
     ON action_executions (queue_id, released_at DESC) WHERE state = 'released';
--- Databases created before these columns existed. leased_by: the daemon ('releasing') whose
--- portal queue holds it; sent_at: when a call on it last started (NULL: never on the wire in
--- this lease, so a dead daemon's unsent releases need not count in the window).
-ALTER TABLE action_executions ADD COLUMN IF NOT EXISTS unanswered_at timestamptz;
-ALTER TABLE action_executions ADD COLUMN IF NOT EXISTS leased_by text;
-ALTER TABLE action_executions ADD COLUMN IF NOT EXISTS sent_at timestamptz;
 CREATE INDEX IF NOT EXISTS action_executions_unanswered
     ON action_executions (queue_id, unanswered_at DESC)
     WHERE unanswered_at IS NOT NULL AND state <> 'released';
@@ -197,4 +184,18 @@ CREATE UNLOGGED TABLE IF NOT EXISTS nodes (
     owner        text PRIMARY KEY,
     alive_until  timestamptz NOT NULL,
     started_at   timestamptz NOT NULL
+);
+
+-- The migrations applied (throttled/db/schema.py).
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL
+);
+
+-- The migrations applied (throttled/db/schema.py).
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL
 );

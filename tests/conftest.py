@@ -63,6 +63,27 @@ def database_url():
 
 
 @pytest.fixture
+def scratch_databases():
+    """A factory of new, empty databases (not migrated) on the test server: ``make()`` → URL;
+    all are dropped after the test."""
+    server = sa.engine.make_url(libpq_url(_server_url()))
+    admin = server.render_as_string(hide_password=False)
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"throttled_scratch_{secrets.token_hex(4)}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return server.set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def empty_database(database_url):
     """The test database with every table emptied."""
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:

@@ -20,6 +20,7 @@ import trio
 
 from throttled import __version__
 from throttled.db.engine import DatabaseUnavailable, SchemaMissing
+from throttled.db.schema import SchemaNotCurrent
 from throttled.settings import Settings, SettingsError, load_settings
 
 config_option = click.option(
@@ -56,7 +57,7 @@ def _known_problem(exc: BaseException) -> tuple[str, int] | None:
         return str(exc), 2
     if isinstance(exc, DatabaseUnavailable):
         return f"database unavailable: {exc}", 1
-    if isinstance(exc, SchemaMissing):
+    if isinstance(exc, (SchemaMissing, SchemaNotCurrent)):
         return str(exc), 1
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1
@@ -132,17 +133,22 @@ async def _cancel_on_signal(scope: trio.CancelScope) -> None:
 @config_option
 @handle_errors
 def migrate(config_file: Path | None) -> None:
-    """Create the tables and indexes (idempotent; `run` does it too)."""
+    """Apply the pending schema migrations, in order (each once; `run` does it too when its
+    database role may)."""
     from throttled.db.engine import Database
-    from throttled.db.schema import migrate as apply_schema
+    from throttled.db.schema import latest
+    from throttled.db.schema import migrate as apply_migrations
 
     settings = load_settings(config_file)
     db = Database(database_url(settings), pool_size=1)
     try:
-        db.transaction_sync(apply_schema)
+        applied = db.transaction_sync(apply_migrations)
     finally:
         db.dispose()
-    click.echo(f"schema applied to {db!r}")
+    if applied:
+        click.echo(f"applied {', '.join(m.name for m in applied)} to {db!r}")
+    else:
+        click.echo(f"schema of {db!r} is current ({latest().name})")
 
 
 @main.command()

@@ -25,7 +25,7 @@ from throttled.cleaner.cleaner import cleaner_cron
 from throttled.clock import Clock, DatabaseClock
 from throttled.db import executions as executions_sql
 from throttled.db.engine import Database, DatabaseUnavailable
-from throttled.db.schema import migrate
+from throttled.db.schema import ensure_current
 from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.client import HubSpotClient
 from throttled.hubspot.portal_queue import PortalQueueConfig, PortalQueues
@@ -110,7 +110,8 @@ async def run_daemon(
         callbacks_api=settings.callbacks_api, token_api=settings.token_api,
     )
     try:
-        await db.transaction(migrate)
+        for migration in await ensure_current(db):
+            log.info("schema.migrated", migration=migration.name)
         assert clock is not None
         owner = new_owner_id()
         tokens = TokenStore(db, clock, ring, client, owner=owner)

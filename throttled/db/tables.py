@@ -139,3 +139,10 @@ nodes = sa.Table(
     sa.Column("alive_until", TZ, nullable=False),
     sa.Column("started_at", TZ, nullable=False),
 )
+
+schema_migrations = sa.Table(
+    "schema_migrations", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("applied_at", TZ, nullable=False),
+)
