@@ -32,7 +32,7 @@ from throttled.hubspot.portal_queue import PortalQueueConfig, PortalQueues
 from throttled.hubspot.recorder import HoldConfig
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
-from throttled.ingest.store import THROTTLE_JOB_KIND
+from throttled.throttle.job import THROTTLE_JOB_KIND
 from throttled.jobs.cron import Cron
 from throttled.jobs.leader import Leadership
 from throttled.jobs.listener import listen

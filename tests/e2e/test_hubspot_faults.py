@@ -30,7 +30,7 @@ from throttled.hubspot import send_policy
 from throttled.hubspot.answers import Action
 from throttled.hubspot.errors import HubSpotRejected
 from throttled.hubspot.registration import action_definition, register
-from throttled.ingest.store import ensure_throttle_job
+from throttled.throttle.job import ensure_throttle_job
 from throttled.sandbox import SandboxConfig, serve_sandbox
 
 UTC = dt.timezone.utc

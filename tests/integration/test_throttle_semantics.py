@@ -41,7 +41,8 @@ from throttled.db.executions import Release
 from throttled.demo.stack import Step, enrollment_body
 from throttled.ingest.inputs import Override
 from throttled.ingest.payload import parse_enrollment
-from throttled.ingest.store import THROTTLE_JOB_KIND, store_enrollments, throttle_job_key
+from throttled.ingest.store import store_enrollments
+from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
 from throttled.jobs.listener import listen
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache

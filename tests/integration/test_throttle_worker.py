@@ -28,7 +28,8 @@ from throttled.db import tables
 from throttled.db.executions import Release
 from throttled.demo.stack import Step, enrollment_body
 from throttled.ingest.payload import parse_enrollment
-from throttled.ingest.store import THROTTLE_JOB_KIND, store_enrollments, throttle_job_key
+from throttled.ingest.store import store_enrollments
+from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 from tests.support.portal_side import PortalSide
 from throttled.throttle.rate import max_in_window

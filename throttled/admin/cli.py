@@ -181,7 +181,7 @@ def queues_list(portal_id: int | None, config_file: Path | None, as_json: bool) 
     table = Table(_id_column("queue", [o.queue.queue_id for o in overviews]),
                   "rate", "mode", "state", "pending", "in flight", "released", "last failure")
     for o in overviews:
-        table.add_row(o.queue.queue_id, _rate(o), o.queue.mode, _state(o), str(o.counts.get("pending", 0)),
+        table.add_row(o.queue.queue_id, _rate(o), o.mode, _state(o), str(o.counts.get("pending", 0)),
                       str(o.counts.get("releasing", 0)), str(o.counts.get("released", 0)), o.queue.last_failure_reason or "")
     _console().print(table)
 
@@ -267,7 +267,7 @@ def _print_queue(o: QueueOverview) -> None:
     table = Table(show_header=False)
     q = o.queue
     rows = [("queue", q.queue_id), ("portal", str(q.portal_id)), ("action", str(q.action_id or "-")),
-            ("rate", _rate(o)), ("mode", q.mode), ("state", _state(o)),
+            ("rate", _rate(o)), ("mode", o.mode), ("state", _state(o)),
             ("window", f"days {q.release_days:07b}, {q.release_start_minute}-{q.release_end_minute} min, {q.time_zone}" if q.release_days else "-"),
             ("failures in a row", str(q.consecutive_failures)), ("last failure", q.last_failure_reason or "-"),
             ("executions", ", ".join(f"{k} {v}" for k, v in sorted(o.counts.items())) or "none")]
@@ -277,10 +277,8 @@ def _print_queue(o: QueueOverview) -> None:
 
 
 def _rate(o: QueueOverview) -> str:
-    c, q = o.override, o.queue
-    if c is not None and c.max_throughput is not None:
-        return f"{c.max_throughput} per {c.time_period} {c.time_unit} (override)"
-    return f"{q.max_throughput} per {q.time_period} {q.time_unit}"
+    limit, period, unit, overridden = o.rate
+    return f"{limit} per {period} {unit}" + (" (override)" if overridden else "")
 
 
 def _state(o: QueueOverview) -> str:

@@ -22,7 +22,9 @@ from throttled.db.portals import PortalRow
 from throttled.db.queues import ConfigRow, QueueRow
 from throttled.db.time import database_now
 from throttled.ingest.inputs import InvalidInput, Override
-from throttled.ingest.store import wake_throttle_job
+from throttled.throttle.policy import effective_settings, overrides_rate
+from throttled.throttle.step import StepSettings
+from throttled.throttle.job import wake_throttle_job
 
 
 class NotFound(Exception):
@@ -56,17 +58,20 @@ class QueueOverview:
         return self.counts.get("pending", 0) + self.counts.get("releasing", 0)
 
     @property
+    def settings(self) -> StepSettings:
+        """The settings in force — the worker's own rule (``throttle.policy``)."""
+        return effective_settings(self.queue, self.override)
+
+    @property
     def rate(self) -> tuple[int, int, str, bool]:
         """The rate in force: ``(max_throughput, time_period, time_unit, overridden)``."""
-        c, q = self.override, self.queue
-        if c is not None and c.max_throughput is not None:
-            return c.max_throughput, c.time_period, c.time_unit, True
-        return q.max_throughput, q.time_period, q.time_unit, False
+        s = self.settings
+        return s.max_throughput, s.time_period, s.time_unit, overrides_rate(self.override)
 
     @property
     def mode(self) -> str:
         """The mode in force (the override's when it sets one)."""
-        return self.override.mode if self.override is not None and self.override.mode else self.queue.mode
+        return self.settings.mode
 
     def as_json(self) -> dict:
         """JSON-ready dict (times as ISO-8601 UTC)."""

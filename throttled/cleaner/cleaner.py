@@ -23,7 +23,7 @@ from throttled.db import executions as executions_sql
 from throttled.db import nodes as nodes_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
-from throttled.ingest.store import ensure_throttle_job, throttle_job_key
+from throttled.throttle.job import ensure_throttle_job, throttle_job_key
 from throttled.jobs.cron import CronJob
 from throttled.jobs.outcomes import Complete
 from throttled.jobs.scheduler import JobRun

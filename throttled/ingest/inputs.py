@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from throttled.throttle.queue_ids import shared_queue
-from throttled.throttle.rate import UNIT_SECONDS, Rate
-from throttled.throttle.release_window import ReleaseWindow, WindowError, parse_release_window
+from throttled.throttle.rate import UNIT_SECONDS
+from throttled.throttle.release_window import WindowError, parse_release_window
+from throttled.throttle.step import MODES, StepSettings
 
 TIME_UNITS = tuple(UNIT_SECONDS)
-MODES = ("burst", "smooth")
 MAX_THROUGHPUT = 1_000_000
 MAX_PERIOD_SECONDS = 366 * 86400
 MAX_PRIORITY = 9
@@ -36,21 +36,6 @@ class InvalidInput(Exception):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class StepSettings:
-    """What a step asks of its queue: the rate, the mode, an optional release window."""
-
-    max_throughput: int
-    time_period: int
-    time_unit: str
-    mode: str = "burst"
-    window: ReleaseWindow | None = None
-
-    @property
-    def rate(self) -> Rate:
-        return Rate.of(self.max_throughput, self.time_period, self.time_unit)
 
 
 @dataclass(frozen=True, slots=True)

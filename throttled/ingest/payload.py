@@ -35,7 +35,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from throttled.ingest.inputs import InvalidInput, StepSettings, parse_inputs, parse_int
+from throttled.ingest.inputs import InvalidInput, parse_inputs, parse_int
+from throttled.throttle.step import StepSettings
 from throttled.throttle.queue_ids import QueueId, shared_queue, step_queue
 
 MAX_CALLBACK_ID_LENGTH = 255

@@ -16,21 +16,10 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from throttled.db import executions as executions_sql
-from throttled.db import jobs as jobs_sql
 from throttled.db import queues as queues_sql
 from throttled.ingest.payload import Enrollment
+from throttled.throttle.job import ensure_throttle_jobs
 from throttled.throttle.policy import days_mask
-
-#: The throttle worker's job kind, and its unique key per queue.
-THROTTLE_JOB_KIND = "throttle"
-#: A throttle job must outlive outages (snoozes spend no attempts); orphan repair backs it up.
-THROTTLE_JOB_ATTEMPTS = 1000
-
-
-def throttle_job_key(queue_id: str) -> str:
-    """Unique key of a queue's throttle job: one live job per queue."""
-    return f"throttle:{queue_id}"
-
 
 def queue_settings(e: Enrollment) -> queues_sql.QueueSettings:
     """The queue row an enrollment asks for (its step's settings)."""
@@ -85,28 +74,5 @@ def store_enrollments(
         now + dt.timedelta(seconds=block_duration_s),
     )
     repeated = executions_sql.states_of(conn, sorted({e.callback_id for e in enrollments} - new))
-    jobs_sql.ensure_unique_jobs(
-        conn, THROTTLE_JOB_KIND,
-        [(throttle_job_key(q.queue_id), q.portal_id, {"queue_id": q.queue_id, "action_id": q.action_id}) for q in ordered],
-        now, max_attempts=THROTTLE_JOB_ATTEMPTS,
-    )
+    ensure_throttle_jobs(conn, [(q.queue_id, q.portal_id, q.action_id) for q in ordered], now)
     return Stored(new, repeated)
-
-
-def ensure_throttle_job(conn: Connection, queue_id: str, portal_id: int, action_id: int | None, now: dt.datetime) -> bool:
-    """Make sure the queue has a live throttle job; True if one had to be created."""
-    _, inserted = jobs_sql.insert_job(
-        conn,
-        THROTTLE_JOB_KIND,
-        {"queue_id": queue_id, "action_id": action_id},
-        now,
-        unique_key=throttle_job_key(queue_id),
-        portal_id=portal_id,
-        max_attempts=THROTTLE_JOB_ATTEMPTS,
-    )
-    return inserted
-
-
-def wake_throttle_job(conn: Connection, queue_id: str, now: dt.datetime) -> bool:
-    """Run the queue's job now (its settings or state changed), if it is waiting."""
-    return jobs_sql.wake_job(conn, throttle_job_key(queue_id), now)

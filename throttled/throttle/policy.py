@@ -1,18 +1,21 @@
 """What a queue may do now — pure: its effective settings and what blocks it.
 
 Effective settings are the step's (stored on the queue row, last webhook wins) with an
-operator override on top (``throttle_configs``: any field it sets wins). A queue is blocked
-while paused, on hold, or outside its release window; a draining queue ignores all of that
-and its rate.
+operator override on top (``throttle_configs``: any field it sets wins) — decided here only,
+for the worker and for every page or API that shows a rate. A queue is blocked while paused,
+on hold, or outside its release window; a draining queue ignores all of that and its rate.
+
+The queue and override are read through small protocols, so this module needs no database
+type (the rows of ``db/queues.py`` satisfy them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Protocol
 
-from throttled.db.queues import ConfigRow, QueueRow
-from throttled.ingest.inputs import StepSettings
 from throttled.throttle.release_window import ReleaseWindow
+from throttled.throttle.step import StepSettings
 
 #: A paused queue's job looks again this often (resume also wakes it at once).
 PAUSED_RECHECK = dt.timedelta(hours=1)
@@ -21,35 +24,75 @@ PAUSED_RECHECK = dt.timedelta(hours=1)
 PORTAL_RECHECK = dt.timedelta(minutes=10)
 
 
+class QueueFields(Protocol):
+    """What the policy reads of a queue (``db.queues.QueueRow``)."""
+
+    @property
+    def max_throughput(self) -> int: ...
+    @property
+    def time_period(self) -> int: ...
+    @property
+    def time_unit(self) -> str: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def release_days(self) -> int | None: ...
+    @property
+    def release_start_minute(self) -> int | None: ...
+    @property
+    def release_end_minute(self) -> int | None: ...
+    @property
+    def time_zone(self) -> str | None: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def on_hold_until(self) -> dt.datetime | None: ...
+
+
+class OverrideFields(Protocol):
+    """What the policy reads of an operator override (``db.queues.ConfigRow``)."""
+
+    @property
+    def max_throughput(self) -> int | None: ...
+    @property
+    def time_period(self) -> int | None: ...
+    @property
+    def time_unit(self) -> str | None: ...
+    @property
+    def mode(self) -> str | None: ...
+
+
 def days_mask(days: frozenset[int]) -> int:
     """Weekdays (0 = Monday) as the bitmask stored in ``queues.release_days``."""
     return sum(1 << d for d in days)
 
 
-def window_of(queue: QueueRow) -> ReleaseWindow | None:
+def window_of(queue: QueueFields) -> ReleaseWindow | None:
     """The queue's stored release window, if it has one."""
-    if queue.release_days is None:
+    if queue.release_days is None or queue.release_start_minute is None or queue.release_end_minute is None:
         return None
     days = frozenset(d for d in range(7) if queue.release_days & (1 << d))
     return ReleaseWindow(days, queue.release_start_minute, queue.release_end_minute, queue.time_zone or "UTC")
 
 
-def effective_settings(queue: QueueRow, override: ConfigRow | None) -> StepSettings:
-    """The queue's settings with the operator's override applied field by field."""
-    settings = StepSettings(queue.max_throughput, queue.time_period, queue.time_unit, queue.mode, window_of(queue))
-    if override is None:
-        return settings
-    if override.max_throughput is not None:
-        settings = StepSettings(override.max_throughput, override.time_period, override.time_unit,
-                                settings.mode, settings.window)
-    if override.mode is not None:
-        settings = StepSettings(settings.max_throughput, settings.time_period, settings.time_unit,
-                                override.mode, settings.window)
-    return settings
+def overrides_rate(override: OverrideFields | None) -> bool:
+    """Whether ``override`` sets the rate (all three fields come together)."""
+    return override is not None and override.max_throughput is not None
+
+
+def effective_settings(queue: QueueFields, override: OverrideFields | None) -> StepSettings:
+    """The queue's settings with the operator's override applied field by field: its rate
+    (limit, period and unit together) and its mode each win when set."""
+    max_throughput, time_period, time_unit = queue.max_throughput, queue.time_period, queue.time_unit
+    if override is not None and override.max_throughput is not None:
+        assert override.time_period is not None and override.time_unit is not None  # a CHECK keeps them whole
+        max_throughput, time_period, time_unit = override.max_throughput, override.time_period, override.time_unit
+    mode = override.mode if override is not None and override.mode is not None else queue.mode
+    return StepSettings(max_throughput, time_period, time_unit, mode, window_of(queue))
 
 
 def blocked_until(
-    queue: QueueRow, window: ReleaseWindow | None, now: dt.datetime,
+    queue: QueueFields, window: ReleaseWindow | None, now: dt.datetime,
     portal: tuple[str, dt.datetime | None] | None = ("active", None),
 ) -> dt.datetime | None:
     """When releasing may next happen if it may not now; ``None`` when it may.

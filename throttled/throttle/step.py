@@ -1,0 +1,35 @@
+"""What a workflow step asks of its throttle — pure: the rate, the mode, a release window.
+
+Ingest parses a step's inputs into :class:`StepSettings` (``ingest/inputs.py``); the queue row
+stores them; the worker applies them with an operator's override on top (``policy.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from throttled.throttle.rate import Rate
+from throttled.throttle.release_window import ReleaseWindow
+
+MODES = ("burst", "smooth")
+
+
+@dataclass(frozen=True, slots=True)
+class StepSettings:
+    """``max_throughput`` per ``time_period`` ``time_unit`` (a strict window), released in
+    ``mode`` (``burst`` or ``smooth``), only inside ``window`` when it has one."""
+
+    max_throughput: int
+    time_period: int
+    time_unit: str
+    mode: str = "burst"
+    window: ReleaseWindow | None = None
+
+    @property
+    def rate(self) -> Rate:
+        """The step's rate.
+
+        Raises:
+            ValueError: limit or period below 1, or an unknown unit.
+        """
+        return Rate.of(self.max_throughput, self.time_period, self.time_unit)
