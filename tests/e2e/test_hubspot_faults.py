@@ -22,7 +22,7 @@ import trio
 
 from tests.support.waiting import wait_until
 from tests.support.completions import settled_completions
-from throttled.admin import operations
+from throttled import control
 from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
 from throttled.demo.stack import Step, local_stack
@@ -89,7 +89,7 @@ async def _enroll_as_one_batch(stack, step: Step, ids: list[str]) -> None:
 
     await db.transaction(paused)
     await _enroll(stack, step, ids)
-    await db.transaction(operations.resume_queue, queue_id, dt.datetime.now(UTC))
+    await db.transaction(control.resume_queue, queue_id, dt.datetime.now(UTC))
 
 
 def _assert_each_once(done: list[dict], ids: list[str]) -> None:
@@ -398,7 +398,7 @@ async def test_resume_lifts_a_long_hold_at_once(empty_database, quick_retries):
         await _clear_faults(stack)
         await trio.sleep(0.5)
         assert await stack.hubspot.completions() == []  # held: an hour to go
-        await db.transaction(operations.resume_queue, queue_id, dt.datetime.now(UTC))
+        await db.transaction(control.resume_queue, queue_id, dt.datetime.now(UTC))
         # The given-up releases wait out their lease (default 120 s) unless something puts
         # them back: the resume must, or a resumed queue would still sit for two minutes.
         done = await settled_completions(stack, 10, timeout_s=10)

@@ -26,7 +26,7 @@ from structlog.testing import capture_logs
 from tests.support.completions import settled_completions
 from tests.support.metrics import metric_total
 from tests.support.waiting import wait_until
-from throttled.admin import operations
+from throttled import control
 from throttled.db import portals as portals_sql
 from throttled.db.engine import libpq_url
 from throttled.demo.stack import Step, local_stack
@@ -68,7 +68,7 @@ async def _refused_for_a_while(empty_database, refusal: str, kind: str) -> dict:
             await _enroll(stack, ids)
             held = await wait_until(lambda: _held(db, portal), timeout_s=10, what="the portal to be held")
             # The reason is on every operator surface while it lasts.
-            [queue] = await db.transaction(operations.list_queues, portal)
+            [queue] = await db.transaction(control.list_queues, portal)
             admin_page = (await stack.hubspot.http.get(daemon.admin_url + "/admin")).text
             metric = await metric_total(stack.hubspot.http, daemon.admin_url, "throttled_portal_holds_total", kind=kind)
             await trio.sleep(max(0.0, 12.0 - (trio.current_time() - faulty_from)))

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import sqlalchemy as sa
 
-from throttled.admin import operations
+from throttled import control
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database, libpq_url
@@ -111,7 +111,7 @@ def test_a_first_release_database_with_data_upgrades_to_the_current_schema(scrat
 
     db = Database(old, pool_size=1)
     try:
-        [overview] = db.transaction_sync(operations.list_queues, None, NOW)
+        [overview] = db.transaction_sync(control.list_queues, None, NOW)
         counts = db.transaction_sync(executions_sql.execution_counts)
         locked = db.transaction_sync(queues_sql.lock_queue, "queue:62515:7:2:0", NOW)
         portal_cols = db.transaction_sync(lambda c: c.execute(sa.text(

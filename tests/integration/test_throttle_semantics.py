@@ -32,7 +32,7 @@ from trio.testing import MockClock
 
 from tests.conftest import EPOCH, install_portal
 from tests.support.waiting import wait_until
-from throttled.admin import operations
+from throttled import control
 from throttled.clock import TrioClock
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
@@ -298,7 +298,7 @@ async def test_override_beats_the_step_until_deleted(db, autojump_clock):
     step = Step(workflow_id=306, action_id=6, limit=100, period=1, unit="seconds")
     ids = ids_of(step, 0, 30)
     store(db, clock.now(), step, ids)
-    db.transaction_sync(operations.set_config, PORTAL, step.action_id,
+    db.transaction_sync(control.set_config, PORTAL, step.action_id,
                         Override(max_throughput=2, time_period=10, time_unit="seconds"), clock.now())
     async with trio.open_nursery() as nursery:
         await nursery.start(listen, db.url, {CONFIG_CHANNEL: cache.invalidate})
@@ -310,7 +310,7 @@ async def test_override_beats_the_step_until_deleted(db, autojump_clock):
 
         # A faster override while the job sleeps until 30 s: woken, it uses the new rate now.
         changed_at = clock.now()
-        await db.transaction(operations.set_config, PORTAL, step.action_id,
+        await db.transaction(control.set_config, PORTAL, step.action_id,
                              Override(max_throughput=5, time_period=10, time_unit="seconds"), changed_at)
         await portal.wait_for(9, timeout_s=5, tick_s=TICK_S)
         faster = portal.since(changed_at)
@@ -318,7 +318,7 @@ async def test_override_beats_the_step_until_deleted(db, autojump_clock):
         assert len(portal.acks) == 9  # 5 in (15 s, 25 s]: 2 at 20 s, 3 at 21 s
 
         deleted_at = clock.now()
-        await db.transaction(operations.delete_config, PORTAL, step.action_id, deleted_at)
+        await db.transaction(control.delete_config, PORTAL, step.action_id, deleted_at)
         await portal.wait_for(30, timeout_s=5, tick_s=TICK_S)  # not at 30 s: woken at once
         after_delete = portal.since(deleted_at)
 
@@ -327,7 +327,7 @@ async def test_override_beats_the_step_until_deleted(db, autojump_clock):
         # A new override applies to the next enrollments at once, not after the cache's TTL.
         await trio.sleep(120)  # the rate window is long clear
         set_at = clock.now()
-        await db.transaction(operations.set_config, PORTAL, step.action_id,
+        await db.transaction(control.set_config, PORTAL, step.action_id,
                              Override(max_throughput=1, time_period=1, time_unit="minutes"), set_at)
         store(db, clock.now(), step, ids_of(step, 30, 10))
         await portal.wait_for(31, timeout_s=5, tick_s=TICK_S)
@@ -352,14 +352,14 @@ async def test_override_change_applies_even_before_the_cache_hears_of_it(db, aut
     step = Step(workflow_id=309, action_id=9, limit=100, period=1, unit="seconds")
     ids = ids_of(step, 0, 10)
     store(db, clock.now(), step, ids)
-    db.transaction_sync(operations.set_config, PORTAL, step.action_id,
+    db.transaction_sync(control.set_config, PORTAL, step.action_id,
                         Override(max_throughput=1, time_period=1, time_unit="hours"), clock.now())
     async with trio.open_nursery() as nursery:
         await start(nursery, db, clock, portal, overrides=cache.get)
         await portal.wait_for(1, timeout_s=5)
         await trio.sleep(5)
         changed_at = clock.now()
-        await db.transaction(operations.set_config, PORTAL, step.action_id,
+        await db.transaction(control.set_config, PORTAL, step.action_id,
                              Override(max_throughput=100, time_period=1, time_unit="seconds"), changed_at)
         await portal.wait_for(10, timeout_s=5, tick_s=TICK_S)
         nursery.cancel_scope.cancel()
@@ -430,7 +430,7 @@ async def test_pause_resume_drain_purge(db, autojump_clock):
 
         # Paused: nothing goes, however long; the job sleeps instead of spinning.
         await trio.sleep(2)
-        await db.transaction(operations.pause_queue, queue_id, clock.now())
+        await db.transaction(control.pause_queue, queue_id, clock.now())
         await trio.sleep(120)
         assert len(portal.acks) == 1 and queue(db, queue_id).state == "paused"
         [(state, due)] = jobs_of(db, queue_id)
@@ -438,7 +438,7 @@ async def test_pause_resume_drain_purge(db, autojump_clock):
 
         # Resumed: the job is woken, the next release goes at once (the window is long clear).
         resumed_at = clock.now()
-        await db.transaction(operations.resume_queue, queue_id, resumed_at)
+        await db.transaction(control.resume_queue, queue_id, resumed_at)
         await portal.wait_for(2, timeout_s=5, tick_s=TICK_S)
         assert portal.times[1] - resumed_at < PROMPT
         await trio.sleep(3)
@@ -446,7 +446,7 @@ async def test_pause_resume_drain_purge(db, autojump_clock):
 
         # Drained: the whole backlog at once, ignoring the rate; active again when empty.
         drained_at = clock.now()
-        overview = await db.transaction(operations.drain_queue, queue_id, drained_at)
+        overview = await db.transaction(control.drain_queue, queue_id, drained_at)
         assert overview.queue.state == "draining" and overview.backlog == 18
         await portal.wait_for(20, timeout_s=5, tick_s=TICK_S)
         assert all(t - drained_at < PROMPT for t in portal.times[2:])
@@ -459,7 +459,7 @@ async def test_pause_resume_drain_purge(db, autojump_clock):
         await trio.sleep(1)
         released_before = len(portal.acks)
         purged_at = clock.now()
-        assert await db.transaction(operations.purge_queue, queue_id, purged_at) == 30 - released_before
+        assert await db.transaction(control.purge_queue, queue_id, purged_at) == 30 - released_before
         await wait_until(lambda: job_done(db, queue_id), timeout_s=5, step_s=TICK_S)
         assert clock.now() - purged_at < PROMPT
         assert [s for s, _ in jobs_of(db, queue_id)] == ["completed", "completed"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import trio
 
-from throttled.admin import operations
+from throttled import control
 from throttled.demo.stack import Stack, Step
 
 SLOW = Step(workflow_id=101, action_id=7, limit=1, period=1, unit="hours")
@@ -29,7 +29,7 @@ async def seed_queues(stack: Stack, timeout_s: float = 15) -> dict[str, str]:
     ids = {name: step.queue_id(stack.portal_id) for name, (step, _) in ENROLLMENTS.items()}
     with trio.fail_after(timeout_s):
         while True:
-            released = {o.queue.queue_id: o.counts.get("released", 0) for o in await daemon.db.transaction(operations.list_queues)}
+            released = {o.queue.queue_id: o.counts.get("released", 0) for o in await daemon.db.transaction(control.list_queues)}
             if all(released.get(ids[name]) == n for name, n in RELEASED.items()):
                 return ids
             await trio.sleep(0.05)

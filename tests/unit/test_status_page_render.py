@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from throttled.admin.operations import PortalOverview, QueueOverview
+from throttled.control import PortalOverview, QueueOverview
 from throttled.db.queues import ConfigRow, QueueRow
 from throttled.web.status_page import HISTORY_MINUTES, StatusSnapshot, release_chart, render_status_page
 

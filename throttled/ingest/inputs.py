@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from throttled.ids import MAX_ID
 from throttled.throttle.queue_ids import shared_queue
 from throttled.throttle.rate import UNIT_SECONDS
 from throttled.throttle.release_window import WindowError, parse_release_window
@@ -72,7 +73,7 @@ def parse_inputs(inputs: Mapping[str, Any]) -> ExecutionInputs:
     )
 
 
-def parse_int(value: Any, field: str, minimum: int, maximum: int = 2**63 - 1) -> int:
+def parse_int(value: Any, field: str, minimum: int, maximum: int = MAX_ID) -> int:
     """An integer given as a JSON number or a decimal string ("100", " 7 ", 100.0).
 
     Raises:

@@ -35,12 +35,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from throttled.ids import MAX_ID
 from throttled.ingest.inputs import InvalidInput, parse_inputs, parse_int
 from throttled.throttle.step import StepSettings
 from throttled.throttle.queue_ids import QueueId, shared_queue, step_queue
 
 MAX_CALLBACK_ID_LENGTH = 255
-MAX_ID = 2**63 - 1
 #: ``ap-{portal}-{enrollment}-{actionId}-{index}`` (see the module docstring).
 _CALLBACK_ID = re.compile(r"^ap-(\d{1,19})-(\d{1,19})-(\d{1,19})-(\d{1,19})$")
 

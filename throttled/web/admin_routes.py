@@ -2,7 +2,7 @@
 
 API: JSON in and out, every request needs ``Authorization: Bearer <THROTTLED_ADMIN_TOKEN>``
 (401 when missing or wrong; 404 for every route when no token is configured, as if absent).
-Actions go through ``admin.operations`` — the same functions as the ``throttled queues`` and
+Actions go through ``throttled.control`` — the same functions as the ``throttled queues`` and
 ``throttled jobs`` commands — so they reach running daemons through the database.
 
 ====================================  ==================================================
@@ -27,8 +27,9 @@ from __future__ import annotations
 import hmac
 from quart import Blueprint, Quart, Response, abort, jsonify, request
 
-from throttled.admin import operations
-from throttled.admin.operations import Conflict, NotFound
+from throttled import control
+from throttled.ids import MAX_ID
+from throttled.control import Conflict, NotFound
 from throttled.ingest.inputs import InvalidInput
 from throttled.web.admin_app import AdminDeps
 from throttled.web.status_page import render_status_page, status_snapshot
@@ -68,15 +69,15 @@ def _api_blueprint(deps: AdminDeps) -> Blueprint:
 
     @api.get("/queues")
     async def list_queues():
-        overviews = await db.transaction(operations.list_queues)
+        overviews = await db.transaction(control.list_queues)
         return jsonify(queues=[o.as_json() for o in overviews])
 
     # Queue ids hold ':' (``queue:62515:101:7:0``); ``path`` takes the whole id, whatever it holds.
     @api.get("/queues/<path:queue_id>")
     async def show_queue(queue_id: str):
-        return jsonify((await db.transaction(operations.show_queue, queue_id)).as_json())
+        return jsonify((await db.transaction(control.show_queue, queue_id)).as_json())
 
-    actions = {"pause": operations.pause_queue, "resume": operations.resume_queue, "drain": operations.drain_queue}
+    actions = {"pause": control.pause_queue, "resume": control.resume_queue, "drain": control.drain_queue}
 
     @api.post("/queues/<path:queue_id>/<any(pause, resume, drain):action>")
     async def queue_action(queue_id: str, action: str):
@@ -92,20 +93,20 @@ def _api_blueprint(deps: AdminDeps) -> Blueprint:
     async def list_jobs():
         args = request.args
         limit = _int_arg("limit", args.get("limit", "100"))
-        jobs = await db.transaction(operations.list_jobs, args.get("state") or None, args.get("kind") or None, limit)
-        return jsonify(jobs=[operations.job_json(j) for j in jobs])
+        jobs = await db.transaction(control.list_jobs, args.get("state") or None, args.get("kind") or None, limit)
+        return jsonify(jobs=[control.job_json(j) for j in jobs])
 
-    @api.post("/jobs/<int(max=9223372036854775807):job_id>/retry")
+    @api.post(f"/jobs/<int(max={MAX_ID}):job_id>/retry")
     async def retry_job(job_id: int):
-        return jsonify(operations.job_json(await db.transaction(operations.retry_job, job_id, clock.now())))
+        return jsonify(control.job_json(await db.transaction(control.retry_job, job_id, clock.now())))
 
-    @api.post("/jobs/<int(max=9223372036854775807):job_id>/cancel")
+    @api.post(f"/jobs/<int(max={MAX_ID}):job_id>/cancel")
     async def cancel_job(job_id: int):
-        return jsonify(operations.job_json(await db.transaction(operations.cancel_job, job_id, clock.now())))
+        return jsonify(control.job_json(await db.transaction(control.cancel_job, job_id, clock.now())))
 
     @api.get("/portals")
     async def list_portals():
-        portals = await db.transaction(operations.list_portals, clock.now())
+        portals = await db.transaction(control.list_portals, clock.now())
         return jsonify(portals=[p.as_json() for p in portals])
 
     @api.errorhandler(NotFound)
@@ -120,8 +121,8 @@ def _api_blueprint(deps: AdminDeps) -> Blueprint:
 
 
 def _purge_and_show(conn, queue_id: str, now):
-    cancelled = operations.purge_queue(conn, queue_id, now)
-    return cancelled, operations.show_queue(conn, queue_id)
+    cancelled = control.purge_queue(conn, queue_id, now)
+    return cancelled, control.show_queue(conn, queue_id)
 
 
 def _int_arg(name: str, value: str) -> int:

@@ -6,7 +6,7 @@ Routes kept from the original app:
   batcher, answer ``BLOCK`` only after the commit (invariant 1) — or, for a webhook HubSpot
   sent again after we completed its callback, what the completion said (``SUCCESS``).
 - ``GET /api/oauth/install`` → HubSpot's authorize page with a signed ``state``;
-  ``GET /api/oauth/callback`` → exchange the code, look up the hub id, store the tokens.
+  ``GET /api/oauth/callback`` → the install (``control/install.py``), then a page.
 - ``GET /healthz`` (process alive), ``GET /readyz`` (database reachable).
 - ``GET/PUT/DELETE /api/config/{portal_id}/{action_id}`` — operator overrides
   (``web/config_api.py``, bearer token).
@@ -15,7 +15,7 @@ Routes kept from the original app:
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import structlog
 import trio
@@ -24,12 +24,11 @@ import sqlalchemy as sa
 from quart import Response, jsonify, redirect, request
 from quart_trio import QuartTrio
 
-from throttled.admin import operations
+from throttled.control.install import install as install_app
 from throttled.clock import Clock
 from throttled.db.engine import Database
 from throttled.hubspot import oauth, outputs
 from throttled.hubspot.client import HubSpotClient
-from throttled.hubspot.answers import Action
 from throttled.hubspot.errors import HubSpotRefused
 from throttled.hubspot.signatures import SignedRequest, verify
 from throttled.hubspot.tokens import TokenStore
@@ -136,18 +135,14 @@ def create_app(deps: WebDeps) -> QuartTrio:
         if not code:
             return jsonify(error="invalid_input", field="code", message="is required"), 400
         try:
-            grant = await deps.client.exchange_code(code, oauth.redirect_uri(deps.public_url))
+            portal_id = await install_app(code, oauth.redirect_uri(deps.public_url), client=deps.client,
+                                      tokens=deps.tokens, db=deps.db, clock=deps.clock)
         except HubSpotRefused as exc:
-            if exc.answer.action is not Action.FAILED:
+            if exc.answer.kind != "bad_code":
                 raise  # HubSpot unavailable, rate limited or refusing our client: a 502
             # A used or expired code (e.g. the success page reloaded): start the install again.
             return _page("Install link expired", "This install link was already used or has expired. "
                          "Start the installation again from HubSpot."), 400
-        hub_id, scopes = await deps.client.token_info(grant.access_token)
-        portal_id = grant.hub_id or hub_id
-        await deps.tokens.install(replace(grant, scopes=grant.scopes or scopes), portal_id)
-        requeued = await deps.db.transaction(operations.portal_installed, portal_id, deps.clock.now())
-        log.info("portal.installed", portal_id=portal_id, requeued=requeued)
         return _page("Throttle installed", f"Portal {portal_id} is connected.")
 
     @app.get("/healthz")

@@ -3,7 +3,7 @@
 Kept from the original app (an upsert on portal + action). Requests need
 ``Authorization: Bearer <THROTTLED_ADMIN_TOKEN>``; without that setting the routes answer
 404, as if absent. Bodies and answers are JSON; an override beats the steps' inputs and
-reaches every daemon at once (see ``throttled.admin.operations``).
+reaches every daemon at once (see ``throttled.control``).
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ import json
 
 from quart import Blueprint, abort, jsonify, request
 
-from throttled.admin import operations
-from throttled.admin.operations import NotFound
+from throttled import control
+from throttled.control import NotFound
 from throttled.clock import Clock
 from throttled.db.engine import Database
 from throttled.ingest.inputs import InvalidInput, parse_override
 
-
-# Ids are bigints in PostgreSQL; outside 1..2^63-1 there is no such portal or step (404), and
-# the database must not see them (a second new-user trial: a 20-digit id gave a 500).
-MAX_ID = 2**63 - 1
+from throttled.ids import MAX_ID  # outside 1..MAX_ID there is no such portal or step: 404
 
 
 def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blueprint:
@@ -44,7 +41,7 @@ def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blu
 
     @api.get("/api/config/<int:portal_id>/<int:action_id>")
     async def get_config(portal_id: int, action_id: int):
-        return jsonify(_config_json(await db.transaction(operations.get_config, portal_id, action_id)))
+        return jsonify(_config_json(await db.transaction(control.get_config, portal_id, action_id)))
 
     @api.put("/api/config/<int:portal_id>/<int:action_id>")
     async def put_config(portal_id: int, action_id: int):
@@ -55,12 +52,12 @@ def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blu
         if not isinstance(body, dict):
             raise InvalidInput("body", "must be a JSON object")
         override = parse_override(body)
-        config = await db.transaction(operations.set_config, portal_id, action_id, override, clock.now())
+        config = await db.transaction(control.set_config, portal_id, action_id, override, clock.now())
         return jsonify(_config_json(config))
 
     @api.delete("/api/config/<int:portal_id>/<int:action_id>")
     async def delete_config(portal_id: int, action_id: int):
-        await db.transaction(operations.delete_config, portal_id, action_id, clock.now())
+        await db.transaction(control.delete_config, portal_id, action_id, clock.now())
         return "", 204
 
     @api.errorhandler(NotFound)

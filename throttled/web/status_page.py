@@ -2,7 +2,7 @@
 
 One HTML document, no scripts and no external assets (inline CSS and SVG only), every value
 escaped. Facts come from one transaction (:func:`status_snapshot`): the queues with their
-backlog and state (``admin.operations.list_queues``), releases per minute over the last hour
+backlog and state (``admin.control.list_queues``), releases per minute over the last hour
 (``action_executions.released_at``) and the portals without their tokens.
 """
 
@@ -14,8 +14,8 @@ from html import escape
 
 from sqlalchemy.engine import Connection
 
-from throttled.admin import operations
-from throttled.admin.operations import PortalOverview, QueueOverview
+from throttled import control
+from throttled.control import PortalOverview, QueueOverview
 
 HISTORY_MINUTES = 60
 REFRESH_S = 30
@@ -35,9 +35,9 @@ class StatusSnapshot:
 
 def status_snapshot(conn: Connection, now: dt.datetime) -> StatusSnapshot:
     """Read everything the page shows in one transaction."""
-    queues = operations.list_queues(conn, None, now)
-    releases = operations.release_history(conn, [o.queue.queue_id for o in queues], now, HISTORY_MINUTES)
-    return StatusSnapshot(now, queues, releases, operations.list_portals(conn, now))
+    queues = control.list_queues(conn, None, now)
+    releases = control.release_history(conn, [o.queue.queue_id for o in queues], now, HISTORY_MINUTES)
+    return StatusSnapshot(now, queues, releases, control.list_portals(conn, now))
 
 
 def render_status_page(snap: StatusSnapshot) -> str:

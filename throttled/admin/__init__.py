@@ -1,1 +1,0 @@
-"""Operator actions shared by the CLI and the HTTP APIs (one implementation, two shells)."""

@@ -1,0 +1,112 @@
+"""What every ``throttled`` command shares: the ``--config`` and ``--json`` options, one-line
+errors with exit statuses, the database (configured or embedded) and running one
+transaction on it at the database's time."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from throttled.control import Conflict, NotFound
+from throttled.db.engine import DatabaseUnavailable, SchemaMissing
+from throttled.db.schema import SchemaNotCurrent
+from throttled.ids import MAX_ID
+from throttled.ingest.inputs import InvalidInput
+from throttled.settings import Settings, SettingsError, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML file of settings (environment variables win).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+#: Portal, action and job ids: positive bigints.
+ID = click.IntRange(1, MAX_ID)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``throttled: error: message`` on stderr and exit with ``code``."""
+    click.echo(f"throttled: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn settings, database and start-up errors into one line on stderr and an exit
+    status (2 for settings, 1 otherwise), also when trio wraps them in an ExceptionGroup."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            problem = _known_problem(exc)
+            if problem is None:
+                raise
+            fail(*problem)
+    return wrapper  # type: ignore[return-value]
+
+
+def _known_problem(exc: BaseException) -> tuple[str, int] | None:
+    """``(message, exit status)`` for an error worth one line, else ``None``."""
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return _known_problem(exc.exceptions[0])
+    if isinstance(exc, SettingsError):
+        return str(exc), 2
+    if isinstance(exc, DatabaseUnavailable):
+        return f"database unavailable: {exc}", 1
+    if isinstance(exc, (SchemaMissing, SchemaNotCurrent)):
+        return str(exc), 1
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1
+    if isinstance(exc, RuntimeError) and "embedded PostgreSQL" in str(exc):
+        return str(exc), 1
+    return None
+
+
+def database_url(settings: Settings) -> str:
+    """``THROTTLED_DATABASE_URL``, or the embedded PostgreSQL's URL (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    from throttled.db.embedded import start_embedded
+
+    return start_embedded(settings.data_dir)
+
+
+def in_database(config_file: Path | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(conn, *args)`` in one transaction on the configured database."""
+    from throttled.db.engine import Database
+
+    db = Database(database_url(load_settings(config_file)), pool_size=1)
+    try:
+        return db.transaction_sync(fn, *args)
+    finally:
+        db.dispose()
+
+
+def at_database_time(config_file: Path | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(conn, *args, now)`` in one transaction, ``now`` being the database's time —
+    the time the daemons decide by (this host's clock may be off)."""
+    from throttled.db.time import database_now
+
+    return in_database(config_file, lambda conn: fn(conn, *args, database_now(conn)))
+
+
+def operator_errors(fn: F) -> F:
+    """:func:`handle_errors`, and a missing object (exit 1) or a bad option (usage, exit 2)
+    as one line."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (NotFound, Conflict) as exc:
+            raise click.ClickException(str(exc)) from None
+        except InvalidInput as exc:
+            if exc.field == "body":  # the request as a whole (no options given), not one option
+                raise click.UsageError("give --max-throughput, --time-period and --time-unit, and/or --mode") from None
+            raise click.BadParameter(exc.message, param_hint=f"--{exc.field.replace('_', '-')}") from None
+    return handle_errors(wrapper)  # type: ignore[arg-type]

@@ -1,0 +1,135 @@
+"""Queues as operators see and steer them: backlog, rate in force, state; pause, resume,
+drain, purge; releases per minute for the status pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from throttled.control import NotFound, jsonable
+from throttled.db import executions as executions_sql
+from throttled.db import portals as portals_sql
+from throttled.db import queues as queues_sql
+from throttled.db.queues import ConfigRow, QueueRow
+from throttled.db.time import database_now
+from throttled.throttle.job import wake_throttle_job
+from throttled.throttle.policy import effective_settings, overrides_rate
+from throttled.throttle.step import StepSettings
+
+
+@dataclass(frozen=True)
+class QueueOverview:
+    """A queue with its backlog: ``counts`` maps execution state → number."""
+
+    queue: QueueRow
+    counts: dict[str, int]
+    override: ConfigRow | None
+    portal_hold: tuple[dt.datetime, str] | None = None  # the portal's (held_until, reason), if held
+
+    @property
+    def portal_held(self) -> str | None:
+        """"portal held until …: reason" while HubSpot's refusal of the portal holds the queue."""
+        if self.portal_hold is None:
+            return None
+        until, reason = self.portal_hold
+        return f"portal held until {until.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S}Z: {reason}"
+
+    @property
+    def backlog(self) -> int:
+        return self.counts.get("pending", 0) + self.counts.get("releasing", 0)
+
+    @property
+    def settings(self) -> StepSettings:
+        """The settings in force — the worker's own rule (``throttle.policy``)."""
+        return effective_settings(self.queue, self.override)
+
+    @property
+    def rate(self) -> tuple[int, int, str, bool]:
+        """The rate in force: ``(max_throughput, time_period, time_unit, overridden)``."""
+        s = self.settings
+        return s.max_throughput, s.time_period, s.time_unit, overrides_rate(self.override)
+
+    @property
+    def mode(self) -> str:
+        """The mode in force (the override's when it sets one)."""
+        return self.settings.mode
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict (times as ISO-8601 UTC)."""
+        return {**jsonable(asdict(self.queue)), "counts": self.counts, "backlog": self.backlog,
+                "override": jsonable(asdict(self.override)) if self.override else None,
+                "portal_held_until": self.portal_hold[0].isoformat() if self.portal_hold else None,
+                "portal_hold_reason": self.portal_hold[1] if self.portal_hold else None}
+
+
+def list_queues(conn: Connection, portal_id: int | None = None, now: dt.datetime | None = None) -> list[QueueOverview]:
+    """Every queue (of one portal when given) with its backlog, override and its portal's
+    hold at ``now`` (default: the database's clock)."""
+    queues = queues_sql.list_queues(conn, portal_id)
+    counts = executions_sql.execution_counts(conn, [q.queue_id for q in queues])
+    held = portals_sql.holds(conn, sorted({q.portal_id for q in queues}), now or database_now(conn))
+    return [
+        QueueOverview(q, counts.get(q.queue_id, {}),
+                      queues_sql.get_config(conn, q.portal_id, q.action_id) if q.action_id is not None else None,
+                      held.get(q.portal_id))
+        for q in queues
+    ]
+
+
+def show_queue(conn: Connection, queue_id: str) -> QueueOverview:
+    """One queue with its backlog. Raises :class:`NotFound`."""
+    queue = queues_sql.get_queue(conn, queue_id)
+    if queue is None:
+        raise NotFound(f"no queue {queue_id}")
+    counts = executions_sql.execution_counts(conn, [queue_id]).get(queue_id, {})
+    override = queues_sql.get_config(conn, queue.portal_id, queue.action_id) if queue.action_id is not None else None
+    held = portals_sql.holds(conn, [queue.portal_id], database_now(conn))
+    return QueueOverview(queue, counts, override, held.get(queue.portal_id))
+
+
+def pause_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
+    """Stop releasing from the queue until resumed (the backlog is kept)."""
+    _require(queues_sql.set_state(conn, queue_id, "paused", now), queue_id)
+    return show_queue(conn, queue_id)
+
+
+def resume_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
+    """Release again at the queue's rate; also lifts a hold, and the releases HubSpot
+    failed to take go back in line now (not when their lease runs out)."""
+    _require(queues_sql.set_state(conn, queue_id, "active", now), queue_id)
+    executions_sql.requeue_deferred_in_queue(conn, queue_id, now)
+    wake_throttle_job(conn, queue_id, now)
+    return show_queue(conn, queue_id)
+
+
+def drain_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
+    """Release the whole backlog now, ignoring the rate and release window (and any
+    releases HubSpot failed to take); the queue is active again once empty."""
+    _require(queues_sql.set_state(conn, queue_id, "draining", now), queue_id)
+    executions_sql.requeue_deferred_in_queue(conn, queue_id, now)
+    wake_throttle_job(conn, queue_id, now)
+    return show_queue(conn, queue_id)
+
+
+def purge_queue(conn: Connection, queue_id: str, now: dt.datetime) -> int:
+    """Cancel the queue's pending backlog (never completed; HubSpot lets each enrollment
+    go on when its block expires). Returns how many were cancelled."""
+    _require(queues_sql.get_queue(conn, queue_id) is not None, queue_id)
+    cancelled = executions_sql.cancel_pending(conn, queue_id, "purged by operator")
+    wake_throttle_job(conn, queue_id, now)
+    return cancelled
+
+
+def release_history(conn: Connection, queue_ids: list[str], now: dt.datetime, minutes: int = 60) -> dict[str, list[int]]:
+    """Releases per minute of each queue over the last ``minutes`` minutes (the current,
+    partial minute last): ``{queue_id: [count, …]}`` of length ``minutes``."""
+    end = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    return executions_sql.releases_per_minute(conn, queue_ids, end - dt.timedelta(minutes=minutes), minutes)
+
+
+def _require(found: bool, queue_id: str) -> None:
+    if not found:
+        raise NotFound(f"no queue {queue_id}")
