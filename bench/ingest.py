@@ -112,7 +112,7 @@ def _per_request_app(db: Database, url: str) -> QuartTrio:
 
 
 async def _serve_and_load(app, path: str, seconds: float, tag: str) -> tuple[dict, dict]:
-    from throttled.web.server import serve
+    from throttled.web.hypercorn_patch import serve
 
     async with trio.open_nursery() as nursery:
         url = await nursery.start(serve, app, f"127.0.0.1:{free_port()}")
@@ -151,7 +151,7 @@ async def main(seconds: float) -> list[list[str]]:
 
 
 async def _per_request(db: Database, seconds: float):
-    from throttled.web.server import serve
+    from throttled.web.hypercorn_patch import serve
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -46,7 +46,7 @@ from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig
 from throttled.web.admin_app import AdminDeps, create_admin_app
 from throttled.web.app import WebDeps, create_app
-from throttled.web.server import serve
+from throttled.web.hypercorn_patch import serve
 
 log = structlog.get_logger("throttled.daemon")
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import trio
 
-from throttled.web.server import serve
+from throttled.web.hypercorn_patch import serve
 
 from .app import create_app
 from .faults import Faults

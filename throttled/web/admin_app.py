@@ -1,8 +1,27 @@
 """The admin listener (``THROTTLED_ADMIN_BIND``, loopback by default): ``/metrics`` for
-Prometheus, plus the operator API and status page mounted by ``admin_routes``.
+Prometheus, the operator API and the status page. Kept off the public listener HubSpot
+calls: metrics and operator actions need not face the internet.
 
-Kept off the public listener HubSpot calls: metrics and operator actions need not face the
-internet.
+API: JSON in and out, every request needs ``Authorization: Bearer <THROTTLED_ADMIN_TOKEN>``
+(401 when missing or wrong; 404 for every route when no token is configured, as if absent).
+Actions go through ``throttled.control`` — the same functions as the ``throttled queues`` and
+``throttled jobs`` commands — so they reach running daemons through the database.
+
+====================================  ==================================================
+route                                 answer
+====================================  ==================================================
+GET  /api/admin/queues                {"queues": [queue]}  (QueueOverview.as_json)
+GET  /api/admin/queues/<id>           queue, or 404
+POST /api/admin/queues/<id>/pause     queue (also resume, drain)
+POST /api/admin/queues/<id>/purge     {"cancelled": n, "queue": queue}
+GET  /api/admin/jobs?state&kind&limit {"jobs": [job]}, newest first; limit 1..500 (100)
+POST /api/admin/jobs/<id>/retry       job; 404 unknown, 409 when not retryable
+POST /api/admin/jobs/<id>/cancel      job; 404 unknown, 409 when already final
+GET  /api/admin/portals               {"portals": [portal]} — status, token expiry, never tokens
+GET  /admin                           HTML status page, read-only, no token needed
+====================================  ==================================================
+
+Bad parameters answer 400 ``{"error": "invalid_input", "field", "message"}``.
 """
 
 from __future__ import annotations
@@ -10,13 +29,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from quart import Response
+from quart import Blueprint, Quart, Response, jsonify, request
 from quart_trio import QuartTrio
 
+from throttled import control
 from throttled.clock import Clock
+from throttled.control import Conflict, NotFound
 from throttled.db.engine import Database
+from throttled.ids import MAX_ID
+from throttled.ingest.inputs import InvalidInput
 from throttled.service.metrics import CONTENT_TYPE, Metrics
+from throttled.web.auth import bearer_guard
 from throttled.web.errors import register_error_handlers
+from throttled.web.status_page import render_status_page, status_snapshot
 
 
 @dataclass(frozen=True)
@@ -34,7 +59,7 @@ class AdminDeps:
 
 
 def create_admin_app(deps: AdminDeps) -> QuartTrio:
-    """Build the admin app around ``deps``."""
+    """Build the admin app around ``deps``: metrics, the operator API, the status page."""
     app = QuartTrio("throttled-admin")
     register_error_handlers(app)
 
@@ -43,10 +68,96 @@ def create_admin_app(deps: AdminDeps) -> QuartTrio:
         body = await deps.metrics.render(deps.db, deps.portal_tasks())
         return Response(body, content_type=CONTENT_TYPE)
 
-    try:  # the operator API and status page, when present
-        from throttled.web.admin_routes import register_admin_routes
-    except ImportError:
-        pass
-    else:
-        register_admin_routes(app, deps)
+    register_admin_routes(app, deps)
     return app
+
+
+#: The page allows nothing but its own inline CSS and SVG.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+}
+
+
+def register_admin_routes(app: Quart, deps: AdminDeps) -> None:
+    """Mount the operator API and the status page on the admin ``app``."""
+    app.register_blueprint(_api_blueprint(deps))
+
+    # No token on the status page: it is read-only, shows no secrets, and the admin listener
+    # binds to loopback by default (THROTTLED_ADMIN_BIND=127.0.0.1:8081); expose that port
+    # only to people who may see every queue and portal.
+    @app.get("/admin")
+    async def status_page() -> Response:
+        snapshot = await deps.db.transaction(status_snapshot, deps.clock.now())
+        return Response(render_status_page(snapshot), content_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+
+def _api_blueprint(deps: AdminDeps) -> Blueprint:
+    api = Blueprint("admin_api", __name__, url_prefix="/api/admin")
+    db, clock, token = deps.db, deps.clock, deps.admin_token
+
+    api.before_request(bearer_guard(token))
+
+    @api.get("/queues")
+    async def list_queues():
+        overviews = await db.transaction(control.list_queues)
+        return jsonify(queues=[o.as_json() for o in overviews])
+
+    # Queue ids hold ':' (``queue:62515:101:7:0``); ``path`` takes the whole id, whatever it holds.
+    @api.get("/queues/<path:queue_id>")
+    async def show_queue(queue_id: str):
+        return jsonify((await db.transaction(control.show_queue, queue_id)).as_json())
+
+    actions = {"pause": control.pause_queue, "resume": control.resume_queue, "drain": control.drain_queue}
+
+    @api.post("/queues/<path:queue_id>/<any(pause, resume, drain):action>")
+    async def queue_action(queue_id: str, action: str):
+        overview = await db.transaction(actions[action], queue_id, clock.now())
+        return jsonify(overview.as_json())
+
+    @api.post("/queues/<path:queue_id>/purge")
+    async def purge_queue(queue_id: str):
+        cancelled, overview = await db.transaction(_purge_and_show, queue_id, clock.now())
+        return jsonify(cancelled=cancelled, queue=overview.as_json())
+
+    @api.get("/jobs")
+    async def list_jobs():
+        args = request.args
+        limit = _int_arg("limit", args.get("limit", "100"))
+        jobs = await db.transaction(control.list_jobs, args.get("state") or None, args.get("kind") or None, limit)
+        return jsonify(jobs=[control.job_json(j) for j in jobs])
+
+    @api.post(f"/jobs/<int(max={MAX_ID}):job_id>/retry")
+    async def retry_job(job_id: int):
+        return jsonify(control.job_json(await db.transaction(control.retry_job, job_id, clock.now())))
+
+    @api.post(f"/jobs/<int(max={MAX_ID}):job_id>/cancel")
+    async def cancel_job(job_id: int):
+        return jsonify(control.job_json(await db.transaction(control.cancel_job, job_id, clock.now())))
+
+    @api.get("/portals")
+    async def list_portals():
+        portals = await db.transaction(control.list_portals, clock.now())
+        return jsonify(portals=[p.as_json() for p in portals])
+
+    @api.errorhandler(NotFound)
+    async def not_found(exc: NotFound):
+        return jsonify(error="not_found", message=str(exc)), 404
+
+    @api.errorhandler(Conflict)
+    async def conflict(exc: Conflict):
+        return jsonify(error="conflict", message=str(exc)), 409
+
+    return api
+
+
+def _purge_and_show(conn, queue_id: str, now):
+    cancelled = control.purge_queue(conn, queue_id, now)
+    return cancelled, control.show_queue(conn, queue_id)
+
+
+def _int_arg(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(name, "must be a whole number") from None

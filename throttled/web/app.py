@@ -38,7 +38,7 @@ from throttled.logs import OncePer
 from throttled.web.config_api import config_blueprint
 from throttled.service.metrics import Metrics
 from throttled.web.errors import RETRY_AFTER_S, register_error_handlers
-from throttled.web.server import READ_TIMEOUT_S
+from throttled.web.hypercorn_patch import READ_TIMEOUT_S
 
 log = structlog.get_logger("throttled.web")
 

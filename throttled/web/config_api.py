@@ -8,10 +8,9 @@ reaches every daemon at once (see ``throttled.control``).
 
 from __future__ import annotations
 
-import hmac
 import json
 
-from quart import Blueprint, abort, jsonify, request
+from quart import Blueprint, jsonify, request
 
 from throttled import control
 from throttled.control import NotFound
@@ -20,20 +19,17 @@ from throttled.db.engine import Database
 from throttled.ingest.inputs import InvalidInput, parse_override
 
 from throttled.ids import MAX_ID  # outside 1..MAX_ID there is no such portal or step: 404
+from throttled.web.auth import bearer_guard
 
 
 def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blueprint:
     """The config routes, bound to ``db`` and guarded by ``admin_token``."""
     api = Blueprint("config_api", __name__)
 
+    api.before_request(bearer_guard(admin_token))
+
     @api.before_request
-    async def authorize():
-        if not admin_token:
-            abort(404)
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {admin_token}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            return jsonify(error="unauthorized", message="a valid bearer token is required"), 401, {"WWW-Authenticate": "Bearer"}
+    async def ids_in_range():
         ids = (request.view_args or {}).values()
         if not all(isinstance(i, int) and 1 <= i <= MAX_ID for i in ids):
             return jsonify(error="not_found", message="portal and action ids run from 1 to 2^63-1"), 404

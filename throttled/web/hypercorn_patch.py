@@ -1,8 +1,10 @@
-"""Serve an ASGI app with Hypercorn's trio worker; shared by the daemon and the sandbox.
+"""A patch of a pinned dependency: Hypercorn 0.18's trio TCP server (``pyproject.toml`` pins
+``hypercorn>=0.18,<0.19``; re-read this file against any new version before lifting the pin),
+and :func:`serve`, which serves an ASGI app with it — for the daemon and the sandbox.
 
-Hypercorn 0.18's trio connection (``hypercorn/trio/tcp_server.py``) has four gaps that
-matter for a server on the internet, found by reading it and by the slow-client tests in
-``tests/e2e/test_hostile_http.py``:
+Upstream gaps it closes — Hypercorn 0.18's trio connection (``hypercorn/trio/tcp_server.py``)
+has four that matter for a server on the internet, found by reading it and by the
+slow-client tests in ``tests/e2e/test_hostile_http.py``:
 
 - ``read_timeout`` bounds each ``receive`` call, not a request: a client trickling one
   header byte every few seconds is never cut by it (only by the keep-alive timer, 75 s).
@@ -45,7 +47,7 @@ from hypercorn.utils import repr_socket_addr, wrap_app
 
 from throttled.web.unread_body import close_if_body_unread
 
-log = structlog.get_logger("throttled.web.server")
+log = structlog.get_logger("throttled.web.hypercorn_patch")
 
 #: Default seconds a client may take to send a request's head (and, via the app, its body).
 READ_TIMEOUT_S = 30.0
