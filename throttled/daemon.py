@@ -35,12 +35,12 @@ from throttled.ingest.batcher import Batcher
 from throttled.throttle.job import THROTTLE_JOB_KIND
 from throttled.jobs.cron import Cron
 from throttled.jobs.leader import Leadership
-from throttled.jobs.listener import listen
+from throttled.jobs.notifier import Notifier
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig, new_owner_id
 from throttled.service.clock_sync import keep_in_sync
 from throttled.service.liveness import keep_alive
 from throttled.service.metrics import Metrics
-from throttled.service.systemd import Notifier, watchdog, watchdog_interval_s
+from throttled.service.systemd import SystemdNotifier, watchdog, watchdog_interval_s
 from throttled.settings import Settings
 from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig
@@ -80,7 +80,7 @@ async def run_daemon(
     database_url: str,
     *,
     clock: Clock | None = None,
-    notifier: Notifier | None = None,
+    notifier: SystemdNotifier | None = None,
     task_status: trio.TaskStatus[RunningDaemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until stopped (:meth:`RunningDaemon.request_stop`) or cancelled.
@@ -100,7 +100,7 @@ async def run_daemon(
     ring = settings.key_ring()
     database_clock = DatabaseClock() if clock is None else None
     clock = clock or database_clock
-    notifier = notifier or Notifier()
+    notifier = notifier or SystemdNotifier()
     metrics = Metrics()
     db = Database(database_url, pool_size=settings.db_pool_size)
     client = HubSpotClient(
@@ -121,6 +121,8 @@ async def run_daemon(
             renew_margin_s=settings.renew_margin_s,
             holds=HoldConfig(hold_after=settings.hold_after, hold_s=settings.hold_s, portal_hold_s=settings.portal_hold_s)))
         config_cache = ConfigCache(db, clock, ttl_s=settings.config_ttl_s)
+        listener = Notifier(database_url)  # the one LISTEN connection: jobs and config changes
+        listener.subscribe(CONFIG_CHANNEL, config_cache.invalidate)
         worker = ThrottleWorker(db, clock, portal_queues.submit,
                                 WorkerConfig(release_lease_s=settings.release_lease_s, call_s=settings.hubspot_timeout_s),
                                 overrides=config_cache.get, metrics=metrics)
@@ -128,7 +130,7 @@ async def run_daemon(
         scheduler = Scheduler(
             db, clock, {THROTTLE_JOB_KIND: worker, CLEANER_KIND: cleaner},
             SchedulerConfig(workers=settings.workers, poll_interval_s=settings.poll_interval_s, lease_s=settings.job_lease_s),
-            owner=owner,
+            owner=owner, notifier=listener,
         )
         scheduler.on_rescue = metrics.rescues.inc
         leadership = Leadership(db, clock, "cron", scheduler.owner, ttl_s=settings.leader_ttl_s)
@@ -150,7 +152,7 @@ async def run_daemon(
             nursery.start_soon(_resign_on_exit, leadership)
             await nursery.start(batcher.run)
             await nursery.start(portal_queues.run)
-            await nursery.start(listen, database_url, {CONFIG_CHANNEL: config_cache.invalidate})
+            await nursery.start(listener.run)
             await nursery.start(scheduler.run)
             await nursery.start(leadership.run)
             await nursery.start(cron.run)
@@ -179,7 +181,7 @@ async def _listen(nursery: trio.Nursery, app, bind: str, read_timeout_s: float) 
         raise OSError(exc.errno, f"cannot listen on {bind}: {exc.strerror or exc}") from None
 
 
-def _start_service_tasks(nursery: trio.Nursery, daemon: RunningDaemon, notifier: Notifier) -> None:
+def _start_service_tasks(nursery: trio.Nursery, daemon: RunningDaemon, notifier: SystemdNotifier) -> None:
     if not notifier.enabled:
         return
     nursery.start_soon(_status_lines, daemon, notifier)
@@ -201,7 +203,7 @@ def _progress_check(daemon: RunningDaemon):
     return alive
 
 
-async def _status_lines(daemon: RunningDaemon, notifier: Notifier) -> None:
+async def _status_lines(daemon: RunningDaemon, notifier: SystemdNotifier) -> None:
     """``STATUS=`` for ``systemctl status``: backlog by state and portal tasks alive."""
     while True:
         try:
@@ -217,7 +219,7 @@ async def _status_lines(daemon: RunningDaemon, notifier: Notifier) -> None:
 STOP_SLACK_S = 10.0
 
 
-async def _stop_gracefully(daemon: RunningDaemon, notifier: Notifier, grace_s: float) -> None:
+async def _stop_gracefully(daemon: RunningDaemon, notifier: SystemdNotifier, grace_s: float) -> None:
     """Stop in order within one budget of ``grace_s`` seconds for all steps together (not per
     step: three steps of 10 s each used to meet systemd's TimeoutStopSec=30 exactly), and tell
     systemd how long that takes (``EXTEND_TIMEOUT_USEC``), so a longer grace than the unit's

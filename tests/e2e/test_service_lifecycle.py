@@ -20,7 +20,7 @@ from throttled.daemon import run_daemon
 from throttled.db.engine import libpq_url
 from throttled.demo.stack import Hubspot, Step, free_port
 from throttled.sandbox import SandboxConfig, serve_sandbox
-from throttled.service.systemd import Notifier
+from throttled.service.systemd import SystemdNotifier
 from throttled.settings import load_settings
 
 STEP = Step(workflow_id=88, action_id=2, limit=40, period=1, unit="seconds")
@@ -45,7 +45,7 @@ async def test_notify_order_and_watchdog_withheld_while_the_scheduler_is_stuck(e
             port = free_port()
             settings = load_settings(database_url=empty_database, bind=f"127.0.0.1:{port}", admin_bind="127.0.0.1:0",
                                      hubspot_client_secret="s" * 20, encryption_key=generate_key(), poll_interval_s=0.2)
-            daemon = await nursery.start(partial(run_daemon, settings, empty_database, notifier=Notifier(path)))
+            daemon = await nursery.start(partial(run_daemon, settings, empty_database, notifier=SystemdNotifier(path)))
             await trio.sleep(1.6)
             pings_alive = received.count("WATCHDOG=1")
             # Stick the scheduler: hold an exclusive lock on the job table so its claim blocks.

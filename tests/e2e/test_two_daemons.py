@@ -93,3 +93,17 @@ async def test_the_shortest_lease_allowed_sends_nothing_twice_over_a_slow_hubspo
         repeats = dict(stack.sandbox_state.repeats)
     _assert_each_once(done, ids)
     assert repeats == {}  # no callback was sent while an earlier call on it was on its way
+
+
+async def test_each_daemon_listens_on_one_connection(empty_database):
+    # Structure issue: the scheduler and the config cache each opened a LISTEN connection.
+    import psycopg
+
+    from throttled.db.engine import libpq_url
+
+    async with local_stack(empty_database, daemons=2) as stack:
+        name = stack.daemons[0].db.engine.url.database
+        with psycopg.connect(libpq_url(empty_database)) as conn:
+            listening = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query ILIKE 'LISTEN %%'", (name,)).fetchone()[0]
+    assert listening == 2  # one per daemon: jobs and config changes on one connection

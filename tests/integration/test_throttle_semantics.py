@@ -43,7 +43,7 @@ from throttled.ingest.inputs import Override
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
-from throttled.jobs.listener import listen
+from throttled.jobs.notifier import listen
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache
 from throttled.throttle.policy import PAUSED_RECHECK

@@ -5,7 +5,7 @@ import socket
 import trio
 from trio.testing import MockClock
 
-from throttled.service.systemd import Notifier, watchdog, watchdog_interval_s
+from throttled.service.systemd import SystemdNotifier, watchdog, watchdog_interval_s
 
 
 def test_messages_arrive_on_the_socket(tmp_path):
@@ -13,7 +13,7 @@ def test_messages_arrive_on_the_socket(tmp_path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(path)
         server.settimeout(1)
-        notifier = Notifier(path)
+        notifier = SystemdNotifier(path)
         notifier.notify("READY=1")
         notifier.status("pending 3\nreleased 4")
         assert server.recv(1024) == b"READY=1"
@@ -21,7 +21,7 @@ def test_messages_arrive_on_the_socket(tmp_path):
 
 
 def test_no_socket_no_op():
-    notifier = Notifier("")
+    notifier = SystemdNotifier("")
     notifier.notify("READY=1")
     assert not notifier.enabled and notifier.sent == []
 
@@ -39,7 +39,7 @@ def test_watchdog_pings_only_while_alive(tmp_path):
     async def main():
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
             server.bind(path)
-            notifier = Notifier(path)
+            notifier = SystemdNotifier(path)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watchdog, notifier, 10.0, lambda: alive["value"])
                 await trio.sleep(35)  # three pings

@@ -24,7 +24,7 @@ from throttled.clock import Clock
 from throttled.db import jobs as jobs_sql
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.jobs.backoff import backoff_seconds
-from throttled.jobs.listener import listen
+from throttled.jobs.notifier import Notifier
 from throttled.jobs.outcomes import Applied, Cancel, Complete, Discard, LeaseLost, Outcome, Retry, Snooze
 
 log = structlog.get_logger("throttled.jobs")
@@ -65,6 +65,8 @@ class Scheduler:
         handlers: ``{kind: async handler(JobRun) -> Outcome}``.
         config: slots, poll interval, lease length.
         owner: this scheduler's owner id (default: :func:`new_owner_id`).
+        notifier: the daemon's shared LISTEN connection, started by the daemon; without one
+            the scheduler runs a notifier of its own.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Scheduler:
         handlers: dict[str, Handler],
         config: SchedulerConfig = SchedulerConfig(),
         owner: str | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -87,6 +90,9 @@ class Scheduler:
         self.on_rescue: Callable[[int], None] = lambda n: None
         self._claiming = True
         self._wake = trio.Event()
+        self._own_notifier = notifier is None
+        self.notifier = notifier or Notifier(db.url)
+        self.notifier.subscribe(jobs_sql.NOTIFY_CHANNEL, lambda _payload: self.wake())
 
     def wake(self) -> None:
         """Look for due jobs now (NOTIFY arrived, a slot freed, a job was enqueued)."""
@@ -108,7 +114,8 @@ class Scheduler:
         """Run until cancelled. On exit, running jobs are handed back (available now)."""
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(listen, self.db.url, {jobs_sql.NOTIFY_CHANNEL: lambda _payload: self.wake()})
+                if self._own_notifier:
+                    await nursery.start(self.notifier.run)
                 nursery.start_soon(self._heartbeat)
                 nursery.start_soon(self._rescue_loop)
                 task_status.started()

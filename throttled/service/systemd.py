@@ -18,7 +18,7 @@ import trio
 log = structlog.get_logger("throttled.systemd")
 
 
-class Notifier:
+class SystemdNotifier:
     """Sends sd_notify messages; a no-op when ``socket_path`` is ``None``.
 
     Args:
@@ -64,7 +64,7 @@ def watchdog_interval_s(environ: dict[str, str] | None = None) -> float | None:
         return None
 
 
-async def watchdog(notifier: Notifier, interval_s: float, alive: Callable[[], bool]) -> None:
+async def watchdog(notifier: SystemdNotifier, interval_s: float, alive: Callable[[], bool]) -> None:
     """Ping every ``interval_s`` seconds while ``alive()`` says the daemon makes progress."""
     while True:
         await trio.sleep(interval_s)

@@ -1,4 +1,7 @@
-"""LISTEN on a dedicated connection and call back on NOTIFYs (jobs, config changes).
+"""One LISTEN connection per daemon, shared by everyone who waits for a NOTIFY (the
+scheduler for new jobs, the config cache for overrides) — as River's notifier does.
+
+:class:`Notifier` gathers the subscriptions and runs :func:`listen` once for all channels.
 
 A sync psycopg connection waits in a worker thread with a short timeout (≤ 1 s), so a
 cancelled wait frees its thread quickly (stack notes). When the connection drops, it
@@ -16,7 +19,7 @@ import trio
 
 from throttled.db.engine import libpq_url
 
-log = structlog.get_logger("throttled.jobs.listener")
+log = structlog.get_logger("throttled.jobs.notifier")
 
 _WAIT_S = 0.5
 _MAX_BACKOFF_S = 10.0
@@ -69,3 +72,41 @@ def _wait(conn: psycopg.Connection) -> list[tuple[str, str]]:
     """Block up to ``_WAIT_S`` for notifications; returns ``(channel, payload)`` pairs."""
     # stop_after=1: return at the first one (more queued ones come on the next call at once)
     return [(n.channel, n.payload) for n in conn.notifies(timeout=_WAIT_S, stop_after=1)]
+
+
+class Notifier:
+    """The daemon's one LISTEN connection: :meth:`subscribe` every channel first, then start
+    :meth:`run` (before the subscribers need it).
+
+    Args:
+        url: the database URL.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._callbacks: dict[str, list[Callable[[str | None], None]]] = {}
+        self._running = False
+
+    def subscribe(self, channel: str, callback: Callable[[str | None], None]) -> None:
+        """Call ``callback(payload)`` for every NOTIFY on ``channel`` (and with ``None`` after a
+        reconnect: something may have been missed).
+
+        Raises:
+            RuntimeError: the notifier is already running (its LISTENs are in place).
+        """
+        if self._running:
+            raise RuntimeError("subscribe before Notifier.run starts")
+        self._callbacks.setdefault(channel, []).append(callback)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen on every subscribed channel until cancelled (see :func:`listen`)."""
+        self._running = True
+        await listen(self.url, {channel: self._fan_out(callbacks) for channel, callbacks in self._callbacks.items()},
+                     task_status=task_status)
+
+    @staticmethod
+    def _fan_out(callbacks: list[Callable[[str | None], None]]) -> Callable[[str | None], None]:
+        def call_all(payload: str | None) -> None:
+            for callback in callbacks:
+                callback(payload)
+        return call_all
