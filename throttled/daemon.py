@@ -32,7 +32,6 @@ from throttled.hubspot.portal_queue import PortalQueueConfig, PortalQueues
 from throttled.hubspot.recorder import HoldConfig
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
-from throttled.throttle.job import THROTTLE_JOB_KIND
 from throttled.jobs.cron import Cron
 from throttled.jobs.leader import Leadership
 from throttled.jobs.notifier import Notifier
@@ -43,6 +42,7 @@ from throttled.service.metrics import Metrics
 from throttled.service.systemd import SystemdNotifier, watchdog, watchdog_interval_s
 from throttled.settings import Settings
 from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache
+from throttled.throttle.job import THROTTLE_JOB_KIND
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig
 from throttled.web.admin_app import AdminDeps, create_admin_app
 from throttled.web.app import WebDeps, create_app

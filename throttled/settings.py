@@ -19,8 +19,19 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from throttled.crypto import KeyRing, fingerprint, parse_key, parse_key_ring
 from throttled.settings_rules import combination_error, renew_margin_s

@@ -172,3 +172,20 @@ async def test_starting_against_a_current_schema_takes_no_lock_live_traffic_hold
         traffic.execute("LOCK TABLE portals, queues, action_executions, jobs IN ROW EXCLUSIVE MODE")
         with trio.fail_after(3):
             assert await ensure_current(db) == []
+
+
+def test_the_schemas_state_checks_list_exactly_the_typed_states(db):
+    import re
+
+    from throttled.states import ExecutionState, JobState, PortalStatus, QueueState
+
+    def allowed(table: str, column: str) -> set[str]:
+        definition = db.transaction_sync(lambda c: c.execute(sa.text(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = :name"),
+            {"name": f"{table}_{column}_check"}).scalar_one())
+        return set(re.findall(r"'([a-z_]+)'::text", definition))
+
+    assert allowed("action_executions", "state") == set(ExecutionState)
+    assert allowed("jobs", "state") == set(JobState)
+    assert allowed("queues", "state") == set(QueueState)
+    assert allowed("portals", "status") == set(PortalStatus)

@@ -18,16 +18,16 @@ import datetime as dt
 import structlog
 
 from throttled.clock import Clock
-from throttled.db import jobs as jobs_sql
 from throttled.db import executions as executions_sql
+from throttled.db import jobs as jobs_sql
 from throttled.db import nodes as nodes_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
-from throttled.throttle.job import ensure_throttle_job, throttle_job_key
 from throttled.jobs.cron import CronJob
 from throttled.jobs.outcomes import Complete
 from throttled.jobs.scheduler import JobRun
 from throttled.service.metrics import Metrics
+from throttled.throttle.job import ensure_throttle_job, throttle_job_key
 
 log = structlog.get_logger("throttled.cleaner")
 

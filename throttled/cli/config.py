@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from throttled import control
-from throttled.cli.common import ID, at_database_time, config_option, handle_errors, in_database, operator_errors
+from throttled.cli.common import (
+    ID,
+    at_database_time,
+    config_option,
+    handle_errors,
+    in_database,
+    operator_errors,
+)
 from throttled.db.queues import ConfigRow
 from throttled.ingest.inputs import TIME_UNITS, parse_override
 

@@ -19,8 +19,16 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from throttled import control
-from throttled.cli.common import ID, at_database_time, config_option, in_database, json_option, operator_errors
+from throttled.cli.common import (
+    ID,
+    at_database_time,
+    config_option,
+    in_database,
+    json_option,
+    operator_errors,
+)
 from throttled.control import JOB_STATES, MAX_JOBS, QueueOverview
+from throttled.states import QueueState
 
 
 @click.group("queues")
@@ -144,7 +152,7 @@ def _rate(o: QueueOverview) -> str:
 
 def _state(o: QueueOverview) -> str:
     q = o.queue
-    state = f"on hold until {q.on_hold_until:%Y-%m-%d %H:%M:%S}Z" if q.state == "on_hold" and q.on_hold_until else q.state
+    state = f"on hold until {q.on_hold_until:%Y-%m-%d %H:%M:%S}Z" if q.state == QueueState.ON_HOLD and q.on_hold_until else q.state
     return f"{state}; {o.portal_held}" if o.portal_held else state
 
 

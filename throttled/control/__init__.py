@@ -24,7 +24,14 @@ def jsonable(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in record.items()}
 
 
-from throttled.control.jobs import JOB_STATES, MAX_JOBS, cancel_job, job_json, list_jobs, retry_job  # noqa: E402
+from throttled.control.jobs import (  # noqa: E402
+    JOB_STATES,
+    MAX_JOBS,
+    cancel_job,
+    job_json,
+    list_jobs,
+    retry_job,
+)
 from throttled.control.overrides import delete_config, get_config, set_config  # noqa: E402
 from throttled.control.portals import PortalOverview, list_portals, portal_installed  # noqa: E402
 from throttled.control.queues import (  # noqa: E402

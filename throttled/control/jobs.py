@@ -12,11 +12,11 @@ from throttled.control import Conflict, NotFound, jsonable
 from throttled.db import jobs as jobs_sql
 from throttled.db.jobs import JobInfo
 from throttled.ingest.inputs import InvalidInput
+from throttled.states import JobState
 
-
-JOB_STATES = ("available", "scheduled", "executing", "retryable", "completed", "discarded", "cancelled")
+JOB_STATES = tuple(JobState)
 MAX_JOBS = 500
-_RETRYABLE = ("discarded", "cancelled", "retryable", "scheduled")
+_RETRYABLE = (JobState.DISCARDED, JobState.CANCELLED, JobState.RETRYABLE, JobState.SCHEDULED)
 
 
 def list_jobs(conn: Connection, state: str | None = None, kind: str | None = None, limit: int = 100) -> list[JobInfo]:

@@ -15,6 +15,7 @@ from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
 from throttled.db.queues import ConfigRow, QueueRow
 from throttled.db.time import database_now
+from throttled.states import IN_QUEUE, QueueState
 from throttled.throttle.job import wake_throttle_job
 from throttled.throttle.policy import effective_settings, overrides_rate
 from throttled.throttle.step import StepSettings
@@ -39,7 +40,7 @@ class QueueOverview:
 
     @property
     def backlog(self) -> int:
-        return self.counts.get("pending", 0) + self.counts.get("releasing", 0)
+        return sum(self.counts.get(state, 0) for state in IN_QUEUE)
 
     @property
     def settings(self) -> StepSettings:
@@ -92,14 +93,14 @@ def show_queue(conn: Connection, queue_id: str) -> QueueOverview:
 
 def pause_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
     """Stop releasing from the queue until resumed (the backlog is kept)."""
-    _require(queues_sql.set_state(conn, queue_id, "paused", now), queue_id)
+    _require(queues_sql.set_state(conn, queue_id, QueueState.PAUSED, now), queue_id)
     return show_queue(conn, queue_id)
 
 
 def resume_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
     """Release again at the queue's rate; also lifts a hold, and the releases HubSpot
     failed to take go back in line now (not when their lease runs out)."""
-    _require(queues_sql.set_state(conn, queue_id, "active", now), queue_id)
+    _require(queues_sql.set_state(conn, queue_id, QueueState.ACTIVE, now), queue_id)
     executions_sql.requeue_deferred_in_queue(conn, queue_id, now)
     wake_throttle_job(conn, queue_id, now)
     return show_queue(conn, queue_id)
@@ -108,7 +109,7 @@ def resume_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOver
 def drain_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
     """Release the whole backlog now, ignoring the rate and release window (and any
     releases HubSpot failed to take); the queue is active again once empty."""
-    _require(queues_sql.set_state(conn, queue_id, "draining", now), queue_id)
+    _require(queues_sql.set_state(conn, queue_id, QueueState.DRAINING, now), queue_id)
     executions_sql.requeue_deferred_in_queue(conn, queue_id, now)
     wake_throttle_job(conn, queue_id, now)
     return show_queue(conn, queue_id)

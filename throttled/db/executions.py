@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from throttled.db.nodes import DEAD_OWNER
+from throttled.states import ExecutionState
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +307,7 @@ def mark_released(conn: Connection, callback_ids: Sequence[str], acked_at: dt.da
 def mark_finished(conn: Connection, callback_ids: Sequence[str], state: str, reason: str) -> int:
     """End these executions without a release: ``failed`` (HubSpot rejected the callback for
     good) or ``expired`` (HubSpot no longer knows it / its block ran out)."""
-    if state not in ("failed", "expired"):
+    if state not in (ExecutionState.FAILED, ExecutionState.EXPIRED):
         raise ValueError(f"not a final state without release: {state!r}")
     return conn.execute(
         text(

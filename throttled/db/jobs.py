@@ -17,10 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from throttled.db.nodes import DEAD_OWNER
+from throttled.states import LIVE_JOBS, JobState
 
 #: Channel the enqueuer NOTIFYs on (delivered at commit) and the scheduler LISTENs to.
 NOTIFY_CHANNEL = "throttled_jobs"
-LIVE_STATES = ("available", "scheduled", "executing", "retryable")
+LIVE_STATES = LIVE_JOBS
 _LIVE_SQL = "state IN ('available', 'scheduled', 'executing', 'retryable')"
 _DUE_SQL = "state IN ('available', 'scheduled', 'retryable')"
 
@@ -69,7 +70,7 @@ def insert_job(
             ),
             {
                 "kind": kind, "args": json.dumps(args), "priority": priority,
-                "state": "available" if scheduled_at <= now else "scheduled",
+                "state": JobState.AVAILABLE if scheduled_at <= now else JobState.SCHEDULED,
                 "max_attempts": max_attempts, "unique_key": unique_key,
                 "portal_id": portal_id, "scheduled_at": scheduled_at, "now": now,
             },
@@ -199,17 +200,17 @@ def lock_owned_job(conn: Connection, job_id: int, owner: str) -> bool:
 
 def complete_job(conn: Connection, job_id: int, owner: str, now: dt.datetime) -> bool:
     """executing → completed; ``False`` if ``owner`` no longer runs the job."""
-    return _finish(conn, job_id, owner, "completed", now, None)
+    return _finish(conn, job_id, owner, JobState.COMPLETED, now, None)
 
 
 def discard_job(conn: Connection, job_id: int, owner: str, now: dt.datetime, reason: str) -> bool:
     """executing → discarded, recording ``reason`` in ``errors``."""
-    return _finish(conn, job_id, owner, "discarded", now, reason)
+    return _finish(conn, job_id, owner, JobState.DISCARDED, now, reason)
 
 
 def cancel_job(conn: Connection, job_id: int, owner: str, now: dt.datetime, reason: str) -> bool:
     """executing → cancelled, recording ``reason`` in ``errors``."""
-    return _finish(conn, job_id, owner, "cancelled", now, reason)
+    return _finish(conn, job_id, owner, JobState.CANCELLED, now, reason)
 
 
 def snooze_job(conn: Connection, job_id: int, owner: str, until: dt.datetime, now: dt.datetime) -> bool:
@@ -274,11 +275,11 @@ def rescue_expired_leases(conn: Connection, now: dt.datetime, limit: int = 1000)
         ),
         {"now": now, "now_text": now.isoformat(), "limit": limit},
     ).all()
-    discarded = sum(1 for r in rows if r.state == "discarded")
+    discarded = sum(1 for r in rows if r.state == JobState.DISCARDED)
     return len(rows) - discarded, discarded
 
 
-def release_owned_jobs(conn: Connection, owner: str, now: dt.datetime) -> int:
+def hand_back_owned_jobs(conn: Connection, owner: str, now: dt.datetime) -> int:
     """On shutdown: hand ``owner``'s running jobs back (available now, attempt given back)."""
     return conn.execute(
         text(

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from throttled.db.executions import LAPSED
+from throttled.states import QueueState
 
 _QUEUE_COLUMNS = """queue_id, portal_id, action_id, max_throughput, time_period, time_unit, mode,
     release_days, release_start_minute, release_end_minute, time_zone, state, on_hold_until,
@@ -41,7 +42,7 @@ class QueueSettings:
 class QueueRow(QueueSettings):
     """A queue as stored, with its state."""
 
-    state: str = "active"
+    state: str = QueueState.ACTIVE
     on_hold_until: dt.datetime | None = None
     consecutive_failures: int = 0
     holds: int = 0
@@ -164,7 +165,7 @@ def list_queues(conn: Connection, portal_id: int | None = None) -> list[QueueRow
 def set_state(conn: Connection, queue_id: str, state: str, now: dt.datetime) -> bool:
     """Pause (``paused``), drain (``draining``) or resume (``active``: also clears a hold
     and the failure count). Returns whether the queue exists."""
-    if state not in ("active", "paused", "draining"):
+    if state not in (QueueState.ACTIVE, QueueState.PAUSED, QueueState.DRAINING):
         raise ValueError(f"operators set active, paused or draining, not {state!r}")
     return conn.execute(
         text(
@@ -204,7 +205,7 @@ def record_failure(
         {"ids": list(queue_ids), "reason": reason[:500], "now": now, "threshold": threshold,
          "hold_s": hold_s, "max_hold_s": max_hold_s},
     ).all()
-    return [r.queue_id for r in rows if r.state == "on_hold" and r.on_hold_until and r.on_hold_until > now]
+    return [r.queue_id for r in rows if r.state == QueueState.ON_HOLD and r.on_hold_until and r.on_hold_until > now]
 
 
 def record_success(conn: Connection, queue_ids: Sequence[str], now: dt.datetime) -> None:

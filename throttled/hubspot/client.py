@@ -24,8 +24,15 @@ import httpx
 import structlog
 import trio
 
-from throttled.hubspot.answers import Action, Answer, Endpoint, RefersTo, classify, transport_failure
 from throttled.hubspot import outputs
+from throttled.hubspot.answers import (
+    Action,
+    Answer,
+    Endpoint,
+    RefersTo,
+    classify,
+    transport_failure,
+)
 from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.errors import HubSpotRefused
 from throttled.service.metrics import Metrics

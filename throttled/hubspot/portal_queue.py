@@ -46,6 +46,7 @@ from throttled.hubspot.send_policy import (
     send_flow,
 )
 from throttled.hubspot.tokens import TokenStore, TokenUnavailable
+from throttled.states import ExecutionState
 
 log = structlog.get_logger("throttled.hubspot.portal")
 
@@ -328,7 +329,7 @@ class PortalQueues:
 
     async def _ended(self, portal_id: int, releases: list[Release], answer: Answer) -> None:
         done, state = await self._write(recorder.ended, releases, answer, self.clock.now())
-        if state == "released":
+        if state == ExecutionState.RELEASED:
             self.client.metrics.releases.inc(len(releases))
         elif done:
             self.client.metrics.ended.labels(state).inc(len(releases))

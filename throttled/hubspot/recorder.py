@@ -32,6 +32,7 @@ from throttled.db import queues as queues_sql
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.db.executions import Release
 from throttled.hubspot.answers import Action, Answer, next_day_hold
+from throttled.states import ExecutionState
 
 log = structlog.get_logger("throttled.hubspot.recorder")
 
@@ -64,8 +65,8 @@ def ended(conn: Connection, releases: Sequence[Release], answer: Answer, now: dt
     """HubSpot refused these callbacks for good; returns the state they ended in."""
     if answer.action is Action.ALREADY_DONE:
         released(conn, releases, now)
-        return "released"
-    state = "expired" if answer.action is Action.EXPIRED else "failed"
+        return ExecutionState.RELEASED
+    state = ExecutionState.EXPIRED if answer.action is Action.EXPIRED else ExecutionState.FAILED
     executions_sql.mark_finished(conn, [r.callback_id for r in releases], state, answer.reason)
     return state
 

@@ -37,6 +37,7 @@ from throttled.db.engine import Database
 from throttled.hubspot.answers import Action, Answer, RefersTo
 from throttled.hubspot.client import HubSpotClient, TokenGrant
 from throttled.hubspot.errors import HubSpotRefused
+from throttled.states import PortalStatus
 
 log = structlog.get_logger("throttled.hubspot.tokens")
 
@@ -172,7 +173,7 @@ class TokenStore:
         """In one short transaction under the row lock: the stored token if it is good, else
         the refresh claim (or whose it is)."""
         row = portals_sql.get_portal(conn, portal_id, lock=True)
-        if row is None or row.status != "active" or row.refresh_token is None:
+        if row is None or row.status != PortalStatus.ACTIVE or row.refresh_token is None:
             status = row.status if row else "not installed"
             raise TokenUnavailable(portal_id, Answer(Action.REVOKED, RefersTo.PORTAL, f"portal is {status}", status))
         stored = self.cipher.decrypt(row.access_token, portal_id) if row.access_token else None

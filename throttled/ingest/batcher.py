@@ -20,6 +20,7 @@ from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.ingest.payload import Enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.service.metrics import Metrics
+from throttled.states import ExecutionState
 
 log = structlog.get_logger("throttled.ingest")
 
@@ -29,7 +30,7 @@ class _Waiting:
     enrollment: Enrollment
     done: trio.Event = field(default_factory=trio.Event)
     error: BaseException | None = None
-    state: str = "pending"  # the stored execution's state once committed
+    state: str = ExecutionState.PENDING  # the stored execution's state once committed
 
 
 class Batcher:

@@ -37,8 +37,8 @@ from typing import Any
 
 from throttled.ids import MAX_ID
 from throttled.ingest.inputs import InvalidInput, parse_inputs, parse_int
-from throttled.throttle.step import StepSettings
 from throttled.throttle.queue_ids import QueueId, shared_queue, step_queue
+from throttled.throttle.step import StepSettings
 
 MAX_CALLBACK_ID_LENGTH = 255
 #: ``ap-{portal}-{enrollment}-{actionId}-{index}`` (see the module docstring).

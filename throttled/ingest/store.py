@@ -18,8 +18,10 @@ from sqlalchemy.engine import Connection
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
 from throttled.ingest.payload import Enrollment
+from throttled.states import ExecutionState
 from throttled.throttle.job import ensure_throttle_jobs
 from throttled.throttle.policy import days_mask
+
 
 def queue_settings(e: Enrollment) -> queues_sql.QueueSettings:
     """The queue row an enrollment asks for (its step's settings)."""
@@ -46,7 +48,7 @@ class Stored:
 
     def state_of(self, callback_id: str) -> str:
         """The stored execution's state (``pending`` for a new one)."""
-        return self.repeated.get(callback_id, "pending")
+        return self.repeated.get(callback_id, ExecutionState.PENDING)
 
 
 def store_enrollments(

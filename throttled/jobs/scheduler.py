@@ -25,7 +25,16 @@ from throttled.db import jobs as jobs_sql
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.jobs.backoff import backoff_seconds
 from throttled.jobs.notifier import Notifier
-from throttled.jobs.outcomes import Applied, Cancel, Complete, Discard, LeaseLost, Outcome, Retry, Snooze
+from throttled.jobs.outcomes import (
+    Applied,
+    Cancel,
+    Complete,
+    Discard,
+    LeaseLost,
+    Outcome,
+    Retry,
+    Snooze,
+)
 
 log = structlog.get_logger("throttled.jobs")
 
@@ -122,7 +131,7 @@ class Scheduler:
                 await self._fetch_loop(nursery)
         finally:
             with trio.CancelScope(shield=True):
-                await self._release_owned()
+                await self._hand_back_owned()
 
     # -- claiming ------------------------------------------------------------------
 
@@ -236,10 +245,10 @@ class Scheduler:
                 log.warning("scheduler.rescue_failed", error=str(exc))
             await trio.sleep(self.config.rescue_interval_s)
 
-    async def _release_owned(self) -> None:
+    async def _hand_back_owned(self) -> None:
         try:
-            released = await self.db.transaction(jobs_sql.release_owned_jobs, self.owner, self.clock.now())
+            released = await self.db.transaction(jobs_sql.hand_back_owned_jobs, self.owner, self.clock.now())
             if released:
-                log.info("jobs.released_on_shutdown", count=released)
+                log.info("jobs.handed_back_on_shutdown", count=released)
         except DatabaseUnavailable:
             pass  # leases will lapse and be rescued

@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .errors import CALLBACK_REFUSALS, INFO_REFUSALS, TOKEN_REFUSALS, RatePolicy, invalid
+from .errors import (
+    CALLBACK_REFUSALS,
+    INFO_REFUSALS,
+    TOKEN_REFUSALS,
+    RatePolicy,
+    invalid,
+)
 
 MAX_DELAY_S = 3600.0  # latency_s / stall_s above this are refused as typos
 

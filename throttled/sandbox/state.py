@@ -16,7 +16,16 @@ from typing import Any, Literal
 
 from .actions import ActionDefinitions
 from .config import SandboxConfig
-from .errors import SandboxError, api_error, callback_refusal, info_refusal, invalid, rate_limited, server_error, token_refusal
+from .errors import (
+    SandboxError,
+    api_error,
+    callback_refusal,
+    info_refusal,
+    invalid,
+    rate_limited,
+    server_error,
+    token_refusal,
+)
 from .faults import Faults
 from .oauth import OAuthRules, TokenGrant, TokenVersion
 from .ratewindow import RateWindows

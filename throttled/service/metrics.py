@@ -8,11 +8,18 @@ database at scrape time, so they are the same from every daemon.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
 from throttled.db.engine import Database
+from throttled.states import ExecutionState, JobState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -55,9 +62,9 @@ class Metrics:
     async def render(self, db: Database, portal_tasks: int) -> bytes:
         """Read the database gauges, then the exposition text."""
         counts = await db.transaction(_state_counts)
-        for state in ("pending", "releasing", "released", "failed", "expired", "cancelled"):
+        for state in ExecutionState:
             self.backlog.labels(state).set(counts[0].get(state, 0))
-        for state in jobs_sql.LIVE_STATES + ("completed", "discarded", "cancelled"):
+        for state in JobState:
             self.jobs.labels(state).set(counts[1].get(state, 0))
         self.portal_tasks.set(portal_tasks)
         return generate_latest(self.registry)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
+from throttled.states import PortalStatus, QueueState
 from throttled.throttle.release_window import ReleaseWindow
 from throttled.throttle.step import StepSettings
 
@@ -93,7 +94,7 @@ def effective_settings(queue: QueueFields, override: OverrideFields | None) -> S
 
 def blocked_until(
     queue: QueueFields, window: ReleaseWindow | None, now: dt.datetime,
-    portal: tuple[str, dt.datetime | None] | None = ("active", None),
+    portal: tuple[str, dt.datetime | None] | None = (PortalStatus.ACTIVE, None),
 ) -> dt.datetime | None:
     """When releasing may next happen if it may not now; ``None`` when it may.
 
@@ -103,15 +104,15 @@ def blocked_until(
     limit → when it resets. Paused: after :data:`PAUSED_RECHECK`. On hold: when the hold
     ends. Outside the release window: when it next opens. Draining ignores the rest.
     """
-    if portal is None or portal[0] != "active":
+    if portal is None or portal[0] != PortalStatus.ACTIVE:
         return now + PORTAL_RECHECK
     if portal[1] is not None and portal[1] > now:
         return portal[1]
-    if queue.state == "draining":
+    if queue.state == QueueState.DRAINING:
         return None
-    if queue.state == "paused":
+    if queue.state == QueueState.PAUSED:
         return now + PAUSED_RECHECK
-    if queue.state == "on_hold" and queue.on_hold_until is not None and queue.on_hold_until > now:
+    if queue.state == QueueState.ON_HOLD and queue.on_hold_until is not None and queue.on_hold_until > now:
         return queue.on_hold_until
     if window is not None and not window.is_open(now):
         return window.next_open(now)

@@ -28,6 +28,7 @@ from throttled.db.queues import ConfigRow
 from throttled.jobs.outcomes import Applied, LeaseLost
 from throttled.jobs.scheduler import JobRun
 from throttled.service.metrics import Metrics
+from throttled.states import QueueState
 from throttled.throttle.policy import blocked_until, effective_settings
 from throttled.throttle.rate import Throttle
 
@@ -112,7 +113,7 @@ class ThrottleWorker:
         throttle = Throttle.for_mode(settings.mode, settings.rate)
         if blocked is None and eligible:
             allowed = self.config.max_per_run
-            if queue.state != "draining":
+            if queue.state != QueueState.DRAINING:
                 recent = executions_sql.recent_releases(conn, queue_id, now - throttle.longest_period, throttle.history)
                 allowed = min(allowed, throttle.slots_open(recent, in_flight, now))
             lease_until = now + dt.timedelta(seconds=self.config.release_lease_s)
@@ -122,11 +123,11 @@ class ThrottleWorker:
             in_flight += len(releases)
             eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
         if next_due is None and in_flight == 0:  # nothing waits: the job is done
-            if queue.state == "draining":
-                queues_sql.set_state(conn, queue_id, "active", now)
+            if queue.state == QueueState.DRAINING:
+                queues_sql.set_state(conn, queue_id, QueueState.ACTIVE, now)
             jobs_sql.complete_job(conn, run.job.id, run.owner, now)
         else:
-            if queue.state == "draining" and eligible:
+            if queue.state == QueueState.DRAINING and eligible:
                 wake = now  # an operator asked for the backlog now: no rate, go again at once
             else:
                 wake = self._next_run(throttle, recent, in_flight, eligible, next_due, blocked, bool(releases), now)

@@ -17,15 +17,14 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 import structlog
 import trio
-
-import sqlalchemy as sa
 from quart import Response, jsonify, redirect, request
 from quart_trio import QuartTrio
 
-from throttled.control.install import install as install_app
 from throttled.clock import Clock
+from throttled.control.install import install as install_app
 from throttled.db.engine import Database
 from throttled.hubspot import oauth, outputs
 from throttled.hubspot.client import HubSpotClient
@@ -35,8 +34,9 @@ from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.ingest.payload import parse_enrollment
 from throttled.logs import OncePer
-from throttled.web.config_api import config_blueprint
 from throttled.service.metrics import Metrics
+from throttled.states import ExecutionState
+from throttled.web.config_api import config_blueprint
 from throttled.web.errors import RETRY_AFTER_S, register_error_handlers
 from throttled.web.hypercorn_patch import READ_TIMEOUT_S
 
@@ -111,7 +111,7 @@ def create_app(deps: WebDeps) -> QuartTrio:
                                  "by their settings; steps with identical settings share one queue")
             outcome = "unavailable"
             state = await deps.batcher.submit(enrollment)
-            if state == "released":  # HubSpot sent it again after we completed it: it is done
+            if state == ExecutionState.RELEASED:  # HubSpot sent it again after we completed it: it is done
                 outcome = "already_completed"
                 return jsonify(outputs.already_completed())
             outcome = "accepted"

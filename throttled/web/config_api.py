@@ -13,12 +13,13 @@ import json
 from quart import Blueprint, jsonify, request
 
 from throttled import control
-from throttled.control import NotFound
 from throttled.clock import Clock
+from throttled.control import NotFound
 from throttled.db.engine import Database
+from throttled.ids import (
+    MAX_ID,  # outside 1..MAX_ID there is no such portal or step: 404
+)
 from throttled.ingest.inputs import InvalidInput, parse_override
-
-from throttled.ids import MAX_ID  # outside 1..MAX_ID there is no such portal or step: 404
 from throttled.web.auth import bearer_guard
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from throttled import control
 from throttled.control import PortalOverview, QueueOverview
+from throttled.states import QueueState
 
 HISTORY_MINUTES = 60
 REFRESH_S = 30
@@ -104,7 +105,7 @@ def _queues_table(snap: StatusSnapshot) -> str:
 def _queue_state(o: QueueOverview) -> str:
     q = o.queue
     details = []
-    if q.on_hold_until is not None and q.state == "on_hold":
+    if q.on_hold_until is not None and q.state == QueueState.ON_HOLD:
         details.append(f"until {_time(q.on_hold_until)}")
     if q.consecutive_failures:
         details.append(f"{q.consecutive_failures} failures in a row")
