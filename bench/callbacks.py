@@ -1,5 +1,5 @@
 """Callbacks end to end: completions per second from a large backlog with generous rates,
-through the real daemon (worker → portal queue → HTTP) to the sandbox HubSpot, 100
+through the real daemon (worker → portal sender → HTTP) to the sandbox HubSpot, 100
 callbacks per batch. Baseline in the same run: the same sandbox driven directly by 16
 concurrent httpx tasks posting 100-callback batches as fast as they can — the most this
 HubSpot stand-in takes on this machine.
@@ -77,11 +77,11 @@ async def main(total: int) -> None:
             ours = total / (times[-1] - t0)
             token = await stack.daemons[0].tokens.access_token(portal)
             ceiling = await _ceiling(stack.hubspot.sandbox_url, token, total)
-            batches = daemon.portal_queues.sent_batches
+            batches = daemon.senders.sent_batches
     print(f"## Callbacks end to end ({total:,} executions, {QUEUES} queues, one portal, generous rates)\n")
     print(markdown_table(["path", "completions/s", "ratio"], [
         ["sandbox driven directly (baseline: 16 tasks, 100 per batch)", f"{ceiling:,.0f}", "1.00"],
-        ["throttled: worker → portal queue → HTTP", f"{ours:,.0f}", f"{ours / ceiling:.2f}"],
+        ["throttled: worker → portal sender → HTTP", f"{ours:,.0f}", f"{ours / ceiling:.2f}"],
     ]))
     print(f"\nmean callbacks per batch: {total / max(batches, 1):.1f}; target ≥ 10,000/s"
           + ("; warning: storing outlasted the head start" if late else ""))

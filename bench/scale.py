@@ -8,7 +8,7 @@
    median of repeated runs (each rolled back), at N = 1,000 (the baseline, same run) and
    N = 1,000,000; print the query plans of the hot
    statements so a reader can see the indexes used. Target: ≤ 1.5× the baseline.
-2. Portal tasks: 10,000 portals each get one release through the real PortalQueues and
+2. Portal tasks: 10,000 portals each get one release through the real PortalSenders and
    HubSpot client, answered by a minimal local HTTP server (204, like HubSpot); peak RSS of
    this process against its RSS before, and the tasks still alive after they went idle.
    Target: ≤ 300 MB, tasks exit.
@@ -19,7 +19,6 @@ Usage: ``THROTTLED_DATABASE_URL=… .venv/bin/python -m bench.scale``.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import resource
 import statistics
@@ -33,15 +32,14 @@ from bench.common import bench_database, markdown_table
 from throttled import logs
 from throttled.clock import WallClock
 from throttled.crypto import KeyRing
-from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
 from throttled.db import portals as portals_sql
 from throttled.db.engine import Database, libpq_url
-from throttled.db.executions import Release
+from throttled.db.executions import Lease
 from throttled.db.schema import migrate
 from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.client import HubSpotClient
-from throttled.hubspot.portal_queue import PortalQueueConfig, PortalQueues
+from throttled.hubspot.senders import PortalSenders, SenderConfig
 from throttled.hubspot.tokens import TokenStore
 from throttled.jobs.scheduler import JobRun
 from throttled.throttle.worker import ThrottleWorker
@@ -163,13 +161,13 @@ async def _portal_memory(url: str, portals: int = 10_000) -> tuple[float, float,
     async with trio.open_nursery() as nursery:
         port = await nursery.start(_null_hubspot)
         client = HubSpotClient(f"http://127.0.0.1:{port}", "c", "s", budget=PortalBudget(100, 10))
-        queues = PortalQueues(db, WallClock(), TokenStore(db, WallClock(), ring, client), client,
-                              PortalQueueConfig(idle_timeout_s=2.0, flush_interval_s=0.05))
+        queues = PortalSenders(db, WallClock(), TokenStore(db, WallClock(), ring, client), client,
+                              SenderConfig(idle_timeout_s=2.0, flush_interval_s=0.05))
         await nursery.start(queues.run)
         lease = now + dt.timedelta(minutes=5)
         peak_tasks = 0
         for p in range(portals):
-            await queues.submit(100_000 + p, [Release(f"m-{p}", 100_000 + p, f"queue:{p}", lease)])
+            await queues.submit(100_000 + p, [Lease(f"m-{p}", 100_000 + p, f"queue:{p}", lease)])
             peak_tasks = max(peak_tasks, queues.active_portals)
         with trio.move_on_after(120):
             while queues.active_portals:

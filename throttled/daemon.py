@@ -1,14 +1,14 @@
 """The daemon: one root nursery, one subsystem each, started in dependency order, stopped
 gracefully.
 
-``nursery.start`` orders start-up — database migrated, then batcher, portal queues, the
+``nursery.start`` orders start-up — database migrated, then batcher, portal senders, the
 config listener, scheduler, leader election and cron, the admin listener, and the public
 web server last, so nothing is accepted before it can be stored and released; then
 ``READY=1`` goes to systemd. :meth:`RunningDaemon.request_stop` starts the graceful
 shutdown: new webhooks get 503 + Retry-After (HubSpot retries them), the batcher drains and
 answers everyone waiting, no new job is claimed and running ones finish, batches already on
 their way to HubSpot finish (up to the grace period), and then everything is cancelled —
-the scheduler hands unfinished jobs back and the portal queues put unsent releases back in
+the scheduler hands unfinished jobs back and the portal senders put unsent releases back in
 line, so another daemon takes them at once.
 """
 
@@ -28,8 +28,8 @@ from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.db.schema import ensure_current
 from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.client import HubSpotClient
-from throttled.hubspot.portal_queue import PortalQueueConfig, PortalQueues
 from throttled.hubspot.recorder import HoldConfig
+from throttled.hubspot.senders import PortalSenders, SenderConfig
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.jobs.cron import Cron
@@ -62,7 +62,7 @@ class RunningDaemon:
     db: Database
     batcher: Batcher
     scheduler: Scheduler
-    portal_queues: PortalQueues
+    senders: PortalSenders
     tokens: TokenStore
     leadership: Leadership
     cleaner: Cleaner
@@ -116,14 +116,14 @@ async def run_daemon(
         owner = new_owner_id()
         tokens = TokenStore(db, clock, ring, client, owner=owner)
         batcher = Batcher(db, clock, settings.block_duration_s, metrics=metrics)
-        portal_queues = PortalQueues(db, clock, tokens, client, PortalQueueConfig(
+        senders = PortalSenders(db, clock, tokens, client, SenderConfig(
             flush_interval_s=settings.flush_interval_s, release_lease_s=settings.release_lease_s,
             renew_margin_s=settings.renew_margin_s,
             holds=HoldConfig(hold_after=settings.hold_after, hold_s=settings.hold_s, portal_hold_s=settings.portal_hold_s)))
         config_cache = ConfigCache(db, clock, ttl_s=settings.config_ttl_s)
         listener = Notifier(database_url)  # the one LISTEN connection: jobs and config changes
         listener.subscribe(CONFIG_CHANNEL, config_cache.invalidate)
-        worker = ThrottleWorker(db, clock, portal_queues.submit,
+        worker = ThrottleWorker(db, clock, senders.submit,
                                 WorkerConfig(release_lease_s=settings.release_lease_s, call_s=settings.hubspot_timeout_s),
                                 overrides=config_cache.get, metrics=metrics)
         cleaner = Cleaner(db, clock, job_retention_s=settings.job_retention_s, metrics=metrics)
@@ -144,21 +144,21 @@ async def run_daemon(
             signature_versions=settings.accepted_signatures, max_body_bytes=settings.max_body_bytes,
             read_timeout_s=settings.read_timeout_s,
         )
-        admin = create_admin_app(AdminDeps(db, clock, metrics, lambda: portal_queues.active_portals, admin_token))
+        admin = create_admin_app(AdminDeps(db, clock, metrics, lambda: senders.active_portals, admin_token))
         async with trio.open_nursery() as nursery:
             if database_clock is not None:  # first: every "now" below is the database's
                 await nursery.start(partial(keep_in_sync, database_clock, db, metrics))
             await nursery.start(partial(keep_alive, db, clock, owner, settings.leader_ttl_s))
             nursery.start_soon(_resign_on_exit, leadership)
             await nursery.start(batcher.run)
-            await nursery.start(portal_queues.run)
+            await nursery.start(senders.run)
             await nursery.start(listener.run)
             await nursery.start(scheduler.run)
             await nursery.start(leadership.run)
             await nursery.start(cron.run)
             admin_url = await _listen(nursery, admin, settings.admin_bind, settings.read_timeout_s)
             url = await _listen(nursery, create_app(web), settings.bind, settings.read_timeout_s)
-            daemon = RunningDaemon(url, admin_url, db, batcher, scheduler, portal_queues, tokens, leadership,
+            daemon = RunningDaemon(url, admin_url, db, batcher, scheduler, senders, tokens, leadership,
                                    cleaner, metrics, web)
             log.info("daemon.ready", url=url, admin_url=admin_url, owner=scheduler.owner)
             notifier.notify("READY=1")
@@ -209,7 +209,7 @@ async def _status_lines(daemon: RunningDaemon, notifier: SystemdNotifier) -> Non
         try:
             counts = await daemon.db.transaction(executions_sql.count_by_state)
             notifier.status(f"pending {counts.get('pending', 0)}, releasing {counts.get('releasing', 0)}, "
-                            f"released {counts.get('released', 0)}; portal tasks {daemon.portal_queues.active_portals}")
+                            f"released {counts.get('released', 0)}; portal tasks {daemon.senders.active_portals}")
         except DatabaseUnavailable:
             notifier.status("database unavailable; webhooks answered 503 until it is back")
         await trio.sleep(STATUS_EVERY_S)
@@ -234,7 +234,7 @@ async def _stop_gracefully(daemon: RunningDaemon, notifier: SystemdNotifier, gra
             await trio.sleep(0.01)
     daemon.scheduler.stop_claiming()
     await daemon.scheduler.wait_idle(max(0.0, deadline - trio.current_time()))
-    await daemon.portal_queues.drain(max(0.0, deadline - trio.current_time()))
+    await daemon.senders.drain(max(0.0, deadline - trio.current_time()))
 
 
 async def _resign_on_exit(leadership: Leadership) -> None:

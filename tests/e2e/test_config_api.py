@@ -131,7 +131,7 @@ async def test_live_daemons_pick_up_a_put_within_about_a_second(empty_database):
 
     after = sorted(c["completedAt"] for c in done[1:])
     assert sorted(c["callbackId"] for c in done) == sorted(ids)  # each once
-    # Picked up within about a second (a worker run, then one flush of the portal queue)...
+    # Picked up within about a second (a worker run, then one flush of the portal sender)...
     assert after[0] - put_at < 1.5, after[0] - put_at
     # ...then the override's 20 per second: 39 in about two seconds, not 390.
     assert max_per_window(after, 1.0) <= 20

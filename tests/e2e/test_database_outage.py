@@ -42,7 +42,7 @@ async def test_outage_gives_503_then_recovers_without_loss(empty_database):
             assert during.status_code == 503
             assert int(during.headers["Retry-After"]) > 0
             assert (await hubspot.http.get(f"{daemon.url}/readyz")).status_code == 503
-            await trio.sleep(1.5)  # the scheduler and portal queues hit the outage too
+            await trio.sleep(1.5)  # the scheduler and portal senders hit the outage too
 
         after = [f"ap-{stack.portal_id}-after-{i}" for i in range(40)]
         with trio.fail_after(15):

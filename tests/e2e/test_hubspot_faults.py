@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 import trio
 
-from tests.support.waiting import wait_until
 from tests.support.completions import settled_completions
+from tests.support.waiting import wait_until
 from throttled import control
 from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
@@ -30,8 +30,8 @@ from throttled.hubspot import send_policy
 from throttled.hubspot.answers import Action
 from throttled.hubspot.errors import HubSpotRejected
 from throttled.hubspot.registration import action_definition, register
-from throttled.throttle.job import ensure_throttle_job
 from throttled.sandbox import SandboxConfig, serve_sandbox
+from throttled.throttle.job import ensure_throttle_job
 
 UTC = dt.timezone.utc
 COMPLETE_PREFIXES = ("complete_batch ", "complete_single ")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import trio
 
+from throttled.hubspot.answers import Action, RefersTo
 from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.client import HubSpotClient
-from throttled.hubspot.answers import Action, RefersTo
 from throttled.sandbox import SandboxConfig, serve_sandbox
 
 PORTAL = 62515

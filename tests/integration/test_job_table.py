@@ -7,23 +7,20 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import json
 import subprocess
 import sys
 
 import psycopg
-import pytest
 import sqlalchemy as sa
 import trio
-from trio.testing import MockClock
 
 from tests.conftest import EPOCH
 from tests.support.waiting import wait_until
 from throttled.clock import TrioClock, WallClock
 from throttled.db import jobs as jobs_sql
 from throttled.db import leaders as leaders_sql
-from throttled.db import tables
 from throttled.db import nodes as nodes_sql
+from throttled.db import tables
 from throttled.db.engine import Database, libpq_url
 from throttled.jobs.cron import Cron, CronJob
 from throttled.jobs.leader import Leadership

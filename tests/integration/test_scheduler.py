@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 
-import pytest
 import trio
 
 from tests.conftest import EPOCH

@@ -4,13 +4,13 @@ throttle worker, virtual time.
 Enrollments are parsed from HubSpot-shaped bodies and stored with ``store_enrollments`` (what
 the batcher commits); the worker's ``submit`` goes to :class:`PortalSide`, which stands in for
 HubSpot acknowledging each completion at once (it marks the executions released at that
-virtual moment, as the portal queue does after a 204). Time is ``MockClock`` read through
+virtual moment, as the portal sender does after a 204). Time is ``MockClock`` read through
 ``TrioClock``; the scheduler polls only daily, so every prompt reaction below comes from a
 NOTIFY or from the worker's own snooze arithmetic, never from polling. The clock never jumps
 while a database call is in flight, and pool connections are opened before virtual time
 matters, so a slow query on a loaded machine cannot shift a release in virtual time.
 
-Covered: 1 per week; smooth mode; a queue shared by two steps; priority; a release window
+Covered: 1 per week; smooth mode; a queue shared by two steps; priority; a business hours
 (weekdays and office hours) and a DST change inside one; ``release_after``; operator
 overrides through the config cache (also before the cache hears of a change); holds after
 HubSpot failures; pause, resume, drain, purge.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Sequence
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -28,28 +27,26 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 import trio
-from trio.testing import MockClock
 
 from tests.conftest import EPOCH, install_portal
+from tests.support.portal_side import PortalSide
 from tests.support.waiting import wait_until
 from throttled import control
 from throttled.clock import TrioClock
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
 from throttled.db import tables
-from throttled.db.executions import Release
 from throttled.demo.stack import Step, enrollment_body
 from throttled.ingest.inputs import Override
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
-from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
 from throttled.jobs.notifier import listen
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache
+from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
 from throttled.throttle.policy import PAUSED_RECHECK
 from throttled.throttle.rate import max_in_window
 from throttled.throttle.worker import ThrottleWorker
-from tests.support.portal_side import PortalSide
 
 PORTAL = 31337
 BLOCK_S = 30 * 86400  # longer than every test's virtual span, so nothing expires
@@ -199,7 +196,7 @@ async def test_higher_priority_first_then_arrival_order(db, autojump_clock):
     assert portal.batch_sizes == [1] * 6
 
 
-# -- release windows -----------------------------------------------------------------------
+# -- business hours -----------------------------------------------------------------------
 
 
 async def test_release_window_waits_for_monday_office_hours_then_keeps_the_rate(db, autojump_clock):
@@ -380,7 +377,7 @@ async def test_hold_after_three_failures_then_recovery_with_backoff(db, autojump
         held = []
         for _ in range(times):
             held = db.transaction_sync(partial(queues_sql.record_failure, threshold=3, hold_s=1800, max_hold_s=86400),
-                                       [queue_id], "HubSpot 503", clock.now())  # as the portal queue gives up
+                                       [queue_id], "HubSpot 503", clock.now())  # as the portal sender gives up
         return held
 
     first = ids_of(step, 0, 4)

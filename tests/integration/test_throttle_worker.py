@@ -3,7 +3,7 @@
 No HTTP: enrollments are stored with ``store_enrollments`` (what the batcher commits), and the
 worker's ``submit`` goes to :class:`PortalSide`, a few lines standing in for HubSpot's
 acknowledgement — it records what was released and when, and marks it released at that
-moment, as the portal queue does after a 204. The worker, scheduler, job table and SQL are
+moment, as the portal sender does after a 204. The worker, scheduler, job table and SQL are
 the real ones. Time is the suite's ``autojump_clock`` (``tests/support/clocks.py``) read through
 ``TrioClock``.
 """
@@ -19,19 +19,19 @@ import sqlalchemy as sa
 import trio
 
 from tests.conftest import EPOCH, install_portal
+from tests.support.portal_side import PortalSide
 from tests.support.waiting import wait_until
 from throttled.clock import TrioClock
 from throttled.db import executions as executions_sql
 from throttled.db import nodes as nodes_sql
 from throttled.db import queues as queues_sql
 from throttled.db import tables
-from throttled.db.executions import Release
+from throttled.db.executions import Lease
 from throttled.demo.stack import Step, enrollment_body
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
-from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
-from tests.support.portal_side import PortalSide
+from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
 from throttled.throttle.rate import max_in_window
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig
 
@@ -170,12 +170,12 @@ class CrashOnce(PortalSide):
         super().__init__(db, clock)
         self.completed_at: dict[str, dt.datetime] = {}
 
-    async def submit(self, portal_id: int, releases: Sequence[Release]) -> None:
+    async def submit(self, portal_id: int, releases: Sequence[Lease]) -> None:
         now = self.clock.now()
         for release in releases:
             self.completed_at.setdefault(release.callback_id, now)
         if len(self.completed_at) == len(releases):
-            # The first batch: the portal queue stamps it as on the wire (as before every
+            # The first batch: the portal sender stamps it as on the wire (as before every
             # call), HubSpot completes it, and the daemon dies before it hears back.
             leases = {r.callback_id: r.lease_until for r in releases}
             assert len(await self.db.transaction(executions_sql.start_sending, leases, now, now, now)) == len(releases)

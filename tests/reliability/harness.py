@@ -354,7 +354,7 @@ async def settle(url: str, timeout_s: float) -> float:
 
 
 def releasing_now(url: str) -> set[str]:
-    """Callback ids leased to a portal queue right now: what a daemon killed now had in flight."""
+    """Callback ids leased to a portal sender right now: what a daemon killed now had in flight."""
     with psycopg.connect(url) as conn:
         return {r[0] for r in conn.execute("SELECT callback_id FROM action_executions WHERE state = 'releasing'")}
 

@@ -10,7 +10,17 @@ import trio
 from tests.support.waiting import wait_until
 from throttled.demo.stack import Step
 
-from .harness import Load, database_health, drain, leftovers, releasing_now, reliability_stack, scale, settle, verdict
+from .harness import (
+    Load,
+    database_health,
+    drain,
+    leftovers,
+    releasing_now,
+    reliability_stack,
+    scale,
+    settle,
+    verdict,
+)
 
 # The third step's period outlasts the release lease: a send whose answer a crash lost must
 # still count in its window when the lease lapses.

@@ -10,7 +10,17 @@ import trio
 
 from throttled.demo.stack import Step
 
-from .harness import Load, database_health, drain, leftovers, releasing_now, reliability_stack, scale, settle, verdict
+from .harness import (
+    Load,
+    database_health,
+    drain,
+    leftovers,
+    releasing_now,
+    reliability_stack,
+    scale,
+    settle,
+    verdict,
+)
 
 STEPS = [Step(workflow_id=11, action_id=1, limit=25, period=1, unit="seconds"),
          Step(workflow_id=12, action_id=1, limit=20, period=2, unit="seconds", mode="smooth")]

@@ -36,7 +36,16 @@ from tests.support.raw_http import raw_exchange
 from throttled.demo.stack import Step
 
 from .harness import reliability_stack, scale
-from .hostile_strategies import ACTION_PATH, PREFIX, Hostile, RawHostile, Sent, hostile_requests, materialize, raw_http
+from .hostile_strategies import (
+    ACTION_PATH,
+    PREFIX,
+    Hostile,
+    RawHostile,
+    Sent,
+    hostile_requests,
+    materialize,
+    raw_http,
+)
 
 REQUESTS = int(scale(2_000, 10_000))
 BATCH = 32

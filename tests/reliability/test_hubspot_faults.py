@@ -13,7 +13,16 @@ import trio
 from tests.support.metrics import metric_total
 from throttled.demo.stack import Step
 
-from .harness import Load, database_health, drain, leftovers, reliability_stack, scale, settle, verdict
+from .harness import (
+    Load,
+    database_health,
+    drain,
+    leftovers,
+    reliability_stack,
+    scale,
+    settle,
+    verdict,
+)
 
 STEPS = [Step(workflow_id=21, action_id=1, limit=20, period=1, unit="seconds"),
          Step(workflow_id=22, action_id=1, limit=30, period=3, unit="seconds", mode="smooth")]

@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from pathlib import Path
 from collections.abc import Awaitable, Callable
 from inspect import iscoroutinefunction
+from pathlib import Path
 from typing import Any
 
 import pytest

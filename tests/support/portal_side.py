@@ -3,7 +3,7 @@ without HTTP (the one copy; the worker and semantics suites share it).
 
 The worker's ``submit`` goes to :meth:`PortalSide.submit`, which records each call (trio
 time, callback ids) and each acknowledgement (UTC time from the test's clock, callback id)
-in order, and marks the executions released at that time — as the portal queue does after
+in order, and marks the executions released at that time — as the portal sender does after
 a 204. With ``check_orphans`` it also checks design invariant 3 after every release.
 """
 
@@ -19,12 +19,12 @@ from throttled.clock import Clock
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
-from throttled.db.executions import Release
+from throttled.db.executions import Lease
 from throttled.demo.stack import Step
 
 
 class PortalSide:
-    """Stands in for the portal queues and HubSpot behind them.
+    """Stands in for the portal senders and HubSpot behind them.
 
     Args:
         db: the test database.
@@ -41,7 +41,7 @@ class PortalSide:
         self.orphans_seen: list[list[tuple[str, int, int | None]]] = []
         self._changed = trio.Event()
 
-    async def submit(self, portal_id: int, releases: Sequence[Release]) -> None:
+    async def submit(self, portal_id: int, releases: Sequence[Lease]) -> None:
         """The worker's ``submit``: acknowledge every release now."""
         assert {r.portal_id for r in releases} == {portal_id}
         acked_at = self.clock.now()

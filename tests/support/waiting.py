@@ -1,6 +1,6 @@
 """The one wait helper of the suite: poll a condition until it holds, or fail with a message.
 
-Every assertion on state written asynchronously (a row the portal queue records after the
+Every assertion on state written asynchronously (a row the portal sender records after the
 next batch went out, a hold, a counter) waits for it through :func:`wait_until`, with a
 deadline. Under ``MockClock`` the step is virtual time, so keep it coarse there.
 """

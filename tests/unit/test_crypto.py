@@ -2,7 +2,14 @@ import base64
 
 import pytest
 
-from throttled.crypto import DecryptionError, KeyRing, generate_key, key_id_of, parse_key, parse_key_ring
+from throttled.crypto import (
+    DecryptionError,
+    KeyRing,
+    generate_key,
+    key_id_of,
+    parse_key,
+    parse_key_ring,
+)
 
 KEY = bytes(range(32))
 

@@ -11,7 +11,7 @@ BASE = {"max_throughput": "10", "time_period": "1", "time_unit": "hours"}
 
 def test_defaults():
     parsed = parse_inputs(BASE)
-    assert (parsed.step.mode, parsed.step.window, parsed.shared_name, parsed.priority, parsed.not_before) == (
+    assert (parsed.step.mode, parsed.step.hours, parsed.shared_name, parsed.priority, parsed.not_before) == (
         "burst", None, None, 0, None)
 
 
@@ -20,7 +20,7 @@ def test_all_optional_inputs():
                            "release_days": "mon-fri", "release_hours": "09:00-17:30", "time_zone": "Europe/Berlin",
                            "release_after": "2026-05-01T09:00:00+02:00", "time_unit": "weeks"})
     assert parsed.step.mode == "smooth" and parsed.shared_name == "sales-handoff" and parsed.priority == 7
-    assert parsed.step.window.time_zone == "Europe/Berlin" and parsed.step.rate.period == dt.timedelta(weeks=1)
+    assert parsed.step.hours.time_zone == "Europe/Berlin" and parsed.step.rate.period == dt.timedelta(weeks=1)
     assert parsed.not_before == dt.datetime(2026, 5, 1, 7, tzinfo=dt.timezone.utc)
 
 

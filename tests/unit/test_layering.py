@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "throttled"
-PURE = ["throttle/rate.py", "throttle/release_window.py", "throttle/queue_ids.py", "throttle/policy.py",
+PURE = ["throttle/rate.py", "throttle/business_hours.py", "throttle/queue_ids.py", "throttle/policy.py",
         "throttle/step.py", "hubspot/signatures.py", "hubspot/answers.py", "hubspot/send_policy.py",
         "hubspot/outputs.py", "jobs/backoff.py", "jobs/outcomes.py", "ingest/payload.py", "ingest/inputs.py",
         "settings_rules.py", "states.py", "ids.py"]

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from throttled.throttle.rate import Rate, Throttle, max_in_window, next_opening, slots_open
+from throttled.throttle.rate import (
+    Rate,
+    Throttle,
+    max_in_window,
+    next_opening,
+    slots_open,
+)
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 

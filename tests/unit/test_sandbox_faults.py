@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from throttled.cli import main
 from throttled.sandbox.faults import Faults
 from throttled.sandbox.ratewindow import max_in_window
-from throttled.sandbox.state import SandboxConfig, SandboxError, SandboxState, TokenGrant
+from throttled.sandbox.state import (
+    SandboxConfig,
+    SandboxError,
+    SandboxState,
+    TokenGrant,
+)
 
 REDIRECT = "http://localhost:8080/oauth/callback"
 T0 = 1_700_000_000.0

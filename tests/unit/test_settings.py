@@ -3,7 +3,13 @@
 import pytest
 
 from throttled.crypto import generate_key
-from throttled.settings import ENV_NAMES, Settings, SettingsError, duration_seconds, load_settings
+from throttled.settings import (
+    ENV_NAMES,
+    Settings,
+    SettingsError,
+    duration_seconds,
+    load_settings,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,12 @@ import re
 
 from throttled.control import PortalOverview, QueueOverview
 from throttled.db.queues import ConfigRow, QueueRow
-from throttled.web.status_page import HISTORY_MINUTES, StatusSnapshot, release_chart, render_status_page
+from throttled.web.status_page import (
+    HISTORY_MINUTES,
+    StatusSnapshot,
+    release_chart,
+    render_status_page,
+)
 
 NOW = dt.datetime(2026, 3, 2, 9, 30, 15, tzinfo=dt.timezone.utc)
 HOSTILE = '<script>alert("x")</script>&'

@@ -14,7 +14,7 @@ from throttled.db.jobs import JobInfo
 from throttled.ingest.inputs import InvalidInput
 from throttled.states import JobState
 
-JOB_STATES = tuple(JobState)
+JOB_STATES: tuple[str, ...] = tuple(s.value for s in JobState)
 MAX_JOBS = 500
 _RETRYABLE = (JobState.DISCARDED, JobState.CANCELLED, JobState.RETRYABLE, JobState.SCHEDULED)
 

@@ -107,7 +107,7 @@ def resume_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOver
 
 
 def drain_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
-    """Release the whole backlog now, ignoring the rate and release window (and any
+    """Release the whole backlog now, ignoring the rate and business hours (and any
     releases HubSpot failed to take); the queue is active again once empty."""
     _require(queues_sql.set_state(conn, queue_id, QueueState.DRAINING, now), queue_id)
     executions_sql.requeue_deferred_in_queue(conn, queue_id, now)

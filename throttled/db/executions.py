@@ -1,6 +1,6 @@
 """Every SQL statement of ``action_executions``: the enrolled records held in queues.
 
-States: pending → releasing (handed to a portal queue, leased to its daemon) → released
+States: pending → releasing (handed to a portal sender, leased to its daemon) → released
 (HubSpot acknowledged; ``released_at`` is the acknowledgement time the rate window counts) —
 or back to pending when the lease runs out or its daemon dies (stamped ``unanswered_at`` if a
 call on it had started: HubSpot may have completed it, so the window keeps counting it),
@@ -36,8 +36,8 @@ class NewExecution:
 
 
 @dataclass(frozen=True, slots=True)
-class Release:
-    """An execution handed to a portal queue for completion, leased until ``lease_until``."""
+class Lease:
+    """An execution handed to a portal sender for completion, leased until ``lease_until``."""
 
     callback_id: str
     portal_id: int
@@ -255,7 +255,7 @@ _ELIGIBLE = "state = 'pending' AND expires_at > :now AND (not_before IS NULL OR 
 
 def take_pending(
     conn: Connection, queue_id: str, limit: int, now: dt.datetime, lease_until: dt.datetime, owner: str | None = None,
-) -> list[Release]:
+) -> list[Lease]:
     """Mark up to ``limit`` eligible pending executions 'releasing', leased to the daemon
     ``owner`` until ``lease_until``: higher priority first, arrival order within a priority;
     expired and not-yet-due ones are skipped."""
@@ -273,7 +273,7 @@ def take_pending(
         {"queue_id": queue_id, "limit": limit, "now": now, "lease_until": lease_until, "owner": owner},
     ).all()
     rows.sort(key=lambda r: (-r.priority, r.seq))
-    return [Release(r.callback_id, r.portal_id, r.queue_id, lease_until) for r in rows]
+    return [Lease(r.callback_id, r.portal_id, r.queue_id, lease_until) for r in rows]
 
 
 def pending_outlook(conn: Connection, queue_id: str, now: dt.datetime) -> tuple[bool, dt.datetime | None]:

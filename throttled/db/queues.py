@@ -22,7 +22,7 @@ class QueueSettings:
     """What ingest writes for a queue: the step's settings (last webhook wins).
 
     ``release_days`` is a weekday bitmask (bit 0 = Monday); window fields are ``None``
-    when the step has no release window.
+    when the step has no business hours.
     """
 
     queue_id: str

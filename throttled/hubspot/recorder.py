@@ -1,4 +1,4 @@
-"""The outcome writes of sends: what the portal queue records after HubSpot answered.
+"""The outcome writes of sends: what the portal sender records after HubSpot answered.
 
 Each function is one transaction's work (run through :meth:`Recorder.write`, which retries
 through short database outages). They are the only writers of send outcomes:
@@ -30,7 +30,7 @@ from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database, DatabaseUnavailable
-from throttled.db.executions import Release
+from throttled.db.executions import Lease
 from throttled.hubspot.answers import Action, Answer, next_day_hold
 from throttled.states import ExecutionState
 
@@ -53,7 +53,7 @@ class HoldConfig:
     max_portal_hold_s: float = 3600.0
 
 
-def released(conn: Connection, releases: Sequence[Release], acked_at: dt.datetime) -> None:
+def released(conn: Connection, releases: Sequence[Lease], acked_at: dt.datetime) -> None:
     """HubSpot acknowledged these completions at ``acked_at``."""
     executions_sql.mark_released(conn, [r.callback_id for r in releases], acked_at)
     queues_sql.record_success(conn, sorted({r.queue_id for r in releases}), acked_at)
@@ -61,7 +61,7 @@ def released(conn: Connection, releases: Sequence[Release], acked_at: dt.datetim
         portals_sql.clear_hold(conn, portal_id)
 
 
-def ended(conn: Connection, releases: Sequence[Release], answer: Answer, now: dt.datetime) -> str:
+def ended(conn: Connection, releases: Sequence[Lease], answer: Answer, now: dt.datetime) -> str:
     """HubSpot refused these callbacks for good; returns the state they ended in."""
     if answer.action is Action.ALREADY_DONE:
         released(conn, releases, now)
@@ -71,12 +71,12 @@ def ended(conn: Connection, releases: Sequence[Release], answer: Answer, now: dt
     return state
 
 
-def failing(conn: Connection, releases: Sequence[Release], answer: Answer) -> None:
+def failing(conn: Connection, releases: Sequence[Lease], answer: Answer) -> None:
     """A transient failure: count the attempt and keep the reason; still leased."""
     executions_sql.note_attempt_failed(conn, [r.callback_id for r in releases], answer.reason)
 
 
-def deferred(conn: Connection, releases: Sequence[Release], answer: Answer, now: dt.datetime,
+def deferred(conn: Connection, releases: Sequence[Lease], answer: Answer, now: dt.datetime,
              config: HoldConfig) -> list[str]:
     """Given up: the executions wait for their lease to lapse; each of their queues counts a
     failure. Returns the queues this put on hold."""
@@ -87,7 +87,7 @@ def deferred(conn: Connection, releases: Sequence[Release], answer: Answer, now:
     )
 
 
-def portal_held(conn: Connection, releases: Sequence[Release], portal_id: int, answer: Answer, now: dt.datetime,
+def portal_held(conn: Connection, releases: Sequence[Lease], portal_id: int, answer: Answer, now: dt.datetime,
                 config: HoldConfig) -> dt.datetime | None:
     """HubSpot refused the portal as a whole: hold it (unless the answer is a revocation,
     which the portal's status already holds) and put ``releases`` back in line unsent —

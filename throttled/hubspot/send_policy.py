@@ -1,8 +1,8 @@
 """The send policy: how one batch of callbacks gets completed — pure, sans I/O.
 
 Like ``httpx``'s auth flows, the policy is a generator that *yields* what it wants done and
-*receives* what happened; it never touches a socket, a database or a clock. The portal queue
-drives it (``portal_queue.py``): it makes the calls, sleeps, refreshes tokens and writes the
+*receives* what happened; it never touches a socket, a database or a clock. The portal sender
+drives it (``senders.py``): it makes the calls, sleeps, refreshes tokens and writes the
 outcomes. Every decision about HubSpot's answers is made here, by acting on the
 :class:`~throttled.hubspot.answers.Answer` of the one answer table (``answers.py``).
 

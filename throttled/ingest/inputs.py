@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from throttled.ids import MAX_ID
+from throttled.throttle.business_hours import HoursError, parse_business_hours
 from throttled.throttle.queue_ids import shared_queue
 from throttled.throttle.rate import UNIT_SECONDS
-from throttled.throttle.release_window import WindowError, parse_release_window
 from throttled.throttle.step import MODES, StepSettings
 
 TIME_UNITS = tuple(UNIT_SECONDS)
@@ -62,8 +62,8 @@ def parse_inputs(inputs: Mapping[str, Any]) -> ExecutionInputs:
         raise InvalidInput("inputFields.time_period", "period longer than 366 days")
     mode = _choice(inputs.get("mode"), "inputFields.mode", MODES) or "burst"
     try:
-        window = parse_release_window(inputs.get("release_days"), inputs.get("release_hours"), inputs.get("time_zone"))
-    except WindowError as exc:
+        window = parse_business_hours(inputs.get("release_days"), inputs.get("release_hours"), inputs.get("time_zone"))
+    except HoursError as exc:
         raise InvalidInput(exc.field, exc.message) from None
     return ExecutionInputs(
         step=StepSettings(max_throughput, time_period, time_unit, mode, window),

@@ -16,7 +16,7 @@ Which workflow step an enrollment belongs to (its queue) — in this order:
    [inferred, not stated by HubSpot]. The third number is the step when the first is the
    portal.
 3. Else nothing identifies the step: the queue is keyed on the action definition plus a hash
-   of the step's settings (rate, mode, release window), so two steps with different settings
+   of the step's settings (rate, mode, business hours), so two steps with different settings
    never share a queue (steps with the same settings do — the one case that cannot be told
    apart). :attr:`Enrollment.step_source` says which rule applied; the web layer logs the
    third once per workflow.
@@ -134,9 +134,9 @@ def _step(callback_id: str, portal_id: int, context: dict, origin: dict, step: S
 
 
 def settings_lane(step: StepSettings) -> int:
-    """A stable number in 1..2^31-1 for a step's settings (rate, mode, release window), so steps
+    """A stable number in 1..2^31-1 for a step's settings (rate, mode, business hours), so steps
     nothing else tells apart get different queues when their settings differ."""
-    window = step.window
+    window = step.hours
     key = json.dumps([step.max_throughput, step.time_period, step.time_unit, step.mode,
                       sorted(window.days) if window else None, window.start_minute if window else None,
                       window.end_minute if window else None, window.time_zone if window else None])

@@ -25,16 +25,16 @@ from throttled.throttle.policy import days_mask
 
 def queue_settings(e: Enrollment) -> queues_sql.QueueSettings:
     """The queue row an enrollment asks for (its step's settings)."""
-    step, window = e.step, e.step.window
+    step, hours = e.step, e.step.hours
     return queues_sql.QueueSettings(
         queue_id=str(e.queue_id), portal_id=e.portal_id,
         action_id=None if e.shared_name else e.action_id,
         max_throughput=step.max_throughput, time_period=step.time_period, time_unit=step.time_unit,
         mode=step.mode,
-        release_days=days_mask(window.days) if window else None,
-        release_start_minute=window.start_minute if window else None,
-        release_end_minute=window.end_minute if window else None,
-        time_zone=window.time_zone if window else None,
+        release_days=days_mask(hours.days) if hours else None,
+        release_start_minute=hours.start_minute if hours else None,
+        release_end_minute=hours.end_minute if hours else None,
+        time_zone=hours.time_zone if hours else None,
     )
 
 

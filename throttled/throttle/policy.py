@@ -3,7 +3,7 @@
 Effective settings are the step's (stored on the queue row, last webhook wins) with an
 operator override on top (``throttle_configs``: any field it sets wins) — decided here only,
 for the worker and for every page or API that shows a rate. A queue is blocked while paused,
-on hold, or outside its release window; a draining queue ignores all of that and its rate.
+on hold, or outside its business hours; a draining queue ignores all of that and its rate.
 
 The queue and override are read through small protocols, so this module needs no database
 type (the rows of ``db/queues.py`` satisfy them).
@@ -15,7 +15,7 @@ import datetime as dt
 from typing import Protocol
 
 from throttled.states import PortalStatus, QueueState
-from throttled.throttle.release_window import ReleaseWindow
+from throttled.throttle.business_hours import BusinessHours
 from throttled.throttle.step import StepSettings
 
 #: A paused queue's job looks again this often (resume also wakes it at once).
@@ -68,12 +68,12 @@ def days_mask(days: frozenset[int]) -> int:
     return sum(1 << d for d in days)
 
 
-def window_of(queue: QueueFields) -> ReleaseWindow | None:
-    """The queue's stored release window, if it has one."""
+def hours_of(queue: QueueFields) -> BusinessHours | None:
+    """The queue's stored business hours, if it has one."""
     if queue.release_days is None or queue.release_start_minute is None or queue.release_end_minute is None:
         return None
     days = frozenset(d for d in range(7) if queue.release_days & (1 << d))
-    return ReleaseWindow(days, queue.release_start_minute, queue.release_end_minute, queue.time_zone or "UTC")
+    return BusinessHours(days, queue.release_start_minute, queue.release_end_minute, queue.time_zone or "UTC")
 
 
 def overrides_rate(override: OverrideFields | None) -> bool:
@@ -89,11 +89,11 @@ def effective_settings(queue: QueueFields, override: OverrideFields | None) -> S
         assert override.time_period is not None and override.time_unit is not None  # a CHECK keeps them whole
         max_throughput, time_period, time_unit = override.max_throughput, override.time_period, override.time_unit
     mode = override.mode if override is not None and override.mode is not None else queue.mode
-    return StepSettings(max_throughput, time_period, time_unit, mode, window_of(queue))
+    return StepSettings(max_throughput, time_period, time_unit, mode, hours_of(queue))
 
 
 def blocked_until(
-    queue: QueueFields, window: ReleaseWindow | None, now: dt.datetime,
+    queue: QueueFields, window: BusinessHours | None, now: dt.datetime,
     portal: tuple[str, dt.datetime | None] | None = (PortalStatus.ACTIVE, None),
 ) -> dt.datetime | None:
     """When releasing may next happen if it may not now; ``None`` when it may.
@@ -102,7 +102,7 @@ def blocked_until(
     never installed. A portal that cannot be called holds every queue of it (drain too):
     not installed or not active → look again after :data:`PORTAL_RECHECK`; HubSpot's daily
     limit → when it resets. Paused: after :data:`PAUSED_RECHECK`. On hold: when the hold
-    ends. Outside the release window: when it next opens. Draining ignores the rest.
+    ends. Outside the business hours: when it next opens. Draining ignores the rest.
     """
     if portal is None or portal[0] != PortalStatus.ACTIVE:
         return now + PORTAL_RECHECK

@@ -1,4 +1,4 @@
-"""What a workflow step asks of its throttle — pure: the rate, the mode, a release window.
+"""What a workflow step asks of its throttle — pure: the rate, the mode, business hours.
 
 Ingest parses a step's inputs into :class:`StepSettings` (``ingest/inputs.py``); the queue row
 stores them; the worker applies them with an operator's override on top (``policy.py``).
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from throttled.throttle.business_hours import BusinessHours
 from throttled.throttle.rate import Rate
-from throttled.throttle.release_window import ReleaseWindow
 
 MODES = ("burst", "smooth")
 
@@ -17,13 +17,13 @@ MODES = ("burst", "smooth")
 @dataclass(frozen=True, slots=True)
 class StepSettings:
     """``max_throughput`` per ``time_period`` ``time_unit`` (a strict window), released in
-    ``mode`` (``burst`` or ``smooth``), only inside ``window`` when it has one."""
+    ``mode`` (``burst`` or ``smooth``), only within ``hours`` when it has business hours."""
 
     max_throughput: int
     time_period: int
     time_unit: str
     mode: str = "burst"
-    window: ReleaseWindow | None = None
+    hours: BusinessHours | None = None
 
     @property
     def rate(self) -> Rate:

@@ -2,12 +2,12 @@
 
 One live job per queue (the ``throttle:{queue_id}`` unique key). Each run is one
 transaction under the queue's row lock: put lapsed releases back in line, see what blocks
-the queue (pause, hold, release window), count what the window allows (``throttle.rate``),
+the queue (pause, hold, business hours), count what the window allows (``throttle.rate``),
 mark that many eligible executions 'releasing' (priority, then arrival order) and — in the
 same transaction — either snooze the job until it can do more or, when nothing is pending
 or in flight, complete it. Completing under the row lock is what keeps ingest from adding
 executions to a queue whose job is finishing (invariant 3). After the commit the releases
-go to the portal queue; nothing comes back up.
+go to the portal sender; nothing comes back up.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
-from throttled.db.executions import Release
+from throttled.db.executions import Lease
 from throttled.db.queues import ConfigRow
 from throttled.jobs.outcomes import Applied, LeaseLost
 from throttled.jobs.scheduler import JobRun
@@ -34,7 +34,7 @@ from throttled.throttle.rate import Throttle
 
 log = structlog.get_logger("throttled.throttle")
 
-Submit = Callable[[int, Sequence[Release]], Awaitable[None]]
+Submit = Callable[[int, Sequence[Lease]], Awaitable[None]]
 ConfigLookup = Callable[[int, int | None], Awaitable[ConfigRow | None]]
 
 
@@ -58,7 +58,7 @@ class ThrottleWorker:
     Args:
         db: the database.
         clock: the daemon's clock.
-        submit: ``async submit(portal_id, releases)`` — the portal queues' entry.
+        submit: ``async submit(portal_id, releases)`` — the portal senders' entry.
         overrides: ``async lookup(portal_id, action_id) -> ConfigRow | None`` (cached).
     """
 
@@ -81,11 +81,11 @@ class ThrottleWorker:
             await self.submit(releases[0].portal_id, releases)
         return Applied()
 
-    def run_once(self, conn, run: JobRun, queue_id: str, now: dt.datetime, override: ConfigRow | None = None) -> list[Release]:
+    def run_once(self, conn, run: JobRun, queue_id: str, now: dt.datetime, override: ConfigRow | None = None) -> list[Lease]:
         """One tick inside one transaction (blocking; runs in a DB thread).
 
         ``override`` is the cached operator override; a stale one (its stamp differs from the
-        database's) is read again here. Returns the releases to hand to the portal queue after
+        database's) is read again here. Returns the releases to hand to the portal sender after
         commit.
         Raises:
             LeaseLost: the job was rescued from us; the transaction rolls back.
@@ -107,8 +107,8 @@ class ThrottleWorker:
         settings = effective_settings(queue, override)
         in_flight = locked.releasing - locked.lapsed
         eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
-        blocked = blocked_until(queue, settings.window, now, locked.portal)
-        releases: list[Release] = []
+        blocked = blocked_until(queue, settings.hours, now, locked.portal)
+        releases: list[Lease] = []
         recent: list[dt.datetime] = []
         throttle = Throttle.for_mode(settings.mode, settings.rate)
         if blocked is None and eligible:

@@ -27,7 +27,7 @@ from throttled.clock import Clock
 from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
 from throttled.db.engine import Database, DatabaseUnavailable
-from throttled.db.executions import Release
+from throttled.db.executions import Lease
 from throttled.hubspot import recorder, send_policy
 from throttled.hubspot.answers import Action, Answer, RefersTo
 from throttled.hubspot.client import HubSpotClient
@@ -63,7 +63,7 @@ class _Held(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class PortalQueueConfig:
+class SenderConfig:
     """Tuning; durations in seconds.
 
     A call starts only for releases still leased ``renew_margin_s`` from now (long enough for
@@ -81,18 +81,18 @@ class PortalQueueConfig:
     holds: HoldConfig = HoldConfig()
 
 
-class PortalQueues:
+class PortalSenders:
     """Routes releases to per-portal tasks. Start :meth:`run` in a nursery first."""
 
     def __init__(self, db: Database, clock: Clock, tokens: TokenStore, client: HubSpotClient,
-                 config: PortalQueueConfig = PortalQueueConfig()) -> None:
+                 config: SenderConfig = SenderConfig()) -> None:
         self.db = db
         self.clock = clock
         self.tokens = tokens
         self.client = client
         self.config = config
         self.recorder = Recorder(db)
-        self._channels: dict[int, trio.MemorySendChannel[list[Release]]] = {}
+        self._channels: dict[int, trio.MemorySendChannel[list[Lease]]] = {}
         self._nursery: trio.Nursery | None = None
         self._closed = False
         self._closing = False
@@ -134,7 +134,7 @@ class PortalQueues:
             with trio.CancelScope(shield=True):
                 await self._requeue(list(self._held))
 
-    async def submit(self, portal_id: int, releases: Sequence[Release]) -> None:
+    async def submit(self, portal_id: int, releases: Sequence[Lease]) -> None:
         """Queue ``releases`` (all of ``portal_id``) for completion; waits if that portal's
         buffer is full (backpressure on the caller only)."""
         if not releases:
@@ -148,16 +148,16 @@ class PortalQueues:
         channel = self._channels.get(portal_id)
         if channel is None:
             if self._nursery is None:
-                raise RuntimeError("PortalQueues.run is not running")
-            channel, receive = trio.open_memory_channel[list[Release]](self.config.buffer)
+                raise RuntimeError("PortalSenders.run is not running")
+            channel, receive = trio.open_memory_channel[list[Lease]](self.config.buffer)
             self._channels[portal_id] = channel
             self._nursery.start_soon(self._portal_task, portal_id, channel, receive)
         await channel.send(list(releases))
 
     # -- one portal: lifecycle and batching ------------------------------------------------
 
-    async def _portal_task(self, portal_id: int, channel: trio.MemorySendChannel[list[Release]],
-                           receive: trio.MemoryReceiveChannel[list[Release]]) -> None:
+    async def _portal_task(self, portal_id: int, channel: trio.MemorySendChannel[list[Lease]],
+                           receive: trio.MemoryReceiveChannel[list[Lease]]) -> None:
         # Recording a success (a database write) runs beside the next HTTP call instead of
         # before it: completions stay in order at HubSpot, the write latency is hidden. The
         # nursery waits for every record before the task ends.
@@ -168,9 +168,9 @@ class PortalQueues:
             finally:
                 self._recorders.pop(portal_id, None)
 
-    async def _portal_loop(self, portal_id: int, channel: trio.MemorySendChannel[list[Release]],
-                           receive: trio.MemoryReceiveChannel[list[Release]]) -> None:
-        carry: list[Release] = []
+    async def _portal_loop(self, portal_id: int, channel: trio.MemorySendChannel[list[Lease]],
+                           receive: trio.MemoryReceiveChannel[list[Lease]]) -> None:
+        carry: list[Lease] = []
         try:
             while not self._closing:
                 if not carry:
@@ -194,7 +194,7 @@ class PortalQueues:
             if self.client.budget is not None:
                 self.client.budget.forget_idle()  # idle portals cost no memory
 
-    async def _fill(self, receive: trio.MemoryReceiveChannel[list[Release]], carry: list[Release]) -> None:
+    async def _fill(self, receive: trio.MemoryReceiveChannel[list[Lease]], carry: list[Lease]) -> None:
         deadline = trio.current_time() + self.config.flush_interval_s
         while len(carry) < BATCH_SIZE:
             with trio.move_on_at(min(deadline, trio.current_time() + self.config.linger_s)) as scope:
@@ -204,7 +204,7 @@ class PortalQueues:
 
     # -- one batch: carry out the send policy's commands -----------------------------------
 
-    async def _send(self, portal_id: int, batch: list[Release]) -> None:
+    async def _send(self, portal_id: int, batch: list[Lease]) -> None:
         live = self._still_held(batch)
         if not live:
             return
@@ -221,11 +221,11 @@ class PortalQueues:
             await self._give_up(portal_id, self._still_held(live),
                                 Answer(Action.RETRY, RefersTo.TRANSIENT, f"internal error: {type(exc).__name__}", "bug"))
 
-    def _still_held(self, releases: Sequence[Release]) -> list[Release]:
+    def _still_held(self, releases: Sequence[Lease]) -> list[Lease]:
         """Those of ``releases`` still ours: not settled, dropped or replaced by a newer copy."""
         return [r for r in releases if (h := self._held.get(r.callback_id)) is not None and h.granted == r.lease_until]
 
-    async def _keep_leased(self, releases: Sequence[Release], wait_s: float = 0.0) -> list[Release]:
+    async def _keep_leased(self, releases: Sequence[Lease], wait_s: float = 0.0) -> list[Lease]:
         """The releases we may send now: those whose lease outlasts a call, and those close to
         lapsing whose lease the database renewed. The rest are dropped from our hands: their
         lease lapsed, so the throttle worker put them back in line and maybe another sender
@@ -253,7 +253,7 @@ class PortalQueues:
             log.info("callbacks.lease_lapsed", dropped=len(due) - len(renewed))
         return self._still_held(releases)
 
-    async def _start_sending(self, releases: Sequence[Release]) -> list[Release]:
+    async def _start_sending(self, releases: Sequence[Lease]) -> list[Lease]:
         """Stamp the releases a call is about to start on (``sent_at``: from here on a crash
         counts them as maybe completed) and renew the leases too close to lapsing; returns
         those still ours. Ones whose lease lapsed (or that another daemon took back) are
@@ -296,7 +296,7 @@ class PortalQueues:
 
     # -- outcomes ----------------------------------------------------------------------------
 
-    async def _write(self, fn: Callable[..., Any], rows: Sequence[Release] | Sequence[str], *args: Any,
+    async def _write(self, fn: Callable[..., Any], rows: Sequence[Lease] | Sequence[str], *args: Any,
                      settles: bool = True) -> tuple[bool, Any]:
         """Write an outcome about ``rows`` (releases or callback ids); once written they leave
         our hands unless ``settles`` is false (a note made mid-retry)."""
@@ -306,7 +306,7 @@ class PortalQueues:
                 self._held.pop(row if isinstance(row, str) else row.callback_id, None)
         return done, result
 
-    async def _released_soon(self, portal_id: int, releases: list[Release]) -> None:
+    async def _released_soon(self, portal_id: int, releases: list[Lease]) -> None:
         """Record a success beside the next call (at most RECORDS_IN_FLIGHT behind)."""
         acked_at = self.clock.now()
         self.sent_batches += 1
@@ -327,7 +327,7 @@ class PortalQueues:
 
         nursery.start_soon(record)
 
-    async def _ended(self, portal_id: int, releases: list[Release], answer: Answer) -> None:
+    async def _ended(self, portal_id: int, releases: list[Lease], answer: Answer) -> None:
         done, state = await self._write(recorder.ended, releases, answer, self.clock.now())
         if state == ExecutionState.RELEASED:
             self.client.metrics.releases.inc(len(releases))
@@ -337,7 +337,7 @@ class PortalQueues:
             log.warning("callback.rejected", portal_id=portal_id, queue_id=release.queue_id, outcome=state,
                         status=answer.status, reason=answer.kind)
 
-    async def _give_up(self, portal_id: int, releases: list[Release], answer: Answer) -> None:
+    async def _give_up(self, portal_id: int, releases: list[Lease], answer: Answer) -> None:
         """The batch could not be sent: the executions wait for their lease to lapse, and
         each of their queues counts a failure (enough in a row put it on hold)."""
         if not releases:
@@ -348,7 +348,7 @@ class PortalQueues:
             log.warning("queue.on_hold", queue_id=queue_id, reason=answer.reason)
             self.client.metrics.holds.inc()
 
-    async def _hold_portal(self, portal_id: int, releases: list[Release], answer: Answer) -> None:
+    async def _hold_portal(self, portal_id: int, releases: list[Lease], answer: Answer) -> None:
         """HubSpot refused the portal as a whole: hold it and put the releases back in line."""
         now = self.clock.now()
         done, until = await self._write(recorder.portal_held, releases, portal_id, answer, now, self.config.holds)
@@ -373,13 +373,13 @@ class PortalQueues:
 class _Batch:
     """One batch driven through the send policy: the commands carried out, one at a time."""
 
-    def __init__(self, queues: PortalQueues, portal_id: int, releases: list[Release]) -> None:
+    def __init__(self, queues: PortalSenders, portal_id: int, releases: list[Lease]) -> None:
         self.q = queues
         self.portal_id = portal_id
         self.by_id = {r.callback_id: r for r in releases}
         self.token: str | None = None
 
-    def releases(self, ids: Sequence[str]) -> list[Release]:
+    def releases(self, ids: Sequence[str]) -> list[Lease]:
         return [self.by_id[i] for i in ids]
 
     async def run(self) -> None:

@@ -1,4 +1,5 @@
-"""Release windows: allowed weekdays and hours in an IANA time zone — pure, DST-correct.
+"""Business hours (the ``release_days``/``release_hours``/``time_zone`` inputs): allowed
+weekdays and hours in an IANA time zone — pure, DST-correct.
 
 A step may say "release only Mon–Fri, 09:00–17:30 Europe/Berlin". Outside the window
 nothing is released. Opening and closing are local wall-clock times computed with
@@ -21,7 +22,7 @@ _ALL_DAYS = frozenset(range(7))
 _MIDNIGHT = dt.time(0, 0)
 
 
-class WindowError(ValueError):
+class HoursError(ValueError):
     """A release-window input is malformed; ``field`` names the input."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -31,7 +32,7 @@ class WindowError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseWindow:
+class BusinessHours:
     """Open on ``days`` (0 = Monday) from ``start_minute`` to ``end_minute`` (minutes after
     local midnight; ``end_minute`` ≤ ``start_minute`` runs past midnight) in ``time_zone``."""
 
@@ -76,7 +77,7 @@ class ReleaseWindow:
         return start, _local(end_day, self.end_minute, self.zone)
 
 
-def parse_release_window(days: object, hours: object, time_zone: object) -> ReleaseWindow | None:
+def parse_business_hours(days: object, hours: object, time_zone: object) -> BusinessHours | None:
     """Build a window from the optional inputs ``release_days``, ``release_hours``, ``time_zone``.
 
     ``days``: ``"mon,tue,fri"`` or ranges ``"mon-fri"`` (full names too), default every day.
@@ -84,7 +85,7 @@ def parse_release_window(days: object, hours: object, time_zone: object) -> Rele
     ``time_zone``: an IANA name, default ``UTC``. Returns ``None`` when neither days nor
     hours is given (no window).
     Raises:
-        WindowError: naming ``inputFields.release_days|release_hours|time_zone``.
+        HoursError: naming ``inputFields.release_days|release_hours|time_zone``.
     """
     if _blank(days) and _blank(hours):
         return None
@@ -92,15 +93,15 @@ def parse_release_window(days: object, hours: object, time_zone: object) -> Rele
     try:
         ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise WindowError("inputFields.time_zone", "must be an IANA time zone such as Europe/Berlin") from None
+        raise HoursError("inputFields.time_zone", "must be an IANA time zone such as Europe/Berlin") from None
     day_set = _ALL_DAYS if _blank(days) else _parse_days(days)
     start, end = (0, 24 * 60) if _blank(hours) else _parse_hours(hours)
-    return ReleaseWindow(day_set, start, end, zone_name)
+    return BusinessHours(day_set, start, end, zone_name)
 
 
 def _parse_days(value: object) -> frozenset[int]:
     if not isinstance(value, str):
-        raise WindowError("inputFields.release_days", "must be a list of weekdays such as mon,tue,wed")
+        raise HoursError("inputFields.release_days", "must be a list of weekdays such as mon,tue,wed")
     result: set[int] = set()
     for part in value.lower().replace(" ", "").split(","):
         first, _, last = part.partition("-")
@@ -114,19 +115,19 @@ def _day(name: str) -> int:
     for index, full in enumerate(_FULL_NAMES):
         if len(name) >= 3 and full.startswith(name):
             return index
-    raise WindowError("inputFields.release_days", f"unknown weekday {name[:20]!r}; use mon..sun")
+    raise HoursError("inputFields.release_days", f"unknown weekday {name[:20]!r}; use mon..sun")
 
 
 def _parse_hours(value: object) -> tuple[int, int]:
     match = _HOURS.match(value) if isinstance(value, str) else None
     if not match:
-        raise WindowError("inputFields.release_hours", "must look like 09:00-17:30")
+        raise HoursError("inputFields.release_hours", "must look like 09:00-17:30")
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
-        raise WindowError("inputFields.release_hours", "hours are 00:00 to 24:00")
+        raise HoursError("inputFields.release_hours", "hours are 00:00 to 24:00")
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if start == end:
-        raise WindowError("inputFields.release_hours", "start and end must differ")
+        raise HoursError("inputFields.release_hours", "start and end must differ")
     return start, end
 
 

@@ -8,14 +8,13 @@ import datetime as dt
 import pytest
 import trio
 
-from tests.conftest import EPOCH
 from throttled.clock import WallClock
 from throttled.crypto import KeyRing
 from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
-from throttled.db.executions import NewExecution, Release
+from throttled.db.executions import Lease, NewExecution
 from throttled.hubspot.client import HubSpotClient
-from throttled.hubspot.portal_queue import PortalQueues
+from throttled.hubspot.senders import PortalSenders
 from throttled.hubspot.tokens import TokenStore, TokenUnavailable
 
 PORTAL = 777
@@ -66,11 +65,11 @@ async def test_releases_in_hand_at_shutdown_go_back_in_line(db):
     async with trio.open_nursery() as nursery:
         port = await nursery.start(_silent_server)
         client = HubSpotClient(f"http://127.0.0.1:{port}", "id", "secret", timeout_s=30)
-        queues = PortalQueues(db, clock, TokenStore(db, clock, cipher, client), client)
+        queues = PortalSenders(db, clock, TokenStore(db, clock, cipher, client), client)
         scope = trio.CancelScope()
         nursery.start_soon(_run, queues, scope)
         await trio.sleep(0.2)
-        await queues.submit(PORTAL, [Release(cid, PORTAL, "queue:777:1:1:0", lease) for cid in ids])
+        await queues.submit(PORTAL, [Lease(cid, PORTAL, "queue:777:1:1:0", lease) for cid in ids])
         await trio.sleep(0.5)  # the batch is in flight to a HubSpot that never answers
         counts = db.transaction_sync(executions_sql.execution_counts)
         assert counts["queue:777:1:1:0"] == {"releasing": 5}
@@ -82,6 +81,6 @@ async def test_releases_in_hand_at_shutdown_go_back_in_line(db):
     assert counts["queue:777:1:1:0"] == {"pending": 5}  # not stuck until the lease ends
 
 
-async def _run(queues: PortalQueues, scope: trio.CancelScope) -> None:
+async def _run(queues: PortalSenders, scope: trio.CancelScope) -> None:
     with scope:
         await queues.run()

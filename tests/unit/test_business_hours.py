@@ -1,10 +1,10 @@
-"""Release windows: weekdays and hours in an IANA zone, DST-correct (pure)."""
+"""Business hours: weekdays and hours in an IANA zone, DST-correct (pure)."""
 
 import datetime as dt
 
 import pytest
 
-from throttled.throttle.release_window import WindowError, parse_release_window
+from throttled.throttle.business_hours import HoursError, parse_business_hours
 
 UTC = dt.timezone.utc
 
@@ -14,11 +14,11 @@ def utc(*args) -> dt.datetime:
 
 
 def test_no_window_when_no_days_or_hours():
-    assert parse_release_window(None, "", "Europe/Berlin") is None
+    assert parse_business_hours(None, "", "Europe/Berlin") is None
 
 
 def test_weekday_office_hours_in_berlin():
-    window = parse_release_window("mon,tue,wed,thu,fri", "09:00-17:30", "Europe/Berlin")
+    window = parse_business_hours("mon,tue,wed,thu,fri", "09:00-17:30", "Europe/Berlin")
     saturday_noon = utc(2026, 3, 28, 12)
     assert not window.is_open(saturday_noon)
     # Monday 30 March is in summer time (UTC+2): 09:00 local = 07:00 UTC
@@ -31,7 +31,7 @@ def test_weekday_office_hours_in_berlin():
 
 def test_dst_change_inside_the_window_keeps_local_hours():
     # 29 March 2026, Berlin: 02:00 CET jumps to 03:00 CEST. Window 00:00-06:00 local.
-    window = parse_release_window(None, "00:00-06:00", "Europe/Berlin")
+    window = parse_business_hours(None, "00:00-06:00", "Europe/Berlin")
     opens = window.next_open(utc(2026, 3, 28, 22))
     assert opens == utc(2026, 3, 28, 23)  # 00:00 CET
     assert window.closes_at(opens) == utc(2026, 3, 29, 4)  # 06:00 CEST: five real hours
@@ -40,17 +40,17 @@ def test_dst_change_inside_the_window_keeps_local_hours():
 
 
 def test_overnight_window_belongs_to_its_start_day():
-    window = parse_release_window("fri", "22:00-06:00", "UTC")
+    window = parse_business_hours("fri", "22:00-06:00", "UTC")
     assert window.is_open(utc(2026, 1, 3, 5))       # Saturday 05:00, opened Friday
     assert not window.is_open(utc(2026, 1, 3, 22))  # Saturday 22:00: not a Friday
     assert window.next_open(utc(2026, 1, 3, 7)) == utc(2026, 1, 9, 22)
 
 
 def test_day_ranges_and_names():
-    assert parse_release_window("mon-fri", None, None).days == frozenset(range(5))
-    assert parse_release_window("sat-mon", None, None).days == frozenset({5, 6, 0})
-    assert parse_release_window("Monday, TUES,wednesday", None, None).days == frozenset({0, 1, 2})
-    assert parse_release_window(None, "08:00-24:00", None).end_minute == 1440
+    assert parse_business_hours("mon-fri", None, None).days == frozenset(range(5))
+    assert parse_business_hours("sat-mon", None, None).days == frozenset({5, 6, 0})
+    assert parse_business_hours("Monday, TUES,wednesday", None, None).days == frozenset({0, 1, 2})
+    assert parse_business_hours(None, "08:00-24:00", None).end_minute == 1440
 
 
 @pytest.mark.parametrize(
@@ -66,6 +66,6 @@ def test_day_ranges_and_names():
     ],
 )
 def test_bad_inputs_name_their_field(days, hours, zone, field):
-    with pytest.raises(WindowError) as info:
-        parse_release_window(days, hours, zone)
+    with pytest.raises(HoursError) as info:
+        parse_business_hours(days, hours, zone)
     assert info.value.field == field
