@@ -18,9 +18,9 @@ import trio
 
 from bench.common import bench_database, markdown_table
 from throttled import logs
-from throttled.demo.stack import Step, enrollment_body, local_stack
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
+from throttled.testing import Step, enrollment_body, local_stack
 
 QUEUES = 50
 START_DELAY_S = 15

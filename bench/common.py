@@ -6,14 +6,14 @@ from contextlib import contextmanager
 
 from throttled import logs
 from throttled.crypto import generate_key
-from throttled.demo.run import _fresh_database, _server_url
 from throttled.settings import Settings, load_settings
+from throttled.testing import scratch_database, server_url
 
 
 @contextmanager
 def bench_database():
     """A fresh database on ``THROTTLED_DATABASE_URL``'s server (or the embedded one), dropped after."""
-    url, drop = _fresh_database(_server_url())
+    url, drop = scratch_database(server_url())
     try:
         yield url
     finally:

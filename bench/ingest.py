@@ -30,10 +30,10 @@ from throttled.clock import WallClock
 from throttled.daemon import run_daemon
 from throttled.db.engine import Database
 from throttled.db.schema import migrate
-from throttled.demo.stack import Step, enrollment_body, free_port
 from throttled.hubspot.signatures import SignedRequest, sign_v2, verify
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
+from throttled.testing import Step, enrollment_body, free_port
 
 STEP = Step(workflow_id=1, action_id=1, limit=1, period=1, unit="days")  # nothing is released
 SECRET = "bench-secret-" + secrets.token_hex(8)

@@ -22,9 +22,9 @@ from throttled.clock import WallClock
 from throttled.db import jobs as jobs_sql
 from throttled.db.engine import Database, libpq_url
 from throttled.db.schema import migrate
-from throttled.demo.run import _fresh_database, _server_url
 from throttled.jobs.outcomes import Complete
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
+from throttled.testing import scratch_database, server_url
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-procrastinate"
@@ -71,16 +71,16 @@ def _theirs(url: str, n: int, workers: int) -> float:
 
 
 def main(n: int) -> None:
-    server = _server_url()
+    server = server_url()
     _procrastinate_python()
     rows = []
     for workers in WORKERS:
-        url, drop = _fresh_database(server)
+        url, drop = scratch_database(server)
         try:
             ours = trio.run(_ours, url, n, workers)
         finally:
             drop()
-        url, drop = _fresh_database(server)
+        url, drop = scratch_database(server)
         try:
             theirs = _theirs(url, n, workers)
         finally:

@@ -31,10 +31,16 @@ from collections import defaultdict
 import trio
 
 from throttled import logs
-from throttled.demo.run import _fresh_database, _server_url
-from throttled.demo.stack import Step, enrollment_body, local_stack, max_per_window
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
+from throttled.testing import (
+    Step,
+    enrollment_body,
+    local_stack,
+    max_per_window,
+    scratch_database,
+    server_url,
+)
 from throttled.throttle.rate import Rate, Throttle
 
 PORTALS = 50
@@ -54,7 +60,7 @@ def _steps(queues: int, seed: int = 7) -> list[tuple[int, Step]]:
 
 async def main(queues: int, per_queue: int) -> None:
     logs.configure("WARNING")
-    url, drop = _fresh_database(_server_url())
+    url, drop = scratch_database(server_url())
     try:
         async with local_stack(url, overrides={"log_level": "WARNING", "workers": 64, "db_pool_size": 16}) as stack:
             daemon = stack.daemons[0]

@@ -29,7 +29,7 @@ EPOCH = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # trio time 0 under TrioClock
 TABLES = "portals, queues, throttle_configs, action_executions, jobs, leaders, nodes"
 
 
-def _server_url() -> str:
+def server_url() -> str:
     url = os.environ.get("THROTTLED_TEST_DATABASE_URL")
     if url:
         return url
@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def database_url():
     """URL of a fresh, migrated database on the test server, dropped after the run."""
-    server = sa.engine.make_url(libpq_url(_server_url()))
+    server = sa.engine.make_url(libpq_url(server_url()))
     name = f"throttled_test_{secrets.token_hex(4)}"
     admin = server.render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -66,7 +66,7 @@ def database_url():
 def scratch_databases():
     """A factory of new, empty databases (not migrated) on the test server: ``make()`` → URL;
     all are dropped after the test."""
-    server = sa.engine.make_url(libpq_url(_server_url()))
+    server = sa.engine.make_url(libpq_url(server_url()))
     admin = server.render_as_string(hide_password=False)
     made: list[str] = []
 

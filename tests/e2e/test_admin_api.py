@@ -15,7 +15,7 @@ import trio
 
 from tests.support.seed import seed_queues
 from throttled.db import portals as portals_sql
-from throttled.demo.stack import local_stack
+from throttled.testing import local_stack
 
 TOKEN = "admin-" + secrets.token_hex(16)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

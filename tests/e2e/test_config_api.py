@@ -15,7 +15,7 @@ import time
 
 import trio
 
-from throttled.demo.stack import Step, local_stack, max_per_window
+from throttled.testing import Step, local_stack, max_per_window
 
 TOKEN = "admin-" + secrets.token_hex(16)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

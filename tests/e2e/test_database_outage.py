@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import trio
 
 from throttled.db.engine import libpq_url
-from throttled.demo.stack import Step, local_stack
+from throttled.testing import Step, local_stack
 
 STEP = Step(workflow_id=77, action_id=3, limit=50, period=1, unit="seconds")
 

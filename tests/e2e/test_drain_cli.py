@@ -8,7 +8,7 @@ import sys
 
 import trio
 
-from throttled.demo.stack import Step, local_stack
+from throttled.testing import Step, local_stack
 
 SLOW = Step(workflow_id=71, action_id=1, limit=1, period=1, unit="hours")
 

@@ -9,7 +9,7 @@ import httpx
 import trio
 
 from tests.support.raw_http import raw_exchange
-from throttled.demo.stack import ACTION_PATH, Step, enrollment_body, local_stack
+from throttled.testing import ACTION_PATH, Step, enrollment_body, local_stack
 
 STEP = Step(workflow_id=41, action_id=1, limit=1, period=1, unit="days")  # nothing released
 

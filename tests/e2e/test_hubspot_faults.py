@@ -25,12 +25,12 @@ from tests.support.waiting import wait_until
 from throttled import control
 from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
-from throttled.demo.stack import Step, local_stack
 from throttled.hubspot import send_policy
 from throttled.hubspot.answers import Action
 from throttled.hubspot.errors import HubSpotRejected
 from throttled.hubspot.registration import action_definition, register
 from throttled.sandbox import SandboxConfig, serve_sandbox
+from throttled.testing import Step, local_stack
 from throttled.throttle.job import ensure_throttle_job
 
 UTC = dt.timezone.utc

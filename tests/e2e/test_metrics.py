@@ -6,7 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.completions import settled_completions
 from throttled.db import executions as executions_sql
-from throttled.demo.stack import Step, local_stack
+from throttled.testing import Step, local_stack
 
 STEP = Step(workflow_id=61, action_id=1, limit=25, period=1, unit="seconds")
 

@@ -29,7 +29,7 @@ from tests.support.waiting import wait_until
 from throttled import control
 from throttled.db import portals as portals_sql
 from throttled.db.engine import libpq_url
-from throttled.demo.stack import Step, local_stack
+from throttled.testing import Step, local_stack
 
 STEP = Step(workflow_id=9101, action_id=1, limit=10, period=1, unit="seconds")
 COMPLETE_PREFIXES = ("complete_batch ", "complete_single ")

@@ -17,10 +17,10 @@ import trio
 from throttled.crypto import generate_key
 from throttled.daemon import run_daemon
 from throttled.db.engine import libpq_url
-from throttled.demo.stack import Hubspot, Step, free_port
 from throttled.sandbox import SandboxConfig, serve_sandbox
 from throttled.service.systemd import SystemdNotifier
 from throttled.settings import load_settings
+from throttled.testing import Hubspot, Step, free_port
 
 STEP = Step(workflow_id=88, action_id=2, limit=40, period=1, unit="seconds")
 

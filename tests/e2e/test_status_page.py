@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from tests.support.seed import seed_queues
-from throttled.demo.stack import local_stack
+from throttled.testing import local_stack
 
 WIDTH, HEIGHT = 1200, 900
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

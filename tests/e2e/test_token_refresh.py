@@ -15,7 +15,7 @@ import trio
 from tests.support.completions import settled_completions
 from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
-from throttled.demo.stack import Step, local_stack
+from throttled.testing import Step, local_stack
 
 STEP = Step(workflow_id=8001, action_id=4, limit=20, period=1, unit="seconds")
 

@@ -13,7 +13,7 @@ import collections
 import trio
 
 from tests.support.completions import settled_completions
-from throttled.demo.stack import Step, local_stack, max_per_window
+from throttled.testing import Step, local_stack, max_per_window
 
 
 async def _enroll_all(stack, plan: list[tuple[str, Step]], concurrency: int = 8) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.support.completions import settled_completions
-from throttled.demo.stack import Step, local_stack, max_per_window
+from throttled.testing import Step, local_stack, max_per_window
 
 STEP = Step(workflow_id=5001, action_id=7, limit=100, period=2, unit="seconds")
 

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from tests.support.completions import settled_completions
 from throttled.db import queues as queues_sql
-from throttled.demo.stack import Step, enrollment_body, local_stack
+from throttled.testing import Step, enrollment_body, local_stack
 
 STEP = Step(workflow_id=9201, action_id=1, limit=1, period=1, unit="hours")
 

@@ -19,8 +19,8 @@ import trio
 
 from tests.support.completions import settled_completions
 from throttled.db import tables
-from throttled.demo.stack import ACTION_PATH, Step, enrollment_body, local_stack
 from throttled.hubspot.signatures import SignedRequest, sign_v2, signed_headers
+from throttled.testing import ACTION_PATH, Step, enrollment_body, local_stack
 
 WEBHOOKS = Path(__file__).parent.parent / "data" / "webhooks"
 BLOCK = {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": "P7D"}}

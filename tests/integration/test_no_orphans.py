@@ -27,10 +27,10 @@ from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
 from throttled.db import queues as queues_sql
 from throttled.db import tables
-from throttled.demo.stack import Step, enrollment_body
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.jobs.scheduler import JobRun
+from throttled.testing import Step, enrollment_body
 from throttled.throttle.job import throttle_job_key
 from throttled.throttle.worker import ThrottleWorker
 

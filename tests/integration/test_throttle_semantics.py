@@ -36,12 +36,12 @@ from throttled.clock import TrioClock
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
 from throttled.db import tables
-from throttled.demo.stack import Step, enrollment_body
 from throttled.ingest.inputs import Override
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.jobs.notifier import listen
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
+from throttled.testing import Step, enrollment_body
 from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache
 from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
 from throttled.throttle.policy import PAUSED_RECHECK

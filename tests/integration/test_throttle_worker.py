@@ -27,10 +27,10 @@ from throttled.db import nodes as nodes_sql
 from throttled.db import queues as queues_sql
 from throttled.db import tables
 from throttled.db.executions import Lease
-from throttled.demo.stack import Step, enrollment_body
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
+from throttled.testing import Step, enrollment_body
 from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
 from throttled.throttle.rate import max_in_window
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig

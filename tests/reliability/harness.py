@@ -27,8 +27,8 @@ import psycopg
 import trio
 
 from throttled.crypto import generate_key
-from throttled.demo.stack import Hubspot, Step, free_port, max_per_window
 from throttled.sandbox import SandboxConfig, serve_sandbox
+from throttled.testing import Hubspot, Step, free_port, max_per_window
 
 FULL = os.environ.get("THROTTLED_RELIABILITY", "").lower() == "full"
 UTC = dt.timezone.utc

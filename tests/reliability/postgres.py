@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from throttled.demo.stack import free_port
+from throttled.testing import free_port
 
 
 def _bin_dir() -> Path:

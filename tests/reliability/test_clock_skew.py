@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from tests.support.waiting import wait_until
-from throttled.demo.stack import Step, max_per_window
+from throttled.testing import Step, max_per_window
 
 from .harness import DaemonProcess, reliability_stack
 

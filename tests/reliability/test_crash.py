@@ -8,7 +8,7 @@ import time
 import trio
 
 from tests.support.waiting import wait_until
-from throttled.demo.stack import Step
+from throttled.testing import Step
 
 from .harness import (
     Load,

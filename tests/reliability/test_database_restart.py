@@ -8,7 +8,7 @@ import time
 
 import trio
 
-from throttled.demo.stack import Step
+from throttled.testing import Step
 
 from .harness import (
     Load,

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.support.raw_http import raw_exchange
-from throttled.demo.stack import Step
+from throttled.testing import Step
 
 from .harness import reliability_stack, scale
 from .hostile_strategies import (

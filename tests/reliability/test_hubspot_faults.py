@@ -11,7 +11,7 @@ import psycopg
 import trio
 
 from tests.support.metrics import metric_total
-from throttled.demo.stack import Step
+from throttled.testing import Step
 
 from .harness import (
     Load,

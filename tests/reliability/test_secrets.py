@@ -11,7 +11,7 @@ import sys
 import psycopg
 import trio
 
-from throttled.demo.stack import Step
+from throttled.testing import Step
 
 from .harness import SESSION_SECRETS, Load, Secrets, drain, reliability_stack
 

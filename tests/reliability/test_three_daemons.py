@@ -11,7 +11,7 @@ import time
 import psycopg
 import trio
 
-from throttled.demo.stack import Step
+from throttled.testing import Step
 
 from .harness import (
     Load,

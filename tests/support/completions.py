@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tests.support.waiting import wait_until
-from throttled.demo.stack import Stack
+from throttled.testing import Stack
 
 _UNSETTLED = sa.text(
     "SELECT count(*) FROM action_executions WHERE callback_id = ANY(:ids) AND state IN ('pending', 'releasing')"

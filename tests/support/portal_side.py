@@ -20,7 +20,7 @@ from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
 from throttled.db.executions import Lease
-from throttled.demo.stack import Step
+from throttled.testing import Step
 
 
 class PortalSide:

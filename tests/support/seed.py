@@ -10,7 +10,7 @@ from __future__ import annotations
 import trio
 
 from throttled import control
-from throttled.demo.stack import Stack, Step
+from throttled.testing import Stack, Step
 
 SLOW = Step(workflow_id=101, action_id=7, limit=1, period=1, unit="hours")
 FAST = Step(workflow_id=202, action_id=8, limit=100, period=1, unit="minutes", mode="smooth")

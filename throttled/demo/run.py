@@ -11,12 +11,9 @@ no window went over its limit.
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from collections import Counter, defaultdict
 
-import psycopg
 import sqlalchemy as sa
 import trio
 from rich.console import Console
@@ -24,8 +21,13 @@ from rich.live import Live
 from rich.table import Table
 
 from throttled import logs
-from throttled.db.engine import libpq_url
-from throttled.demo.stack import Step, local_stack, max_per_window
+from throttled.testing import (
+    Step,
+    local_stack,
+    max_per_window,
+    scratch_database,
+    server_url,
+)
 from throttled.throttle.rate import UNIT_SECONDS
 
 STEPS = (
@@ -44,8 +46,8 @@ async def run_demo(enrollments: int = 600, console: Console | None = None) -> bo
     console = console or Console(width=max(132, Console().width))
     logs.configure("WARNING")
     started = time.monotonic()
-    server_url = await trio.to_thread.run_sync(_server_url)
-    demo_url, drop = await trio.to_thread.run_sync(_fresh_database, server_url)
+    server = await trio.to_thread.run_sync(server_url)
+    demo_url, drop = await trio.to_thread.run_sync(scratch_database, server)
     console.print(f"[bold]throttled demo[/] — database {sa.engine.make_url(demo_url).database!r}, "
                   f"{enrollments} enrollments over {len(STEPS)} workflow steps in {len(_queues(0))} queues "
                   f"(burst, smooth, and one throttle shared by two workflows)")
@@ -142,34 +144,3 @@ def _queues(portal_id: int) -> list[Step]:
     """One step per distinct queue (steps sharing a throttle count once)."""
     by_queue = {step.queue_id(portal_id): step for step in STEPS}
     return list(by_queue.values())
-
-
-def _server_url() -> str:
-    url = os.environ.get("THROTTLED_DATABASE_URL")
-    if url:
-        return url
-    from throttled.db.embedded import start_embedded
-
-    data_dir = os.environ.get("THROTTLED_DATA_DIR")
-    return start_embedded(None if not data_dir else __import__("pathlib").Path(data_dir))
-
-
-def _fresh_database(server_url: str):
-    """Create ``throttled_demo_<random>`` on the server; return its URL and a drop function.
-
-    If the role may not create databases, the given database is used as it is (the demo's
-    ids are random, so it does not collide with other data).
-    """
-    admin = libpq_url(server_url)
-    name = f"throttled_demo_{secrets.token_hex(4)}"
-    try:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error:
-        return server_url, lambda: None
-
-    def drop() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False), drop
