@@ -175,24 +175,6 @@ CREATE UNLOGGED TABLE IF NOT EXISTS nodes (
     started_at   timestamptz NOT NULL
 );
 
--- Daemons and their liveness: each renews alive_until every third of THROTTLED_LEADER_TTL and
--- sets it to now on a graceful stop. A daemon whose alive_until has passed is dead: its
--- running jobs are rescued and its leased releases go back in line without waiting for their
--- leases. An owner with no row (an older daemon) is judged by its leases alone. Unlogged: after
--- a database crash every daemon simply registers again.
-CREATE UNLOGGED TABLE IF NOT EXISTS nodes (
-    owner        text PRIMARY KEY,
-    alive_until  timestamptz NOT NULL,
-    started_at   timestamptz NOT NULL
-);
-
--- The migrations applied (throttled/db/schema.py).
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version     integer PRIMARY KEY,
-    name        text NOT NULL,
-    applied_at  timestamptz NOT NULL
-);
-
 -- The migrations applied (throttled/db/schema.py).
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version     integer PRIMARY KEY,

@@ -156,8 +156,8 @@ async def run_daemon(
             await nursery.start(scheduler.run)
             await nursery.start(leadership.run)
             await nursery.start(cron.run)
-            admin_url = await _listen(nursery, admin, settings.admin_bind, settings.read_timeout_s)
-            url = await _listen(nursery, create_app(web), settings.bind, settings.read_timeout_s)
+            admin_url = await _listen(nursery, admin, settings.admin_bind, settings.read_timeout_s, "THROTTLED_ADMIN_BIND")
+            url = await _listen(nursery, create_app(web), settings.bind, settings.read_timeout_s, "THROTTLED_BIND")
             daemon = RunningDaemon(url, admin_url, db, batcher, scheduler, senders, tokens, leadership,
                                    cleaner, metrics, web)
             log.info("daemon.ready", url=url, admin_url=admin_url, owner=scheduler.owner)
@@ -174,11 +174,32 @@ async def run_daemon(
         db.dispose()
 
 
-async def _listen(nursery: trio.Nursery, app, bind: str, read_timeout_s: float) -> str:
+async def _listen(nursery: trio.Nursery, app, bind: str, read_timeout_s: float, name: str) -> str:
+    """Serve ``app`` on ``bind``; a bind failure names the listener and its address (it
+    arrives inside an exception group from the server's nursery)."""
     try:
         return await nursery.start(partial(serve, app, bind, read_timeout_s=read_timeout_s))
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot listen on {bind}: {exc.strerror or exc}") from None
+    except (OSError, BaseExceptionGroup) as exc:
+        raise listen_failure(exc, bind, name) from None
+
+
+def listen_failure(exc: BaseException, bind: str, name: str) -> BaseException:
+    """The error to raise when listening on ``bind`` failed with ``exc``: one ``OSError``
+    naming the setting and the address (the server's nursery wraps the original in a group);
+    ``exc`` itself when it holds no ``OSError``."""
+    failure = _first_os_error(exc)
+    if failure is None:
+        return exc
+    reason = failure.strerror or str(failure)
+    return OSError(failure.errno, f"cannot listen on {bind} ({name}): {reason}")
+
+
+def _first_os_error(exc: BaseException) -> OSError | None:
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        return next((found for e in exc.exceptions if (found := _first_os_error(e)) is not None), None)
+    return None
 
 
 def _start_service_tasks(nursery: trio.Nursery, daemon: RunningDaemon, notifier: SystemdNotifier) -> None:

@@ -31,9 +31,9 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
 
 
 class OncePer:
-    """Says whether an event about ``key`` should be logged now: once per ``interval_s``
-    seconds per key, remembering at most ``capacity`` keys (the oldest are forgotten), so a
-    flood of the same event is one line per interval, in bounded memory.
+    """Decides whether an event about ``key`` is logged now: once per ``interval_s`` seconds per
+    key, remembering at most ``capacity`` keys (the oldest are forgotten), so a flood of the
+    same event is one line per interval — saying how many were not logged — in bounded memory.
 
     Times are seconds from any monotonic source (``trio.current_time()``).
     """
@@ -41,16 +41,17 @@ class OncePer:
     def __init__(self, interval_s: float, capacity: int = 10_000) -> None:
         self.interval_s = interval_s
         self.capacity = capacity
-        self._last: dict[object, float] = {}
-        self.suppressed = 0
+        self._last: dict[object, tuple[float, int]] = {}  # key -> (logged at, not logged since)
 
-    def __call__(self, key: object, now_s: float) -> bool:
+    def due(self, key: object, now_s: float) -> int | None:
+        """``None`` if the event is not to be logged now; else how many events of ``key`` were
+        not logged since its last line (log that count with it)."""
         last = self._last.get(key)
-        if last is not None and now_s - last < self.interval_s:
-            self.suppressed += 1
-            return False
+        if last is not None and now_s - last[0] < self.interval_s:
+            self._last[key] = (last[0], last[1] + 1)
+            return None
         self._last.pop(key, None)
-        self._last[key] = now_s
+        self._last[key] = (now_s, 0)
         if len(self._last) > self.capacity:
             del self._last[next(iter(self._last))]
-        return True
+        return last[1] if last is not None else 0

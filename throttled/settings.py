@@ -87,7 +87,7 @@ MAXIMA: dict[str, float] = {
     "poll_interval_s": 3600, "job_lease_s": 3600, "release_lease_s": 86400, "leader_ttl_s": 3600,
     "job_retention_s": 366 * 86400, "flush_interval_s": 60, "hubspot_timeout_s": 300, "hold_s": 86400,
     "config_ttl_s": 86400, "portal_budget_window_s": 3600, "shutdown_grace_s": 3600,
-    "max_body_bytes": 16 * 1024 * 1024, "read_timeout_s": 3600, "portal_hold_s": 86400,
+    "max_body_bytes": 16 * 1024 * 1024, "read_timeout_s": 3600, "portal_hold_s": 3600,
 }
 
 
@@ -267,7 +267,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_duration(cls, value: str) -> str:
         if duration_seconds(value) > MAX_BLOCK_S:
-            raise ValueError("must be at most a year (P52W)")  # our bound; HubSpot's is not documented
+            raise ValueError("must be at most P52W (52 weeks)")  # our bound; HubSpot's is not documented
         return value
 
     @field_validator("callbacks_api")

@@ -17,6 +17,8 @@ RECORD_SLACK_S = 1.0
 class _Timings(Protocol):
     release_lease_s: float
     hubspot_timeout_s: float
+    bind: str
+    admin_bind: str
 
 
 def renew_margin_s(hubspot_timeout_s: float) -> float:
@@ -38,4 +40,7 @@ def combination_error(s: _Timings) -> str | None:
         return (f"THROTTLED_RELEASE_LEASE ({s.release_lease_s:g} s) must be at least 2 × "
                 f"(THROTTLED_HUBSPOT_TIMEOUT + {RECORD_SLACK_S:g} s) = {2 * margin:g} s: a release must stay leased "
                 "through a whole HubSpot call, or it is sent again while the call is on its way")
+    if s.bind == s.admin_bind and not s.bind.endswith(":0"):
+        # The public and the admin listener cannot share an address: the second fails to bind.
+        return f"THROTTLED_BIND and THROTTLED_ADMIN_BIND are both {s.bind}: the admin listener needs an address of its own"
     return None

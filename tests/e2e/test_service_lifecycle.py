@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 from functools import partial
 
@@ -191,3 +192,18 @@ async def test_sigterm_under_load_exits_0_loses_nothing_and_leaves_no_lease(empt
     assert acknowledged <= stored  # 0 lost: every 200 BLOCK was committed
     assert executing == 0 and releasing == 0  # nothing left leased
     assert len(completed) == len(set(completed))  # none completed twice
+
+
+def test_a_taken_address_is_one_line_naming_the_listener_and_the_address(empty_database):
+    # A new-user trial: "throttled: error: Address already in use", without saying which.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = _daemon_env(empty_database, "http://127.0.0.1:9", free_port(), "s" * 20, generate_key())
+        env["THROTTLED_BIND"] = f"127.0.0.1:{port}"
+        done = subprocess.run([sys.executable, "-m", "throttled", "run"], env=env, capture_output=True, text=True,
+                              timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"throttled: error: cannot listen on 127.0.0.1:{port} (THROTTLED_BIND): Address already in use")

@@ -10,6 +10,7 @@ import json
 from structlog.testing import capture_logs
 
 from tests.support.completions import settled_completions
+from tests.support.waiting import wait_until
 from throttled.db import queues as queues_sql
 from throttled.testing import Step, enrollment_body, local_stack
 
@@ -62,3 +63,23 @@ async def test_two_steps_without_action_id_keep_their_own_queues_and_rates(empty
     assert sorted(by_settings.values()) == [(1, "hours"), (100, "seconds")]  # two queues, not one flipping
     unidentified = [e for e in logs if e["event"] == "webhook.step_unidentified"]
     assert len(unidentified) == 1 and unidentified[0]["workflow_id"] == 700  # one line, not one per webhook
+
+
+async def test_a_webhook_sent_again_for_a_refused_callback_is_answered_fail_continue(empty_database):
+    # A new-user trial: a callback HubSpot refused for good (failed) was held again with
+    # BLOCK P7D when its webhook came again — a hold nothing would ever release.
+    step = Step(workflow_id=9203, action_id=1, limit=10, period=1, unit="seconds")
+    async with local_stack(empty_database) as stack:
+        daemon, hubspot, portal = stack.daemons[0], stack.hubspot, stack.portal_id
+        poisoned = f"ap-{portal}-9203-1-0"
+        stack.sandbox_state.set_faults({"poison_callback_ids": [poisoned]})
+        assert (await hubspot.enroll(daemon.url, poisoned, portal, step)).status_code == 200
+
+        async def failed():
+            return await daemon.db.transaction(lambda conn: conn.exec_driver_sql(
+                "SELECT state FROM action_executions WHERE callback_id = %(id)s", {"id": poisoned}).scalar()) == "failed"
+
+        await wait_until(failed, timeout_s=10)
+        again = await hubspot.post(daemon.url, enrollment_body(poisoned, portal, step))
+    assert again.status_code == 200
+    assert again.json()["outputFields"] == {"hs_execution_state": "FAIL_CONTINUE", "throttle_outcome": "failed"}

@@ -228,3 +228,27 @@ async def test_health_and_readiness(empty_database):
         ready = await stack.hubspot.http.get(stack.daemons[0].url + "/readyz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+
+async def test_refusals_are_logged_once_per_kind_with_counts_never_the_body(empty_database):
+    # A new-user trial: a wrong THROTTLED_PUBLIC_URL or client secret made every webhook a 401
+    # and left nothing in the log.
+    from structlog.testing import capture_logs
+
+    async with local_stack(empty_database) as stack:
+        body = enrollment_body(f"ap-{stack.portal_id}-77-1-0", stack.portal_id, STEP)
+        with capture_logs() as logs:
+            for _ in range(5):
+                wrong = await _post_raw(stack, body, _signed(stack, body, secret="not-the-secret"))
+                assert wrong.status_code == 401
+            for _ in range(3):
+                bad = await stack.hubspot.post(stack.daemons[0].url, body.replace(b'"seconds"', b'"fortnights"'))
+                assert bad.status_code == 400
+            slash = await stack.hubspot.post(stack.daemons[0].url, enrollment_body("a/b", stack.portal_id, STEP))
+        assert slash.status_code == 400 and slash.json()["field"] == "callbackId"
+        assert (await _row_counts(stack))["action_executions"] == 0
+    lines = [e for e in logs if e["event"] == "webhook.rejected"]
+    assert [(e["outcome"], e["reason"]) for e in lines] == [
+        ("unauthorized", "mismatch"), ("invalid", "inputFields.time_unit"), ("invalid", "callbackId")]
+    assert "HUBSPOT_CLIENT_SECRET" in lines[0]["note"]
+    assert not any("fortnights" in repr(e) for e in lines)  # never the body

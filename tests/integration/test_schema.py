@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import psycopg
@@ -74,6 +75,8 @@ def test_the_migrations_give_what_schema_sql_describes(scratch_databases):
     _run_sql(from_file, schema_sql())
     assert _migrated(from_migrations) == [m.name for m in migrations()]
     assert _catalog(from_migrations) == _catalog(from_file)
+    created = re.findall(r"CREATE (?:UNLOGGED )?TABLE IF NOT EXISTS (\w+)", schema_sql())
+    assert sorted(created) == sorted(set(created)), created  # each table once (a new-user trial found two)
 
 
 def _first_release_data(url: str) -> None:

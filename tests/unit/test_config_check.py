@@ -60,3 +60,21 @@ def test_a_lease_shorter_than_a_call_is_refused_by_config_check_and_run():
         assert "THROTTLED_RELEASE_LEASE (6 s)" in line and "THROTTLED_HUBSPOT_TIMEOUT" in line and "22 s" in line
     fine = CliRunner().invoke(main, ["config", "check"], env=env | {"THROTTLED_HUBSPOT_TIMEOUT": "2"})
     assert fine.exit_code == 0, fine.output
+
+
+def test_one_address_for_both_listeners_is_refused():
+    env = _env(HUBSPOT_CLIENT_SECRET="x", THROTTLED_ENCRYPTION_KEY=generate_key(),
+               THROTTLED_BIND="127.0.0.1:9000", THROTTLED_ADMIN_BIND="127.0.0.1:9000")
+    result = CliRunner().invoke(main, ["config", "check"], env=env)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "throttled: error: THROTTLED_BIND and THROTTLED_ADMIN_BIND are both 127.0.0.1:9000: "
+        "the admin listener needs an address of its own"]
+
+
+def test_keys_generate_refuses_an_id_the_ring_would_refuse():
+    # A new-user trial: `keys generate --id "bad:id"` printed an entry the daemon then rejected.
+    refused = CliRunner().invoke(main, ["keys", "generate", "--id", "bad:id"])
+    assert refused.exit_code == 2 and "must be 1-32 letters" in refused.output
+    entry = CliRunner().invoke(main, ["keys", "generate", "--id", "k2026-11"])
+    assert entry.exit_code == 0 and entry.output.startswith("k2026-11:")

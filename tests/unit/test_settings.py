@@ -127,6 +127,6 @@ def test_once_per_logs_a_key_once_per_interval_in_bounded_memory():
     from throttled.logs import OncePer
 
     once = OncePer(10.0, capacity=2)
-    assert [once("a", t) for t in (0.0, 5.0, 10.0)] == [True, False, True]
-    assert once("b", 0.0) and once("c", 0.0)  # "a" is forgotten: capacity 2
-    assert once("a", 11.0) and once.suppressed == 1
+    assert [once.due("a", t) for t in (0.0, 5.0, 6.0, 10.0)] == [0, None, None, 2]  # 2 not logged in between
+    assert once.due("b", 0.0) == 0 and once.due("c", 0.0) == 0  # "a" is forgotten: capacity 2
+    assert once.due("a", 11.0) == 0

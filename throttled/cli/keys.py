@@ -24,7 +24,13 @@ def keys_generate(key_id: str | None) -> None:
     """Print a new key: base64 of 32 random bytes (for THROTTLED_ENCRYPTION_KEY), or
     ID:KEY with --id (an entry of the THROTTLED_ENCRYPTION_KEYS ring)."""
     from throttled.crypto import generate_key
+    from throttled.crypto.tokens import check_key_id
 
+    if key_id is not None:
+        try:
+            check_key_id(key_id)
+        except ValueError as exc:  # a new-user trial: "bad:id" printed an entry the ring then refused
+            raise click.BadParameter(str(exc), param_hint="--id") from None
     click.echo(f"{key_id}:{generate_key()}" if key_id else generate_key())
 
 

@@ -80,7 +80,7 @@ def _queue_command(name: str, fn, help_text: str):
 
 _queue_command("show", None, "Show one queue: settings, state, backlog by state, override.")
 _queue_command("pause", control.pause_queue, "Stop releasing from QUEUE_ID (the backlog is kept).")
-_queue_command("resume", control.resume_queue, "Release again at the rate; also lifts a hold.")
+_queue_command("resume", control.resume_queue, "Release again at the rate; also lifts the queue's hold (a portal's hold: portals lift-hold).")
 
 
 @queues_group.command("drain")
@@ -229,3 +229,14 @@ def portals_list(config_file: Path | None, as_json: bool) -> None:
                       " ".join(r["scopes"]), r["key_id"] or "-", r["updated_at"], r["held_until"] or "-",
                       r["hold_reason"] or "-")
     _console().print(table)
+
+
+@portals_group.command("lift-hold")
+@click.argument("portal_id", type=ID)
+@config_option
+@operator_errors
+def portals_lift_hold(portal_id: int, config_file: Path | None) -> None:
+    """Lift PORTAL_ID's hold (HubSpot refused it as a whole and the cause is fixed): its queues
+    release again at once. A hold also ends by itself, or when the app is installed again."""
+    was_held = at_database_time(config_file, control.lift_portal_hold, portal_id)
+    click.echo(f"portal {portal_id}: hold lifted" if was_held else f"portal {portal_id} was not held")

@@ -92,12 +92,21 @@ def migrate(config_file: Path | None) -> None:
 @click.option("--faults", "faults_json", metavar="JSON",
               help='Faults in force from the start, e.g. \'{"error_rate": 0.1, "seed": 7}\' '
                    "(change them later at /_sandbox/faults).")
+@handle_errors
 def sandbox(bind: str, client_id: str, client_secret: str, app_id: int, portal_id: int,
             developer_api_key: str, faults_json: str | None) -> None:
     """Run the local HubSpot API stand-in (OAuth, callbacks, rate limits, action definitions,
-    fault injection) over HTTP."""
+    fault injection) over HTTP, and print the settings a daemon needs to use it.
+
+    Test controls (not HubSpot's): GET /_sandbox/completions, GET /_sandbox/stats,
+    GET|POST|DELETE /_sandbox/faults, POST /_sandbox/tokens/expire|revoke, POST /_sandbox/reset.
+    """
+    from throttled.daemon import listen_failure
     from throttled.sandbox import Faults, SandboxConfig, SandboxError, serve_sandbox
 
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter("must be host:port, e.g. 127.0.0.1:8090", param_hint="--bind")
     try:
         faults = Faults().merged(json.loads(faults_json)) if faults_json else Faults()
     except ValueError as exc:
@@ -110,8 +119,16 @@ def sandbox(bind: str, client_id: str, client_secret: str, app_id: int, portal_i
     async def main_task() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
-            running = await nursery.start(functools.partial(serve_sandbox, config, bind, faults=faults))
-            click.echo(f"sandbox listening on {running.url} (HUBSPOT_API_BASE={running.url})")
+            try:
+                running = await nursery.start(functools.partial(serve_sandbox, config, bind, faults=faults))
+            except (OSError, BaseExceptionGroup) as exc:
+                raise listen_failure(exc, bind, "--bind") from None
+            click.echo(f"sandbox listening on {running.url}; a daemon uses it with:")
+            for name, value in (("HUBSPOT_API_BASE", running.url),
+                                ("HUBSPOT_AUTHORIZE_URL", f"{running.url}/oauth/authorize"),
+                                ("HUBSPOT_CLIENT_ID", client_id), ("HUBSPOT_CLIENT_SECRET", client_secret),
+                                ("HUBSPOT_APP_ID", str(app_id)), ("HUBSPOT_DEVELOPER_API_KEY", developer_api_key)):
+                click.echo(f"  export {name}={value}")
 
     trio.run(main_task)
 

@@ -33,7 +33,7 @@ from throttled.control.jobs import (  # noqa: E402
     retry_job,
 )
 from throttled.control.overrides import delete_config, get_config, set_config  # noqa: E402
-from throttled.control.portals import PortalOverview, list_portals, portal_installed  # noqa: E402
+from throttled.control.portals import PortalOverview, lift_portal_hold, list_portals, portal_installed  # noqa: E402
 from throttled.control.queues import (  # noqa: E402
     QueueOverview,
     drain_queue,
@@ -46,6 +46,6 @@ from throttled.control.queues import (  # noqa: E402
 )
 
 __all__ = ["JOB_STATES", "MAX_JOBS", "Conflict", "NotFound", "PortalOverview", "QueueOverview", "cancel_job",
-           "delete_config", "drain_queue", "get_config", "job_json", "jsonable", "list_jobs", "list_portals",
+           "delete_config", "drain_queue", "get_config", "job_json", "jsonable", "lift_portal_hold", "list_jobs", "list_portals",
            "list_queues", "pause_queue", "portal_installed", "purge_queue", "release_history", "resume_queue",
            "retry_job", "set_config", "show_queue"]

@@ -59,3 +59,12 @@ def _portal_overview(p: PortalRow, now: dt.datetime) -> PortalOverview:
     held = p.held_at(now)
     return PortalOverview(p.portal_id, p.status, token_status, p.expires_at, p.scopes, p.key_id,
                           p.held_until if held else None, p.hold_reason if held else None, p.installed_at, p.updated_at)
+
+
+def lift_portal_hold(conn: Connection, portal_id: int, now: dt.datetime) -> bool:
+    """An operator lifts the portal's hold (the cause is fixed, e.g. ``HUBSPOT_CALLBACKS_API``):
+    its queues release again at once. Returns whether it was held."""
+    held = portals_sql.availability(conn, portal_id)
+    portals_sql.clear_hold(conn, portal_id)
+    portal_installed(conn, portal_id, now)  # what failed for it goes back in line; its queues wake
+    return held is not None and held[1] is not None and held[1] > now

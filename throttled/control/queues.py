@@ -28,14 +28,17 @@ class QueueOverview:
     queue: QueueRow
     counts: dict[str, int]
     override: ConfigRow | None
-    portal_hold: tuple[dt.datetime, str] | None = None  # the portal's (held_until, reason), if held
+    portal_hold: tuple[dt.datetime | None, str] | None = None  # why its portal cannot be called: (until, reason)
 
     @property
     def portal_held(self) -> str | None:
-        """"portal held until …: reason" while HubSpot's refusal of the portal holds the queue."""
+        """Why the queue's portal cannot be called now, in words ("portal held until …: reason",
+        "portal not usable: the app is not installed …"), or ``None``."""
         if self.portal_hold is None:
             return None
         until, reason = self.portal_hold
+        if until is None:
+            return f"portal not usable: {reason}"
         return f"portal held until {until.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S}Z: {reason}"
 
     @property
@@ -62,7 +65,7 @@ class QueueOverview:
         """JSON-ready dict (times as ISO-8601 UTC)."""
         return {**jsonable(asdict(self.queue)), "counts": self.counts, "backlog": self.backlog,
                 "override": jsonable(asdict(self.override)) if self.override else None,
-                "portal_held_until": self.portal_hold[0].isoformat() if self.portal_hold else None,
+                "portal_held_until": self.portal_hold[0].isoformat() if self.portal_hold and self.portal_hold[0] else None,
                 "portal_hold_reason": self.portal_hold[1] if self.portal_hold else None}
 
 
@@ -71,7 +74,7 @@ def list_queues(conn: Connection, portal_id: int | None = None, now: dt.datetime
     hold at ``now`` (default: the database's clock)."""
     queues = queues_sql.list_queues(conn, portal_id)
     counts = executions_sql.execution_counts(conn, [q.queue_id for q in queues])
-    held = portals_sql.holds(conn, sorted({q.portal_id for q in queues}), now or database_now(conn))
+    held = portals_sql.blocks(conn, sorted({q.portal_id for q in queues}), now or database_now(conn))
     return [
         QueueOverview(q, counts.get(q.queue_id, {}),
                       queues_sql.get_config(conn, q.portal_id, q.action_id) if q.action_id is not None else None,
@@ -87,7 +90,7 @@ def show_queue(conn: Connection, queue_id: str) -> QueueOverview:
         raise NotFound(f"no queue {queue_id}")
     counts = executions_sql.execution_counts(conn, [queue_id]).get(queue_id, {})
     override = queues_sql.get_config(conn, queue.portal_id, queue.action_id) if queue.action_id is not None else None
-    held = portals_sql.holds(conn, [queue.portal_id], database_now(conn))
+    held = portals_sql.blocks(conn, [queue.portal_id], database_now(conn))
     return QueueOverview(queue, counts, override, held.get(queue.portal_id))
 
 

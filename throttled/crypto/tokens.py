@@ -26,6 +26,17 @@ _NONCE_BYTES = 12
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
+def check_key_id(key_id: str) -> str:
+    """``key_id`` if it may name a key of the ring (1-32 letters, digits, ``_ . -``).
+
+    Raises:
+        ValueError: it may not.
+    """
+    if not _KEY_ID.match(key_id):
+        raise ValueError(f"key id {key_id[:40]!r} must be 1-32 letters, digits, '_', '.' or '-'")
+    return key_id
+
+
 class DecryptionError(Exception):
     """A stored token could not be decrypted: unknown key id, wrong portal, or damaged bytes."""
 
@@ -46,8 +57,7 @@ class KeyRing:
         if current not in keys:
             raise ValueError("the current key id is not in the ring")
         for key_id, key in keys.items():
-            if not _KEY_ID.match(key_id):
-                raise ValueError(f"key id {key_id[:40]!r} must be 1-32 letters, digits, '_', '.' or '-'")
+            check_key_id(key_id)
             if len(key) != 32:
                 raise ValueError(f"key {key_id!r} must be 32 bytes")
         self._aeads = {key_id: AESGCM(key) for key_id, key in keys.items()}

@@ -25,7 +25,8 @@ _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutEr
 
 
 class SchemaMissing(Exception):
-    """The database has no throttled tables yet: run ``throttled migrate`` (or ``run``)."""
+    """The database has no throttled tables, or older ones than this version needs: run
+    ``throttled migrate`` (or ``run``)."""
 
 
 class DatabaseUnavailable(Exception):
@@ -99,6 +100,9 @@ class Database:
         except sa.exc.ProgrammingError as exc:
             if isinstance(exc.orig, psycopg.errors.UndefinedTable):
                 raise SchemaMissing("the database has no throttled tables: run `throttled migrate`") from exc
+            if isinstance(exc.orig, psycopg.errors.UndefinedColumn):
+                raise SchemaMissing("the database schema is older than this version of throttled: "
+                                    "run `throttled migrate`") from exc
             raise
 
     def dispose(self) -> None:

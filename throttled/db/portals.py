@@ -186,14 +186,24 @@ def availability(conn: Connection, portal_id: int) -> tuple[str, dt.datetime | N
     return (row.status, row.held_until) if row else None
 
 
-def holds(conn: Connection, portal_ids: list[int], now: dt.datetime) -> dict[int, tuple[dt.datetime, str]]:
-    """``{portal_id: (held_until, hold_reason)}`` of those of ``portal_ids`` held at ``now``."""
-    rows = conn.execute(
-        text("""SELECT portal_id, held_until, hold_reason FROM portals
-                WHERE portal_id = ANY(:ids) AND held_until > :now"""),
-        {"ids": portal_ids, "now": now},
-    ).all()
-    return {r.portal_id: (r.held_until, r.hold_reason or "") for r in rows}
+def blocks(conn: Connection, portal_ids: list[int], now: dt.datetime) -> dict[int, tuple[dt.datetime | None, str]]:
+    """Why each of ``portal_ids`` that cannot be called now cannot: ``{portal_id: (until,
+    reason)}`` — held by HubSpot's refusal (until ``held_until``), revoked or never installed
+    (``until`` ``None``: until the app is installed). Usable portals are absent."""
+    rows = {r.portal_id: r for r in conn.execute(
+        text("SELECT portal_id, status, held_until, hold_reason FROM portals WHERE portal_id = ANY(:ids)"),
+        {"ids": portal_ids},
+    )}
+    found: dict[int, tuple[dt.datetime | None, str]] = {}
+    for portal_id in portal_ids:
+        row = rows.get(portal_id)
+        if row is None:
+            found[portal_id] = (None, "the app is not installed on this portal: the customer must install it")
+        elif row.status != "active":
+            found[portal_id] = (None, f"the portal is {row.status}: the customer must install the app again")
+        elif row.held_until is not None and row.held_until > now:
+            found[portal_id] = (row.held_until, row.hold_reason or "")
+    return found
 
 
 def list_portals(conn: Connection) -> list[PortalRow]:

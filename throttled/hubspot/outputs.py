@@ -25,3 +25,10 @@ def already_completed() -> dict[str, Any]:
     """The answer to a webhook HubSpot sent again after we completed its callback: what the
     completion said (the execution is done), not a second hold."""
     return {"outputFields": dict(completion()["outputFields"])}
+
+
+def ended_unreleased(state: str) -> dict[str, Any]:
+    """The answer to a webhook HubSpot sent again for an execution that ended without a
+    release (``failed``: HubSpot refused its completion; ``expired``: its block ran out): the
+    action failed and the workflow goes on — a new hold would never be released."""
+    return {"outputFields": {"hs_execution_state": "FAIL_CONTINUE", "throttle_outcome": state}}

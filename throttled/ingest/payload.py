@@ -41,6 +41,7 @@ from throttled.throttle.queue_ids import QueueId, shared_queue, step_queue
 from throttled.throttle.step import StepSettings
 
 MAX_CALLBACK_ID_LENGTH = 255
+_NOT_IN_A_PATH = frozenset("/\\?#")
 #: ``ap-{portal}-{enrollment}-{actionId}-{index}`` (see the module docstring).
 _CALLBACK_ID = re.compile(r"^ap-(\d{1,19})-(\d{1,19})-(\d{1,19})-(\d{1,19})$")
 
@@ -178,6 +179,12 @@ def _callback_id(value: Any) -> str:
         raise InvalidInput("callbackId", "must be a non-empty string")
     if len(value) > MAX_CALLBACK_ID_LENGTH or not value.isprintable():
         raise InvalidInput("callbackId", "must be at most 255 printable characters")
+    if any(c in _NOT_IN_A_PATH for c in value):
+        # A lone callback is completed at …/callbacks/{callbackId}/complete: an id with a slash
+        # (or a backslash, a ?, a #) cannot travel in that path — routers decode %2F — and
+        # HubSpot's ids (ap-<portal>-<n>-<n>-<n>) never hold one (a new-user trial: such an id
+        # got a 404 that read as "API path retired" and held the whole portal).
+        raise InvalidInput("callbackId", "must not contain '/', '\\', '?' or '#'")
     return value
 
 

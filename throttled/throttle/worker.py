@@ -28,7 +28,8 @@ from throttled.db.queues import ConfigRow
 from throttled.jobs.outcomes import Applied, LeaseLost
 from throttled.jobs.scheduler import JobRun
 from throttled.service.metrics import Metrics
-from throttled.states import QueueState
+from throttled.logs import OncePer
+from throttled.states import PortalStatus, QueueState
 from throttled.throttle.policy import blocked_until, effective_settings
 from throttled.throttle.rate import Throttle
 
@@ -70,6 +71,7 @@ class ThrottleWorker:
         self.submit = submit
         self.config = config
         self.overrides = overrides
+        self._unusable_portals = OncePer(600.0)  # "its portal cannot be called": once per portal per 10 min
 
     async def __call__(self, run: JobRun) -> Applied:
         queue_id = run.job.args["queue_id"]
@@ -108,6 +110,8 @@ class ThrottleWorker:
         in_flight = locked.releasing - locked.lapsed
         eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
         blocked = blocked_until(queue, settings.hours, now, locked.portal)
+        if blocked is not None and eligible and (locked.portal is None or locked.portal[0] != PortalStatus.ACTIVE):
+            self._portal_unusable(queue.portal_id, locked.portal, now)
         releases: list[Lease] = []
         recent: list[dt.datetime] = []
         throttle = Throttle.for_mode(settings.mode, settings.rate)
@@ -133,6 +137,13 @@ class ThrottleWorker:
                 wake = self._next_run(throttle, recent, in_flight, eligible, next_due, blocked, bool(releases), now)
             jobs_sql.snooze_job(conn, run.job.id, run.owner, wake, now)
         return releases
+
+    def _portal_unusable(self, portal_id: int, portal: tuple[str, dt.datetime | None] | None, now: dt.datetime) -> None:
+        missed = self._unusable_portals.due(portal_id, now.timestamp())
+        if missed is not None:
+            log.warning("queue.portal_unusable", portal_id=portal_id,
+                        status=portal[0] if portal else "not installed", queues_waiting_since_last=missed,
+                        note="enrollments wait until the app is installed on this portal")
 
     def _next_run(
         self, throttle: Throttle, recent: list[dt.datetime], in_flight: int, eligible: bool,

@@ -29,10 +29,10 @@ from throttled.db.engine import Database
 from throttled.hubspot import oauth, outputs
 from throttled.hubspot.client import HubSpotClient
 from throttled.hubspot.errors import HubSpotRefused
-from throttled.hubspot.signatures import SignedRequest, verify
+from throttled.hubspot.signatures import SignatureError, SignedRequest, verify
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
-from throttled.ingest.payload import parse_enrollment
+from throttled.ingest.payload import InvalidInput, parse_enrollment
 from throttled.logs import OncePer
 from throttled.service.metrics import Metrics
 from throttled.states import ExecutionState
@@ -88,6 +88,15 @@ def create_app(deps: WebDeps) -> QuartTrio:
     app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
     block = outputs.block(deps.block_duration)
     unidentified = OncePer(600.0)  # a step nothing identifies: one line per workflow per 10 minutes
+    rejections = OncePer(60.0)  # refused webhooks: one line per kind and reason per minute
+
+    def rejected(outcome: str, reason: str) -> None:
+        # Never the body (personal data, maybe a signature): the kind of refusal and its reason.
+        missed = rejections.due((outcome, reason), trio.current_time())
+        if missed is not None:
+            log.warning("webhook.rejected", outcome=outcome, reason=reason, not_logged_since=missed,
+                        note="signature refusals usually mean THROTTLED_PUBLIC_URL or HUBSPOT_CLIENT_SECRET "
+                             "differ from what HubSpot uses" if outcome == "unauthorized" else None)
 
     @app.post("/api/hubspot/action")
     async def action() -> Response:
@@ -99,12 +108,20 @@ def create_app(deps: WebDeps) -> QuartTrio:
             body = await request.get_data(cache=False)
             signed = SignedRequest(request.method, _public_uri(deps.public_url), body)
             outcome = "unauthorized"
-            verify(deps.client_secret, signed, request.headers, now_ms=int(deps.clock.now().timestamp() * 1000),
-                   accepted=deps.signature_versions)
+            try:
+                verify(deps.client_secret, signed, request.headers, now_ms=int(deps.clock.now().timestamp() * 1000),
+                       accepted=deps.signature_versions)
+            except SignatureError as exc:
+                rejected(outcome, exc.reason)
+                raise
             outcome = "invalid"
-            enrollment = parse_enrollment(body)
-            if enrollment.step_source == "settings" and unidentified(
-                    (enrollment.portal_id, enrollment.workflow_id), trio.current_time()):
+            try:
+                enrollment = parse_enrollment(body)
+            except InvalidInput as exc:
+                rejected(outcome, exc.field)
+                raise
+            if enrollment.step_source == "settings" and unidentified.due(
+                    (enrollment.portal_id, enrollment.workflow_id), trio.current_time()) is not None:
                 log.warning("webhook.step_unidentified", portal_id=enrollment.portal_id,
                             workflow_id=enrollment.workflow_id, queue_id=str(enrollment.queue_id),
                             note="no context.actionId and no ap-<portal>-… callback id: steps are kept apart "
@@ -114,6 +131,9 @@ def create_app(deps: WebDeps) -> QuartTrio:
             if state == ExecutionState.RELEASED:  # HubSpot sent it again after we completed it: it is done
                 outcome = "already_completed"
                 return jsonify(outputs.already_completed())
+            if state in (ExecutionState.FAILED, ExecutionState.EXPIRED):  # over without a release
+                outcome = "already_ended"
+                return jsonify(outputs.ended_unreleased(state))
             outcome = "accepted"
             return jsonify(block)
         finally:
