@@ -7,6 +7,7 @@ import datetime as dt
 from tests.conftest import EPOCH, install_portal
 from throttled import control
 from throttled.db import portals as portals_sql
+from throttled.db.time import database_now
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.testing import Step, enrollment_body
@@ -35,8 +36,9 @@ def test_a_queue_says_why_its_portal_cannot_be_called(db):
 def test_an_operator_lifts_a_portal_hold(db):
     install_portal(db, 4242)
     queue = _queue(db, 4242)
-    until = db.transaction_sync(portals_sql.hold, 4242, "callbacks API answered HTTP 404", EPOCH)
-    assert until > EPOCH and "HTTP 404" in db.transaction_sync(control.show_queue, queue.queue.queue_id).portal_held
-    assert db.transaction_sync(control.lift_portal_hold, 4242, EPOCH) is True
+    now = db.transaction_sync(database_now)  # show_queue judges holds by the database's time
+    until = db.transaction_sync(portals_sql.hold, 4242, "callbacks API answered HTTP 404", now)
+    assert until > now and "HTTP 404" in db.transaction_sync(control.show_queue, queue.queue.queue_id).portal_held
+    assert db.transaction_sync(control.lift_portal_hold, 4242, now) is True
     assert db.transaction_sync(control.show_queue, queue.queue.queue_id).portal_held is None
-    assert db.transaction_sync(control.lift_portal_hold, 4242, EPOCH) is False  # not held any more
+    assert db.transaction_sync(control.lift_portal_hold, 4242, now) is False  # not held any more
