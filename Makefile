@@ -15,11 +15,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/throttled demo
 
+# ruff and mypy (settings in pyproject.toml) run first: any error stops the run before the tests.
 test: $(STAMP)
+	$(VENV)/bin/ruff check throttled tests bench
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
-# The fast loop: unit and integration tests (no e2e, no reliability), in parallel; under a minute.
+# The fast loop: the same checks, then unit and integration tests (no e2e, no reliability), in parallel;
+# under a minute.
 check: $(STAMP)
+	$(VENV)/bin/ruff check throttled tests bench
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q -n 4 -m "not slow" tests/unit tests/integration
 
 reliability: $(STAMP)

@@ -90,7 +90,7 @@ async def main(total: int) -> None:
 def _now():
     import datetime as dt
 
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ async def _ours(url: str, n: int, workers: int) -> float:
 
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
-        await nursery.start(Scheduler(db, WallClock(), {"empty": empty}, SchedulerConfig(workers=workers, poll_interval_s=0.05)).run)
+        config = SchedulerConfig(workers=workers, poll_interval_s=0.05)
+        await nursery.start(Scheduler(db, WallClock(), {"empty": empty}, config).run)
         while db.transaction_sync(jobs_sql.count_by_state).get("completed", 0) < n:
             await trio.sleep(0.02)
         seconds = time.perf_counter() - started
@@ -65,8 +66,8 @@ async def _ours(url: str, n: int, workers: int) -> float:
 
 
 def _theirs(url: str, n: int, workers: int) -> float:
-    out = subprocess.run([str(_procrastinate_python()), str(HERE / "_procrastinate_runner.py"), libpq_url(url), str(n), str(workers)],
-                         check=True, capture_output=True, text=True)
+    runner = [str(_procrastinate_python()), str(HERE / "_procrastinate_runner.py"), libpq_url(url), str(n), str(workers)]
+    out = subprocess.run(runner, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 

@@ -54,7 +54,8 @@ def _steps(queues: int, seed: int = 7) -> list[tuple[int, Step]]:
     for q in range(queues):
         limit, period = rng.choice(RATES)
         mode = "smooth" if q % 2 else "burst"
-        steps.append((1000 + q % PORTALS, Step(workflow_id=q, action_id=1, limit=limit, period=period, unit="seconds", mode=mode)))
+        step = Step(workflow_id=q, action_id=1, limit=limit, period=period, unit="seconds", mode=mode)
+        steps.append((1000 + q % PORTALS, step))
     return steps
 
 
@@ -102,7 +103,7 @@ async def _store_all(db, steps, per_queue: int, t0: float) -> None:
 def _now():
     import datetime as dt
 
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _report(steps, done: list[dict], per_queue: int, t0: float, stored_s: float, drained_s: float) -> None:

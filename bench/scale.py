@@ -46,7 +46,7 @@ from throttled.throttle.worker import ThrottleWorker
 
 QUEUES, PORTALS = 10_000, 1_000
 MEASURED = 10  # queues whose worker runs are timed: 100 pending each in both runs
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _load(url: str, pending: int) -> None:
@@ -80,7 +80,7 @@ def _time_hot_paths(db: Database, repeats: int = 30) -> tuple[float, float]:
     """Median ms of one worker run and of one claim of 10 jobs (each rolled back)."""
     worker = ThrottleWorker(db, WallClock(), submit=None)
     runs, claims = [], []
-    for i in range(repeats):
+    for _ in range(repeats):
         with db.engine.connect() as conn:
             trans = conn.begin()
             now = dt.datetime.now(UTC)
@@ -102,12 +102,11 @@ def _time_hot_paths(db: Database, repeats: int = 30) -> tuple[float, float]:
 
 
 def _plans(url: str) -> str:
-    queue = "queue:7:7:1:0"
-    statements = {
-        "take pending (worker)": f"""EXPLAIN SELECT callback_id FROM action_executions WHERE queue_id = '{queue}'
+    statements = {  # one of the measured queues: queue:7:7:1:0
+        "take pending (worker)": """EXPLAIN SELECT callback_id FROM action_executions WHERE queue_id = 'queue:7:7:1:0'
             AND state = 'pending' AND expires_at > now() AND (not_before IS NULL OR not_before <= now())
             ORDER BY priority DESC, seq LIMIT 100""",
-        "recent releases (worker)": f"""EXPLAIN SELECT released_at FROM action_executions WHERE queue_id = '{queue}'
+        "recent releases (worker)": """EXPLAIN SELECT released_at FROM action_executions WHERE queue_id = 'queue:7:7:1:0'
             AND state = 'released' AND released_at > now() - interval '1 hour' ORDER BY released_at DESC LIMIT 100""",
         "claim": """EXPLAIN SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= now()
             ORDER BY priority, scheduled_at, id LIMIT 10 FOR UPDATE SKIP LOCKED""",
@@ -135,8 +134,8 @@ async def _null_hubspot(task_status=trio.TASK_STATUS_IGNORED) -> None:
                 buffer += data
                 while b"\r\n\r\n" in buffer:
                     head, _, rest = buffer.partition(b"\r\n\r\n")
-                    length = next((int(l.split(b":")[1]) for l in head.split(b"\r\n")
-                                   if l.lower().startswith(b"content-length:")), 0)
+                    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), 0)
                     if len(rest) < length:
                         break
                     buffer = rest[length:]
@@ -196,11 +195,11 @@ def main() -> None:
                 plans = _plans(url)
             db.dispose()
         rows.append((pending, load_s, run_ms, claim_ms))
-    (_, _, base_run, base_claim), (_, load_big, big_run, big_claim) = rows
+    (_, _, base_run, base_claim), (_, _, big_run, big_claim) = rows
     print(f"## Scale ({QUEUES:,} queues, {PORTALS:,} portals)\n")
     print(markdown_table(
         ["pending executions", "COPY load s", "worker run ms (median)", "claim of 10 ms (median)"],
-        [[f"{p:,}", f"{l:.1f}", f"{r:.2f}", f"{c:.2f}"] for p, l, r, c in rows]))
+        [[f"{p:,}", f"{load:.1f}", f"{r:.2f}", f"{c:.2f}"] for p, load, r, c in rows]))
     print(f"\nratio at 1,000,000 vs 1,000 (baseline): worker run {big_run / base_run:.2f}×, claim "
           f"{big_claim / base_claim:.2f}× (target ≤ 1.5×)\n")
     print(plans)

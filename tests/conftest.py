@@ -24,7 +24,7 @@ from throttled.db.schema import migrate
 
 pytest_plugins = ["tests.support.deadlines", "tests.support.clocks"]
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EPOCH = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # trio time 0 under TrioClock in tests
 TABLES = "portals, queues, throttle_configs, action_executions, jobs, leaders, nodes"
 

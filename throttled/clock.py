@@ -21,7 +21,7 @@ from typing import Protocol
 
 import trio
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 class Clock(Protocol):

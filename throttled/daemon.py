@@ -14,11 +14,13 @@ line, so another daemon takes them at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 import structlog
 import trio
+from hypercorn.typing import ASGIFramework
 
 from throttled.cleaner import CLEANER_KIND, Cleaner
 from throttled.cleaner.cleaner import cleaner_cron
@@ -174,11 +176,12 @@ async def run_daemon(
         db.dispose()
 
 
-async def _listen(nursery: trio.Nursery, app, bind: str, read_timeout_s: float, name: str) -> str:
+async def _listen(nursery: trio.Nursery, app: ASGIFramework, bind: str, read_timeout_s: float, name: str) -> str:
     """Serve ``app`` on ``bind``; a bind failure names the listener and its address (it
     arrives inside an exception group from the server's nursery)."""
     try:
-        return await nursery.start(partial(serve, app, bind, read_timeout_s=read_timeout_s))
+        url: str = await nursery.start(partial(serve, app, bind, read_timeout_s=read_timeout_s))
+        return url
     except (OSError, BaseExceptionGroup) as exc:
         raise listen_failure(exc, bind, name) from None
 
@@ -211,7 +214,7 @@ def _start_service_tasks(nursery: trio.Nursery, daemon: RunningDaemon, notifier:
         nursery.start_soon(watchdog, notifier, interval, _progress_check(daemon))
 
 
-def _progress_check(daemon: RunningDaemon):
+def _progress_check(daemon: RunningDaemon) -> Callable[[], bool]:
     """Alive = the scheduler's loop has turned since the last check (it turns at least every
     poll interval, idle or not) and no group commit has hung for over 30 s."""
     last = [-1]

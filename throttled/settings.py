@@ -15,7 +15,7 @@ import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -91,8 +92,12 @@ MAXIMA: dict[str, float] = {
 }
 
 
-def _at_most(value, field: str):
-    limit = MAXIMA.get(field)
+N = TypeVar("N", int, float)
+
+
+def _at_most(value: N, field: str | None) -> N:
+    """``value``, unless it is above ``field``'s entry in :data:`MAXIMA`."""
+    limit = MAXIMA.get(field) if field is not None else None
     if limit is not None and value > limit:
         raise ValueError(f"must be at most {limit:.0f}")
     return value
@@ -120,7 +125,7 @@ def _field(default: Any, name: str, description: str) -> Any:
 class _TomlSource(PydanticBaseSettingsSource):
     """Reads ``--config``: keys are variable names or their short forms; others are errors."""
 
-    def __init__(self, settings_cls, path: Path) -> None:
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
         super().__init__(settings_cls)
         try:
             raw = tomllib.loads(path.read_text())
@@ -133,7 +138,7 @@ class _TomlSource(PydanticBaseSettingsSource):
                 raise SettingsError(f"--config {path}: unknown setting {key!r} (see README.md, Configuration)")
             self.values[by_key[key]] = value
 
-    def get_field_value(self, field, field_name):  # required by the base class; unused
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # required by the base class; unused
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -152,15 +157,22 @@ class Settings(BaseSettings):
     database_url: str | None = _field(None, "database_url", "PostgreSQL URL; unset = embedded PostgreSQL")
     bind: str = _field("127.0.0.1:8080", "bind", "host:port the HTTP server listens on")
     admin_bind: str = _field("127.0.0.1:8081", "admin_bind", "host:port of the admin listener (/metrics, /admin, operator API)")
-    shutdown_grace_s: float = _field(10.0, "shutdown_grace_s", "seconds a graceful stop waits for commits, jobs and HubSpot batches")
-    public_url: str | None = _field(None, "public_url", "https base URL HubSpot calls (signatures, OAuth redirect); default http://{bind}")
+    shutdown_grace_s: float = _field(10.0, "shutdown_grace_s",
+                                     "seconds a graceful stop waits for commits, jobs and HubSpot batches")
+    public_url: str | None = _field(None, "public_url",
+                                    "https base URL HubSpot calls (signatures, OAuth redirect); default http://{bind}")
     hubspot_client_id: str | None = _field(None, "hubspot_client_id", "OAuth client id of the HubSpot app")
-    hubspot_client_secret: SecretStr | None = _field(None, "hubspot_client_secret", "client secret: verifies webhook signatures, exchanges tokens")
+    hubspot_client_secret: SecretStr | None = _field(None, "hubspot_client_secret",
+                                                     "client secret: verifies webhook signatures, exchanges tokens")
     hubspot_api_base: str = _field("https://api.hubapi.com", "hubspot_api_base", "HubSpot API base URL")
-    hubspot_authorize_url: str = _field("https://app.hubspot.com/oauth/authorize", "hubspot_authorize_url", "HubSpot OAuth authorize URL")
+    hubspot_authorize_url: str = _field("https://app.hubspot.com/oauth/authorize", "hubspot_authorize_url",
+                                        "HubSpot OAuth authorize URL")
     hubspot_app_id: int | None = _field(None, "hubspot_app_id", "HubSpot app id")
-    hubspot_developer_api_key: SecretStr | None = _field(None, "hubspot_developer_api_key", "developer API key; only `throttled hubspot action-definition --register` uses it")
-    encryption_key: SecretStr | None = _field(None, "encryption_key", "base64 of 32 bytes; encrypts tokens at rest (legacy single key)")
+    hubspot_developer_api_key: SecretStr | None = _field(None, "hubspot_developer_api_key",
+                                                         "developer API key; only `throttled hubspot action-definition "
+                                                         "--register` uses it")
+    encryption_key: SecretStr | None = _field(None, "encryption_key",
+                                              "base64 of 32 bytes; encrypts tokens at rest (legacy single key)")
     encryption_keys: SecretStr | None = _field(None, "encryption_keys", "key ring id:base64,id:base64 — the first is current")
     block_duration: str = _field("P7D", "block_duration", "hs_expiration_duration asked of HubSpot (ISO-8601, W/D/H/M/S only)")
     data_dir: Path | None = _field(None, "data_dir", "folder for the embedded PostgreSQL")
@@ -178,15 +190,20 @@ class Settings(BaseSettings):
     hold_after: int = _field(3, "hold_after", "HubSpot failures in a row that put a queue on hold")
     hold_s: float = _field(1800.0, "hold_s", "first hold, seconds; doubles per hold in a row, up to a day")
     config_ttl_s: float = _field(60.0, "config_ttl_s", "seconds a daemon trusts a cached override without a NOTIFY")
-    portal_budget: int = _field(100, "portal_budget", "HubSpot calls per portal per budget window, per daemon (HubSpot allows 110 per 10 s)")
+    portal_budget: int = _field(100, "portal_budget",
+                                "HubSpot calls per portal per budget window, per daemon (HubSpot allows 110 per 10 s)")
     portal_budget_window_s: float = _field(10.0, "portal_budget_window_s", "the budget's rolling window, seconds")
     callbacks_api: str = _field("v4", "callbacks_api", "callbacks API paths: v4 or 2026-03")
     token_api: str = _field("v3", "token_api", "OAuth token endpoint: v3 (falls back to v1 on 404) or v1")
-    signature_versions: str = _field("v3,v2", "signature_versions", "webhook signature versions accepted, comma-separated (v3, v2, v1)")
+    signature_versions: str = _field("v3,v2", "signature_versions",
+                                     "webhook signature versions accepted, comma-separated (v3, v2, v1)")
     max_body_bytes: int = _field(65536, "max_body_bytes", "largest request body accepted, bytes; larger ones get 413")
-    read_timeout_s: float = _field(30.0, "read_timeout_s", "seconds a client may take to send a request's head, and its body; slower ones are cut")
+    read_timeout_s: float = _field(30.0, "read_timeout_s",
+                                   "seconds a client may take to send a request's head, and its body; slower ones are cut")
     cleaner_interval_s: float = _field(60.0, "cleaner_interval_s", "seconds between cleaner runs (at least 1)")
-    portal_hold_s: float = _field(60.0, "portal_hold_s", "first hold, seconds, of a portal HubSpot refuses as a whole; doubles per refusal in a row, up to an hour")
+    portal_hold_s: float = _field(60.0, "portal_hold_s",
+                                  "first hold, seconds, of a portal HubSpot refuses as a whole; doubles per refusal in a row, "
+                                  "up to an hour")
 
     @field_validator("bind", "admin_bind")
     @classmethod
@@ -235,9 +252,9 @@ class Settings(BaseSettings):
 
     @field_validator("hubspot_client_secret", "hubspot_client_id")
     @classmethod
-    def _check_not_blank(cls, value):
+    def _check_not_blank(cls, value: SecretStr | str | None) -> SecretStr | str | None:
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if value is not None and not text.strip():
+        if text is not None and not text.strip():
             raise ValueError("must not be empty")
         return value
 
@@ -319,7 +336,9 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if cls.config_file is not None:
@@ -377,7 +396,8 @@ class Settings(BaseSettings):
     def secret(self, name: str) -> str:
         """The plain value of a secret field; raises :class:`SettingsError` if unset."""
         self.require(name)
-        return getattr(self, name).get_secret_value()
+        value: SecretStr = getattr(self, name)
+        return value.get_secret_value()
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -391,7 +411,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise SettingsError(f"--config: no such file: {config_file}")
     cls = type("Settings", (Settings,), {"config_file": config_file})
     try:
-        return cls(**{ENV_NAMES[name]: value for name, value in overrides.items()})
+        settings: Settings = cls(**{ENV_NAMES[name]: value for name, value in overrides.items()})
+        return settings
     except ValidationError as exc:
         raise SettingsError(_one_line(exc)) from None
 

@@ -118,7 +118,7 @@ async def test_slow_clients_are_cut_while_others_are_served(empty_database):
                     nursery.start_soon(run_slow, name)
                 nursery.start_soon(serve_others)
     assert served == [200] * 5
-    for name, (answer, closed_after) in cut.items():
+    for name, (_, closed_after) in cut.items():
         assert READ_TIMEOUT_S - 0.2 <= closed_after < READ_TIMEOUT_S + MARGIN_S, (name, closed_after)
     assert cut["one request answered, then silence"][0].startswith(b"HTTP/1.1 200")
     assert cut["silent"][0] == cut["half a head, then silence"][0] == cut["head trickled"][0] == b""
@@ -190,5 +190,6 @@ async def test_config_api_refuses_bodies_that_are_not_json_text(empty_database):
             response = await stack.hubspot.http.put(url, content=body, headers=auth)
             assert response.status_code == 400, (body[:10], response.status_code, response.text)
             assert response.json()["error"] == "invalid_input"
-        still = await stack.hubspot.http.put(url, json={"max_throughput": 5, "time_period": 1, "time_unit": "hours"}, headers=auth)
+        hourly = {"max_throughput": 5, "time_period": 1, "time_unit": "hours"}
+        still = await stack.hubspot.http.put(url, json=hourly, headers=auth)
         assert still.status_code == 200

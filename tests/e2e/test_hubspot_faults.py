@@ -33,7 +33,7 @@ from throttled.sandbox import SandboxConfig, serve_sandbox
 from throttled.testing import Step, local_stack
 from throttled.throttle.job import ensure_throttle_job
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 COMPLETE_PREFIXES = ("complete_batch ", "complete_single ")
 
 
@@ -158,7 +158,7 @@ async def test_revoked_refresh_token_holds_the_portal_until_reinstalled(empty_da
         ids = [cid for step_ids in by_step for cid in step_ids]
         assert await _tokens(stack, "revoke") == 1  # the app was uninstalled …
         await _tokens(stack, "expire")  # … and the access token ran out
-        for step, step_ids in zip(steps, by_step):
+        for step, step_ids in zip(steps, by_step, strict=True):
             await _enroll(stack, step, step_ids)
 
         async def revoked():
@@ -300,7 +300,7 @@ async def test_an_already_completed_callback_ends_released_without_retry(empty_d
         await _enroll_as_one_batch(stack, step, ids)
         done = await settled_completions(stack, 5)
         _assert_each_once(done, ids)
-        assert await _rows(db, ids) == {cid: ("released", 1, None) for cid in ids}
+        assert await _rows(db, ids) == dict.fromkeys(ids, ("released", 1, None))
         stats = await _stats(stack)
         assert stats["requests"]["complete_single 400"] == 1  # asked once, never retried
 

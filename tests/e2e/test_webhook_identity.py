@@ -51,7 +51,8 @@ async def test_two_steps_without_action_id_keep_their_own_queues_and_rates(empty
     async with local_stack(empty_database) as stack:
         daemon, portal = stack.daemons[0], stack.portal_id
         with capture_logs() as logs:
-            for callback_id, step in [(f"ap-{portal}-1-3-0", hourly), (f"ap-{portal}-2-4-0", fast), (f"ap-{portal}-3-3-0", hourly),
+            for callback_id, step in [(f"ap-{portal}-1-3-0", hourly), (f"ap-{portal}-2-4-0", fast),
+                                      (f"ap-{portal}-3-3-0", hourly),
                                       ("opaque-1", hourly), ("opaque-2", fast), ("opaque-3", hourly)]:
                 response = await stack.hubspot.post(daemon.url, _without_action_id(callback_id, portal, step))
                 assert response.status_code == 200, response.text

@@ -71,7 +71,7 @@ def _sample_files() -> list[Path]:
 
 @pytest.mark.parametrize("sample", _sample_files(), ids=lambda p: p.name)
 async def test_hubspot_shaped_samples(empty_database, sample: Path):
-    body = sample.read_bytes()
+    body = await trio.Path(sample).read_bytes()
     async with local_stack(empty_database) as stack:
         before = await _row_counts(stack)
         response = await stack.hubspot.post(stack.daemons[0].url, body)
@@ -143,8 +143,10 @@ async def test_bad_bodies_are_400_and_write_nothing(empty_database):
         cases = {
             "missing time_period": (no_period, "inputFields.time_period"),
             "missing origin": (no_origin, "origin"),
-            "unknown unit": ({**good, "inputFields": {**good["inputFields"], "time_unit": "fortnights"}}, "inputFields.time_unit"),
-            "wordy throughput": ({**good, "inputFields": {**good["inputFields"], "max_throughput": "ten"}}, "inputFields.max_throughput"),
+            "unknown unit": ({**good, "inputFields": {**good["inputFields"], "time_unit": "fortnights"}},
+                             "inputFields.time_unit"),
+            "wordy throughput": ({**good, "inputFields": {**good["inputFields"], "max_throughput": "ten"}},
+                                 "inputFields.max_throughput"),
             "not JSON": (b'{"callbackId": "ap-1", ', "body"),
             "JSON array": ([good], "body"),
             "JSON string": ("hello", "body"),

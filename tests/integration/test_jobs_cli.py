@@ -18,7 +18,7 @@ import pytest
 from throttled.db import jobs as jobs_sql
 
 THROTTLED = Path(sys.executable).with_name("throttled")
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 
 
 def throttled(url: str, *args: str) -> subprocess.CompletedProcess:
@@ -74,7 +74,7 @@ def test_retry_and_cancel(seeded):
     assert states == {ids["dead"]: "available", ids["live"]: "cancelled", ids["done"]: "completed"}
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize(("args", "message"), [
     (("retry", "424242"), "no job 424242"),
     (("cancel", "424242"), "no job 424242"),
     (("cancel", "{done}"), "is completed"),
@@ -109,7 +109,8 @@ def test_tables_keep_queue_ids_whole_in_a_narrow_terminal(seeded):
     # A new-user trial: piped or in 80 columns, ids were cut to `queue:…`, and operators need
     # them for pause/resume/retry.
     url, _ = seeded
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THROTTLED_")} | {"THROTTLED_DATABASE_URL": url, "COLUMNS": "60"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THROTTLED_")}
+    env |= {"THROTTLED_DATABASE_URL": url, "COLUMNS": "60"}
     table = subprocess.run([str(THROTTLED), "jobs", "list"], env=env, capture_output=True, text=True, timeout=60)
     assert table.returncode == 0, table.stderr
     assert "queue:1:2:3:0" in table.stdout and "queue:1:shared:x" in table.stdout, table.stdout

@@ -77,6 +77,15 @@ def _live_jobs(conn) -> list[int]:
     ).scalars().all()
 
 
+def _round_state(conn, now: dt.datetime, job_id: int):
+    """Queues left without a live job, the queue's live jobs, and the state of the tick's job."""
+    return (
+        queues_sql.queues_without_live_job(conn, "throttle:", now),
+        _live_jobs(conn),
+        conn.execute(sa.select(tables.jobs.c.state).where(tables.jobs.c.id == job_id)).scalar_one(),
+    )
+
+
 def _race(db, worker: ThrottleWorker, run: JobRun, batches: list[list[str]], now: dt.datetime, rng: random.Random) -> None:
     """Run the worker's tick and one ingest per batch at once, each in its own transaction."""
     barrier = threading.Barrier(1 + len(batches))
@@ -125,14 +134,7 @@ def test_ingest_racing_the_finishing_tick_never_orphans_the_queue(db):
         _race(db, worker, run, batches, now, rng)
         stored += len(batches)
 
-        def check(conn):
-            return (
-                queues_sql.queues_without_live_job(conn, "throttle:", now),
-                _live_jobs(conn),
-                conn.execute(sa.select(tables.jobs.c.state).where(tables.jobs.c.id == run.job.id)).scalar_one(),
-            )
-
-        orphans, live, tick_job_state = db.transaction_sync(check)
+        orphans, live, tick_job_state = db.transaction_sync(_round_state, now, run.job.id)
         assert orphans == [], f"round {n}: queue left without a live job"
         assert len(live) == 1, f"round {n}: live jobs {live}"
         # completed: the tick found the queue empty, so ingest came after and made a new job;

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 
 import trio
+import trio.lowlevel
 
 from tests.conftest import EPOCH
 from tests.support.waiting import wait_until
@@ -29,7 +31,7 @@ async def test_three_schedulers_run_every_job_exactly_once(db):
 
     async def handler(run):
         runs[run.job.args["i"]] += 1
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return Complete()
 
     config = SchedulerConfig(workers=8, poll_interval_s=0.2)
@@ -72,7 +74,7 @@ async def test_snooze_spends_no_attempt_and_wakes_on_time(db, autojump_clock):
         await wait_until(lambda: len(seen) == 4, timeout_s=1000, step_s=10)
         nursery.cancel_scope.cancel()
     assert [attempt for _, attempt in seen] == [1, 1, 1, 1]
-    gaps = [b - a for (a, _), (b, _) in zip(seen, seen[1:])]
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(seen)]
     assert all(30 <= g < 30.5 for g in gaps), gaps
 
 

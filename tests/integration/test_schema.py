@@ -25,7 +25,7 @@ from throttled.db.engine import Database, libpq_url
 from throttled.db.schema import latest, migrate, migrations, pending, schema_sql
 from throttled.db.tables import metadata
 
-NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 BEFORE_VERSIONING = Path(__file__).resolve().parents[1] / "data" / "schema-before-versioning.sql"
 
 

@@ -19,6 +19,7 @@ HubSpot failures; pause, resume, drain, purge.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Sequence
 from functools import partial
@@ -145,7 +146,7 @@ async def test_smooth_mode_spreads_releases_one_per_second(db, autojump_clock):
     assert portal.ids == ids
     assert max_in_window(portal.times, SECOND) == 1  # never 10 at once
     assert max_in_window(portal.times, 10 * SECOND) == 10
-    gaps = [(b - a).total_seconds() for a, b in zip(portal.times, portal.times[1:])]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(portal.times)]
     assert all(1.0 <= g < 1.5 for g in gaps), gaps
     assert (portal.times[-1] - portal.times[0]).total_seconds() < 31
 
@@ -200,7 +201,7 @@ async def test_higher_priority_first_then_arrival_order(db, autojump_clock):
 
 
 async def test_release_window_waits_for_monday_office_hours_then_keeps_the_rate(db, autojump_clock):
-    saturday = dt.datetime(2026, 3, 7, 10, 0, tzinfo=dt.timezone.utc)
+    saturday = dt.datetime(2026, 3, 7, 10, 0, tzinfo=dt.UTC)
     monday_nine = dt.datetime(2026, 3, 9, 9, 0, tzinfo=BERLIN)  # 08:00 UTC (CET)
     clock = TrioClock(saturday)
     portal = PortalSide(db, clock)
@@ -227,10 +228,10 @@ async def test_release_window_waits_for_monday_office_hours_then_keeps_the_rate(
     ("begin", "nights"),
     [
         # 29 March 2026: 02:00 CET jumps to 03:00 CEST, so 00:00-06:00 is five real hours.
-        (dt.datetime(2026, 3, 27, 12, tzinfo=dt.timezone.utc),
+        (dt.datetime(2026, 3, 27, 12, tzinfo=dt.UTC),
          {"2026-03-28": [0, 1, 2, 3, 4, 5], "2026-03-29": [0, 1, 3, 4, 5], "2026-03-30": [0, 1, 2, 3, 4, 5]}),
         # 25 October 2026: 03:00 CEST falls back to 02:00 CET, so that night has seven hours.
-        (dt.datetime(2026, 10, 23, 12, tzinfo=dt.timezone.utc),
+        (dt.datetime(2026, 10, 23, 12, tzinfo=dt.UTC),
          {"2026-10-24": [0, 1, 2, 3, 4, 5], "2026-10-25": [0, 1, 2, 2, 3, 4, 5], "2026-10-26": [0, 1, 2, 3, 4, 5]}),
     ],
     ids=["spring-forward", "fall-back"],

@@ -11,6 +11,7 @@ the real ones. Time is the suite's ``autojump_clock`` (``tests/support/clocks.py
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Sequence
 
@@ -85,7 +86,7 @@ async def test_five_per_five_seconds_releases_exactly_five_every_five_seconds(db
 
     assert [len(batch) for _, batch in portal.batches] == [5] * 6  # never 4, never 6
     times = [t for t, _ in portal.batches]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(5.0 <= g < 6.0 for g in gaps), gaps
     assert max_in_window(portal.times, dt.timedelta(seconds=5)) == 5
     assert portal.released() == ids  # arrival order
@@ -108,7 +109,8 @@ async def test_job_finishes_when_empty_and_a_later_enrollment_starts_a_new_one(d
         _store(db, FIVE_PER_5S, later, clock.now())
         jobs = _jobs_of(db, FIVE_PER_5S)
         assert len(jobs) == 2 and jobs[1][1] in ("available", "executing", "scheduled")
-        await wait_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed", "completed"], timeout_s=2000, step_s=1)
+        await wait_until(lambda: [s for _, s in _jobs_of(db, FIVE_PER_5S)] == ["completed", "completed"],
+                         timeout_s=2000, step_s=1)
         nursery.cancel_scope.cancel()
 
     assert portal.released() == first + later
@@ -148,7 +150,7 @@ async def test_two_queues_each_keep_their_own_rate(db, autojump_clock):
         await wait_until(lambda: len(portal.released()) == 18, timeout_s=2000, step_s=5)
         nursery.cancel_scope.cancel()
 
-    acks = dict(zip(portal.ids, portal.times))
+    acks = dict(zip(portal.ids, portal.times, strict=True))
     fast_acks = [acks[cid] for cid in portal.released(fast)]
     slow_acks = [acks[cid] for cid in portal.released(slow)]
     assert portal.released(fast) == _ids(fast, 0, 12) and portal.released(slow) == _ids(slow, 0, 6)
@@ -219,7 +221,7 @@ def _leased_to_a_dead_daemon(db, step: Step, ids: list[str], now: dt.datetime, s
         assert [r.callback_id for r in taken] == ids
         nodes_sql.heartbeat(conn, "node-x", now - dt.timedelta(seconds=20), now - dt.timedelta(seconds=1))
         if sent:
-            executions_sql.start_sending(conn, {cid: lease for cid in ids}, now, now, lease)
+            executions_sql.start_sending(conn, dict.fromkeys(ids, lease), now, now, lease)
     db.transaction_sync(take)
 
 

@@ -31,7 +31,7 @@ from throttled.sandbox import SandboxConfig, serve_sandbox
 from throttled.testing import Hubspot, Step, free_port, max_per_window
 
 FULL = os.environ.get("THROTTLED_RELIABILITY", "").lower() == "full"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def scale(short: float, full: float):

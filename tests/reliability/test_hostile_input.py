@@ -124,12 +124,8 @@ class Sender:
                     self.accepted_on_purpose.add(sent.callback_id)
             else:
                 self.rejected_ids.add(sent.callback_id)
-        for status in sent.statuses:
-            if status >= 500 or status == 0 or (sent.expect is not None and status not in sent.expect):
-                problems.append(f"{sent.kind}: {sent.method} {sent.target[:100]} signing={item.signing} "
-                                f"body={sent.body[:160]!r}{'…' if len(sent.body) > 160 else ''} ({len(sent.body)} bytes, "
-                                f"{'chunked' if sent.chunked else 'length'}) -> {status or 'no answer'} "
-                                f"{sent.answers[-1]!r}, expected {sorted(sent.expect) if sent.expect else '< 500'}")
+        problems.extend(_problem(item, sent, status) for status in sent.statuses
+                        if status >= 500 or status == 0 or (sent.expect is not None and status not in sent.expect))
 
     async def _http(self, sent: Sent) -> tuple[int, str]:
         content = _chunks(sent.body) if sent.chunked else sent.body
@@ -158,6 +154,13 @@ class Sender:
         self.stack.record_response(received.decode("latin-1"))
         match = _STATUS_LINE.match(bytes(received))
         return int(match.group(1)) if match else 0
+
+
+def _problem(item: Hostile, sent: Sent, status: int) -> str:
+    return (f"{sent.kind}: {sent.method} {sent.target[:100]} signing={item.signing} "
+            f"body={sent.body[:160]!r}{'…' if len(sent.body) > 160 else ''} ({len(sent.body)} bytes, "
+            f"{'chunked' if sent.chunked else 'length'}) -> {status or 'no answer'} "
+            f"{sent.answers[-1]!r}, expected {sorted(sent.expect) if sent.expect else '< 500'}")
 
 
 async def _chunks(body: bytes):

@@ -36,7 +36,8 @@ def _count(requests, status: int) -> int:
 async def test_sandbox_faults_under_load(reliability_database, log_dir, report):
     # HubSpot's rate window shrunk from 10 s to 2 s (the daemon's budget with it), so that a
     # 429 storm — each 429 makes the client wait out the window — plays out in seconds.
-    async with reliability_stack(reliability_database, log_dir, sandbox_config={"rate_limit_interval_s": 2.0, "rate_limit_max": 22},
+    sandbox_config = {"rate_limit_interval_s": 2.0, "rate_limit_max": 22}
+    async with reliability_stack(reliability_database, log_dir, sandbox_config=sandbox_config,
                                  env={"THROTTLED_PORTAL_BUDGET": "20", "THROTTLED_PORTAL_BUDGET_WINDOW": "2"}) as stack:
         state = stack.sandbox.state
         load = Load(stack, STEPS, rate=16, prefix="faults")
@@ -92,7 +93,7 @@ async def test_sandbox_faults_under_load(reliability_database, log_dir, report):
         "left pending / releasing / stuck jobs": " / ".join(map(str, leftovers(health))),
     })
     assert lost == [] and result.acknowledged >= load.generated > 0
-    assert POISONED in load.acked and POISONED not in {c for c in result.repeated}
+    assert POISONED in load.acked and POISONED not in result.repeated
     assert poisoned is not None and poisoned[0] == "failed"
     assert _count(requests, 503) > 0 and _count(requests, 429) > 0 and swallowed
     assert token_calls >= 2  # the early expiry forced at least one refresh

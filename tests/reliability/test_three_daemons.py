@@ -6,6 +6,7 @@ the backlog drained, the windows held."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 
 import psycopg
@@ -79,7 +80,7 @@ async def test_three_daemons_one_killed_and_restarted_twice(reliability_database
         health = database_health(reliability_database)
         slots = _cron_slots(reliability_database)
 
-    gaps = [(b - a).total_seconds() for (a, _), (b, _) in zip(slots, slots[1:])]
+    gaps = [(b - a).total_seconds() for (a, _), (b, _) in itertools.pairwise(slots)]
     report.add("4. three daemons, the cron leader killed twice", {
         "daemons": 3,
         "acknowledged (200 BLOCK)": result.acknowledged, "completed at HubSpot": result.completed,

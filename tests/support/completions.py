@@ -42,7 +42,8 @@ async def settled_completions(
         seen = {c["callbackId"] for c in done}
         return done if (wanted <= seen if ids is not None else len(seen) >= (n or 0)) else None
 
-    done = await wait_until(at_hubspot, timeout_s=timeout_s, what=f"{n if ids is None else len(wanted)} completions at the sandbox")
+    what = f"{n if ids is None else len(wanted)} completions at the sandbox"
+    done = await wait_until(at_hubspot, timeout_s=timeout_s, what=what)
     completed = sorted({c["callbackId"] for c in done})
 
     async def recorded() -> bool:

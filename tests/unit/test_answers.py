@@ -39,14 +39,16 @@ ROWS = [
     ("one 204", ONE, 204, None, {}, [CB], Action.DONE, RefersTo.REQUEST, "ok"),
     ("batch 401", BATCH, 401, _error("INVALID_AUTHENTICATION", "expired"), {}, [CB, "x"], Action.REFRESH, RefersTo.TOKEN, "401"),
     ("one 401", ONE, 401, None, {}, [CB], Action.REFRESH, RefersTo.TOKEN, "401"),
-    ("batch 403 missing scopes", BATCH, 403, MISSING_SCOPES, {}, [CB, "x"], Action.HOLD_PORTAL, RefersTo.PORTAL, "missing_scopes"),
+    ("batch 403 missing scopes", BATCH, 403, MISSING_SCOPES, {}, [CB, "x"],
+     Action.HOLD_PORTAL, RefersTo.PORTAL, "missing_scopes"),
     ("one 403 missing scopes", ONE, 403, MISSING_SCOPES, {}, [CB], Action.HOLD_PORTAL, RefersTo.PORTAL, "missing_scopes"),
     ("403 naming scopes only", BATCH, 403, {"errors": [{"context": {"requiredScopes": ["automation"]}}]}, {}, [CB, "x"],
      Action.HOLD_PORTAL, RefersTo.PORTAL, "missing_scopes"),
     ("batch 403 other", BATCH, 403, _error("FORBIDDEN", "no"), {}, [CB, "x"], Action.HOLD_PORTAL, RefersTo.PORTAL, "forbidden"),
     ("batch 404", BATCH, 404, _error("OBJECT_NOT_FOUND", "resource not found"), {}, [CB, "x"],
      Action.HOLD_PORTAL, RefersTo.APP, "endpoint_missing"),
-    ("batch 404 html", BATCH, 404, b"<html>Not Found</html>", {}, [CB, "x"], Action.HOLD_PORTAL, RefersTo.APP, "endpoint_missing"),
+    ("batch 404 html", BATCH, 404, b"<html>Not Found</html>", {}, [CB, "x"],
+     Action.HOLD_PORTAL, RefersTo.APP, "endpoint_missing"),
     ("one 404 naming the callback", ONE, 404, _error("OBJECT_NOT_FOUND", f"Callback {CB} not found"), {}, [CB],
      Action.EXPIRED, RefersTo.CALLBACK, "unknown_callback"),
     ("one 404 in context", ONE, 404, _error("OBJECT_NOT_FOUND", "not found", context={"callbackIds": [CB]}), {}, [CB],
@@ -130,8 +132,8 @@ def test_only_daily_holds_for_the_day():
     assert classify(BATCH, 429, DAILY).until_next_day
     assert not classify(BATCH, 429, TEN_SECONDLY).until_next_day
     assert not classify(BATCH, 429, {"errorType": "RATE_LIMIT", "policyName": "SECONDLY"}).until_next_day
-    assert next_day_hold(dt.datetime(2026, 3, 2, 23, 59, tzinfo=dt.timezone.utc)) == \
-        dt.datetime(2026, 3, 3, 0, 5, tzinfo=dt.timezone.utc)
+    assert next_day_hold(dt.datetime(2026, 3, 2, 23, 59, tzinfo=dt.UTC)) == \
+        dt.datetime(2026, 3, 3, 0, 5, tzinfo=dt.UTC)
 
 
 def test_a_refused_batch_names_the_callbacks_the_body_names():

@@ -17,5 +17,5 @@ def test_capped_at_one_hour_even_for_huge_attempts():
 
 
 def test_attempt_is_one_based():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="1-based"):
         backoff_seconds(0)

@@ -6,7 +6,7 @@ import pytest
 
 from throttled.throttle.business_hours import HoursError, parse_business_hours
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def utc(*args) -> dt.datetime:

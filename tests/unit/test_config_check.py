@@ -8,7 +8,7 @@ from throttled.settings import ENV_NAMES
 
 
 def _env(**extra):
-    env = {name: None for name in ENV_NAMES.values()}
+    env = dict.fromkeys(ENV_NAMES.values())
     env.update(extra)
     return env
 
@@ -68,8 +68,8 @@ def test_one_address_for_both_listeners_is_refused():
     result = CliRunner().invoke(main, ["config", "check"], env=env)
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "throttled: error: THROTTLED_BIND and THROTTLED_ADMIN_BIND are both 127.0.0.1:9000: "
-        "the admin listener needs an address of its own"]
+        ("throttled: error: THROTTLED_BIND and THROTTLED_ADMIN_BIND are both 127.0.0.1:9000: "
+         "the admin listener needs an address of its own")]
 
 
 def test_keys_generate_refuses_an_id_the_ring_would_refuse():

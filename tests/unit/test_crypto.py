@@ -49,9 +49,13 @@ def test_parse_key_accepts_generated_and_urlsafe():
     assert parse_key(urlsafe) == b"\xfb" * 32
 
 
-@pytest.mark.parametrize("bad", ["", "not base64!!", base64.b64encode(b"short").decode()])
-def test_parse_key_rejects(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("bad", "message"), [
+    ("", "must decode to 32 bytes, got 0"),
+    ("not base64!!", "must be base64 of 32 random bytes"),
+    (base64.b64encode(b"short").decode(), "must decode to 32 bytes, got 5"),
+])
+def test_parse_key_rejects(bad, message):
+    with pytest.raises(ValueError, match=message):
         parse_key(bad)
 
 
@@ -80,10 +84,15 @@ def test_parse_key_ring_first_is_current():
 _KEY = base64.b64encode(bytes(range(32))).decode()  # fixed, so every xdist worker collects the same ids
 
 
-@pytest.mark.parametrize("bad", ["", "k1", f"k1:{_KEY},k1:{_KEY}", "bad id:AAAA", "k1:short"],
-                         ids=["empty", "no-key", "duplicate-id", "bad-id", "short-key"])
-def test_parse_key_ring_rejects(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("bad", "message"), [
+    ("", "must list at least one id:key"),
+    ("k1", "entries are id:base64key"),
+    (f"k1:{_KEY},k1:{_KEY}", "key id 'k1' appears twice"),
+    ("bad id:AAAA", "entries are id:base64key"),
+    ("k1:short", "key 'k1': must be base64"),
+], ids=["empty", "no-key", "duplicate-id", "bad-id", "short-key"])
+def test_parse_key_ring_rejects(bad, message):
+    with pytest.raises(ValueError, match=message):
         parse_key_ring(bad)
 
 

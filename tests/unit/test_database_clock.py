@@ -9,7 +9,7 @@ import pytest
 
 from throttled.clock import DatabaseClock
 
-T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)
 
 

@@ -88,7 +88,8 @@ def test_a_test_past_its_deadline_fails_with_a_message_and_cleans_up(tmp_path):
 def test_sigterm_to_pytest_cancels_the_test_and_tears_fixtures_down(tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
-    process = subprocess.Popen(_inner(tmp_path, INTERRUPTED), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), cwd=tmp_path)
+    process = subprocess.Popen(_inner(tmp_path, INTERRUPTED), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env=_env(), cwd=tmp_path)
     try:
         deadline = time.monotonic() + 30
         while not (marks / "child").exists():

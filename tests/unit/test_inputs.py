@@ -21,12 +21,12 @@ def test_all_optional_inputs():
                            "release_after": "2026-05-01T09:00:00+02:00", "time_unit": "weeks"})
     assert parsed.step.mode == "smooth" and parsed.shared_name == "sales-handoff" and parsed.priority == 7
     assert parsed.step.hours.time_zone == "Europe/Berlin" and parsed.step.rate.period == dt.timedelta(weeks=1)
-    assert parsed.not_before == dt.datetime(2026, 5, 1, 7, tzinfo=dt.timezone.utc)
+    assert parsed.not_before == dt.datetime(2026, 5, 1, 7, tzinfo=dt.UTC)
 
 
 def test_release_after_as_epoch_milliseconds():
     parsed = parse_inputs({**BASE, "release_after": "1767225600000"})
-    assert parsed.not_before == dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert parsed.not_before == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(

@@ -68,9 +68,8 @@ def test_pure_modules_import_no_io():
     for rel in PURE:
         path = PACKAGE / rel
         assert path.exists(), f"listed as pure but missing: {rel}"
-        for name in _imports(path):
-            if name.split(".")[0] in IO_LIBRARIES or any(name == m or name.startswith(m + ".") for m in IO_MODULES):
-                problems.append(f"{rel} imports {name}")
+        problems.extend(f"{rel} imports {name}" for name in _imports(path)
+                        if name.split(".")[0] in IO_LIBRARIES or any(name == m or name.startswith(m + ".") for m in IO_MODULES))
     assert problems == [], "\n".join(problems)
 
 

@@ -14,7 +14,7 @@ from throttled.throttle.rate import (
     slots_open,
 )
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def at(seconds: float) -> dt.datetime:
@@ -27,9 +27,13 @@ def test_units_are_fixed_lengths():
     assert Rate.of(100, 2, "seconds").per_second == 50
 
 
-@pytest.mark.parametrize(("limit", "period", "unit"), [(0, 1, "hours"), (1, 0, "hours"), (1, 1, "months")])
-def test_rate_rejects(limit, period, unit):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("limit", "period", "unit", "message"), [
+    (0, 1, "hours", "must be at least 1"),
+    (1, 0, "hours", "must be at least 1"),
+    (1, 1, "months", "unknown time unit 'months'"),
+])
+def test_rate_rejects(limit, period, unit, message):
+    with pytest.raises(ValueError, match=message):
         Rate.of(limit, period, unit)
 
 

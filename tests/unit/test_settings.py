@@ -46,7 +46,7 @@ def test_bad_value_names_the_variable(monkeypatch, variable, value):
 
 
 def test_required_setting_named_when_missing():
-    with pytest.raises(SettingsError, match="^HUBSPOT_CLIENT_SECRET is not set$"):
+    with pytest.raises(SettingsError, match=r"^HUBSPOT_CLIENT_SECRET is not set$"):
         load_settings().require("hubspot_client_secret")
 
 
@@ -119,7 +119,7 @@ def test_key_ring_from_both_variables(monkeypatch):
 
 
 def test_no_key_is_one_clear_line():
-    with pytest.raises(SettingsError, match="^THROTTLED_ENCRYPTION_KEYS .*is not set$"):
+    with pytest.raises(SettingsError, match=r"^THROTTLED_ENCRYPTION_KEYS .*is not set$"):
         load_settings().key_ring()
 
 

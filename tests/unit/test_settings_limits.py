@@ -85,5 +85,5 @@ def test_cleaner_cron_from_the_interval():
     assert CLEANER_CRON.every == dt.timedelta(minutes=1) and CLEANER_CRON.name == "cleaner"
     job = cleaner_cron(15)
     assert job.every == dt.timedelta(seconds=15) and (job.name, job.kind) == (CLEANER_CRON.name, CLEANER_CRON.kind)
-    now = dt.datetime(2026, 1, 1, 12, 0, 44, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, 12, 0, 44, tzinfo=dt.UTC)
     assert job.slot_key(now) == "cron:cleaner:2026-01-01T12:00:30Z"

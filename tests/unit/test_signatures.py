@@ -119,7 +119,7 @@ def test_verify_missing_signature():
 
 
 def test_verify_raw_bytes_not_reserialized():
-    body = '{"name":"Pat \\u00e4","note":"a+b"}'.encode()
+    body = b'{"name":"Pat \\u00e4","note":"a+b"}'
     request = SignedRequest("POST", URI, body)
     headers = {"X-HubSpot-Signature": sign_v2(SECRET, request)}
     assert verify(SECRET, request, headers, now_ms=0) == "v2"

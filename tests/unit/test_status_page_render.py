@@ -15,7 +15,7 @@ from throttled.web.status_page import (
     render_status_page,
 )
 
-NOW = dt.datetime(2026, 3, 2, 9, 30, 15, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 2, 9, 30, 15, tzinfo=dt.UTC)
 HOSTILE = '<script>alert("x")</script>&'
 
 

@@ -14,8 +14,10 @@ wait for the next minute.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import structlog
+from sqlalchemy.engine import Connection
 
 from throttled.clock import Clock
 from throttled.db import executions as executions_sql
@@ -70,7 +72,7 @@ class Cleaner:
         log.info("cleaner.ran", pruned_jobs=pruned, expired_executions=expired, orphans_repaired=orphans)
         return Complete()
 
-    async def _in_batches(self, fn, when: dt.datetime) -> int:
+    async def _in_batches(self, fn: Callable[[Connection, dt.datetime, int], int], when: dt.datetime) -> int:
         total = 0
         for _ in range(_MAX_BATCHES):
             done = await self.db.transaction(fn, when, _BATCH)
@@ -79,7 +81,7 @@ class Cleaner:
                 break
         return total
 
-    def _repair_orphans(self, conn, now: dt.datetime) -> int:
+    def _repair_orphans(self, conn: Connection, now: dt.datetime) -> int:
         orphans = queues_sql.queues_without_live_job(conn, throttle_job_key(""), now)
         for queue_id, portal_id, action_id in orphans:
             log.warning("queue.orphan_repaired", queue_id=queue_id, portal_id=portal_id)

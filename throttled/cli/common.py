@@ -8,7 +8,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -19,7 +19,8 @@ from throttled.ids import MAX_ID
 from throttled.ingest.inputs import InvalidInput
 from throttled.settings import Settings, SettingsError, load_settings
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 config_option = click.option(
     "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
@@ -30,17 +31,17 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 ID = click.IntRange(1, MAX_ID)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``throttled: error: message`` on stderr and exit with ``code``."""
     click.echo(f"throttled: error: {message}", err=True)
     sys.exit(code)
 
 
-def handle_errors(fn: F) -> F:
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn settings, database and start-up errors into one line on stderr and an exit
     status (2 for settings, 1 otherwise), also when trio wraps them in an ExceptionGroup."""
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -48,7 +49,7 @@ def handle_errors(fn: F) -> F:
             if problem is None:
                 raise
             fail(*problem)
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _known_problem(exc: BaseException) -> tuple[str, int] | None:
@@ -77,7 +78,7 @@ def database_url(settings: Settings) -> str:
     return start_embedded(settings.data_dir)
 
 
-def in_database(config_file: Path | None, fn: Callable[..., Any], *args: Any) -> Any:
+def in_database(config_file: Path | None, fn: Callable[..., R], *args: Any) -> R:
     """Run ``fn(conn, *args)`` in one transaction on the configured database."""
     from throttled.db.engine import Database
 
@@ -88,7 +89,7 @@ def in_database(config_file: Path | None, fn: Callable[..., Any], *args: Any) ->
         db.dispose()
 
 
-def at_database_time(config_file: Path | None, fn: Callable[..., Any], *args: Any) -> Any:
+def at_database_time(config_file: Path | None, fn: Callable[..., R], *args: Any) -> R:
     """Run ``fn(conn, *args, now)`` in one transaction, ``now`` being the database's time —
     the time the daemons decide by (this host's clock may be off)."""
     from throttled.db.time import database_now
@@ -96,11 +97,11 @@ def at_database_time(config_file: Path | None, fn: Callable[..., Any], *args: An
     return in_database(config_file, lambda conn: fn(conn, *args, database_now(conn)))
 
 
-def operator_errors(fn: F) -> F:
+def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """:func:`handle_errors`, and a missing object (exit 1) or a bad option (usage, exit 2)
     as one line."""
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except (NotFound, Conflict) as exc:
@@ -109,4 +110,4 @@ def operator_errors(fn: F) -> F:
             if exc.field == "body":  # the request as a whole (no options given), not one option
                 raise click.UsageError("give --max-throughput, --time-period and --time-unit, and/or --mode") from None
             raise click.BadParameter(exc.message, param_hint=f"--{exc.field.replace('_', '-')}") from None
-    return handle_errors(wrapper)  # type: ignore[arg-type]
+    return handle_errors(wrapper)

@@ -82,7 +82,8 @@ def config_get(portal_id: int, action_id: int, config_file: Path | None) -> None
 @click.option("--mode", type=click.Choice(["burst", "smooth"]))
 @config_option
 @operator_errors
-def config_set(portal_id: int, action_id: int, max_throughput, time_period, time_unit, mode, config_file) -> None:
+def config_set(portal_id: int, action_id: int, max_throughput: int | None, time_period: int | None, time_unit: str | None,
+               mode: str | None, config_file: Path | None) -> None:
     """Override the throttle of PORTAL_ID / ACTION_ID (beats the steps' inputs)."""
     fields = {"max_throughput": max_throughput, "time_period": time_period, "time_unit": time_unit, "mode": mode}
     override = parse_override({k: v for k, v in fields.items() if v is not None})

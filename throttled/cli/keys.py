@@ -87,8 +87,10 @@ def hubspot_action_definition(config_file: Path | None, register: bool) -> None:
         click.echo(json.dumps(definition, indent=2))
         return
     settings.require("hubspot_app_id", "hubspot_developer_api_key")
+    app_id = settings.hubspot_app_id
+    assert app_id is not None  # require() above
     try:
-        created = trio.run(register_action, settings.hubspot_api_base, settings.hubspot_app_id,
+        created = trio.run(register_action, settings.hubspot_api_base, app_id,
                            settings.secret("hubspot_developer_api_key"), definition)
     except HubSpotError as exc:
         fail(f"registration failed: {exc}", 1)

@@ -8,13 +8,16 @@ people, ``--json`` for scripts; a missing queue or job exits 1 with one line.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Column, Table
+from sqlalchemy.engine import Connection
 
 from throttled import control
 from throttled.cli.common import (
@@ -26,6 +29,7 @@ from throttled.cli.common import (
     operator_errors,
 )
 from throttled.control import JOB_STATES, MAX_JOBS, QueueOverview
+from throttled.db.jobs import JobInfo
 from throttled.states import QueueState
 
 
@@ -63,7 +67,8 @@ def _console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=250)
 
 
-def _queue_command(name: str, fn, help_text: str):
+def _queue_command(name: str, fn: Callable[[Connection, str, dt.datetime], QueueOverview] | None,
+                   help_text: str) -> click.Command:
     @queues_group.command(name, help=help_text)
     @click.argument("queue_id")
     @config_option
@@ -80,7 +85,8 @@ def _queue_command(name: str, fn, help_text: str):
 
 _queue_command("show", None, "Show one queue: settings, state, backlog by state, override.")
 _queue_command("pause", control.pause_queue, "Stop releasing from QUEUE_ID (the backlog is kept).")
-_queue_command("resume", control.resume_queue, "Release again at the rate; also lifts the queue's hold (a portal's hold: portals lift-hold).")
+_queue_command("resume", control.resume_queue,
+               "Release again at the rate; also lifts the queue's hold (a portal's hold: portals lift-hold).")
 
 
 @queues_group.command("drain")
@@ -133,9 +139,10 @@ def queues_purge(queue_id: str, yes: bool, config_file: Path | None) -> None:
 def _print_queue(o: QueueOverview) -> None:
     table = Table(show_header=False)
     q = o.queue
+    window = (f"days {q.release_days:07b}, {q.release_start_minute}-{q.release_end_minute} min, {q.time_zone}"
+              if q.release_days else "-")
     rows = [("queue", q.queue_id), ("portal", str(q.portal_id)), ("action", str(q.action_id or "-")),
-            ("rate", _rate(o)), ("mode", o.mode), ("state", _state(o)),
-            ("window", f"days {q.release_days:07b}, {q.release_start_minute}-{q.release_end_minute} min, {q.time_zone}" if q.release_days else "-"),
+            ("rate", _rate(o)), ("mode", o.mode), ("state", _state(o)), ("window", window),
             ("failures in a row", str(q.consecutive_failures)), ("last failure", q.last_failure_reason or "-"),
             ("executions", ", ".join(f"{k} {v}" for k, v in sorted(o.counts.items())) or "none")]
     for key, value in rows:
@@ -150,7 +157,8 @@ def _rate(o: QueueOverview) -> str:
 
 def _state(o: QueueOverview) -> str:
     q = o.queue
-    state = f"on hold until {q.on_hold_until:%Y-%m-%d %H:%M:%S}Z" if q.state == QueueState.ON_HOLD and q.on_hold_until else q.state
+    held = q.state == QueueState.ON_HOLD and q.on_hold_until is not None
+    state = f"on hold until {q.on_hold_until:%Y-%m-%d %H:%M:%S}Z" if held else q.state
     return f"{state}; {o.portal_held}" if o.portal_held else state
 
 
@@ -184,7 +192,8 @@ def jobs_list(state: str | None, kind: str | None, limit: int, config_file: Path
     _console().print(table)
 
 
-def _job_command(name: str, fn, help_text: str, verb: str):
+def _job_command(name: str, fn: Callable[[Connection, int, dt.datetime], JobInfo], help_text: str,
+                 verb: str) -> click.Command:
     @jobs_group.command(name, help=help_text)
     @click.argument("job_id", type=ID)
     @config_option

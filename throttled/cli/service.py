@@ -6,13 +6,18 @@ import functools
 import json
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import trio
 
 from throttled.cli.common import config_option, database_url, handle_errors
 from throttled.settings import load_settings
+
+if TYPE_CHECKING:  # for annotations only: the commands import the daemon where they run it
+    from throttled.daemon import RunningDaemon
 
 
 @click.command()
@@ -33,7 +38,7 @@ def run(config_file: Path | None) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
 
-                async def daemon_then_exit(task_status=trio.TASK_STATUS_IGNORED):
+                async def daemon_then_exit(task_status: trio.TaskStatus[RunningDaemon] = trio.TASK_STATUS_IGNORED) -> None:
                     await run_daemon(settings, url, task_status=task_status)
                     nursery.cancel_scope.cancel()  # stopped: no more signals to wait for
 
@@ -43,7 +48,7 @@ def run(config_file: Path | None) -> None:
     trio.run(main_task)
 
 
-async def _stop_on_signals(signals, daemon, scope: trio.CancelScope) -> None:
+async def _stop_on_signals(signals: AsyncIterator[int], daemon: RunningDaemon, scope: trio.CancelScope) -> None:
     """First SIGTERM/SIGINT: graceful stop. A second one: stop at once."""
     async for _ in signals:
         if daemon.stop_requested.is_set():

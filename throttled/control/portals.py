@@ -52,13 +52,15 @@ def list_portals(conn: Connection, now: dt.datetime) -> list[PortalOverview]:
 
 
 def _portal_overview(p: PortalRow, now: dt.datetime) -> PortalOverview:
-    if p.access_token is None or p.expires_at is None:
-        token_status = "missing"
-    else:
-        token_status = "valid" if p.expires_at > now else "expired"
     held = p.held_at(now)
-    return PortalOverview(p.portal_id, p.status, token_status, p.expires_at, p.scopes, p.key_id,
+    return PortalOverview(p.portal_id, p.status, _token_status(p, now), p.expires_at, p.scopes, p.key_id,
                           p.held_until if held else None, p.hold_reason if held else None, p.installed_at, p.updated_at)
+
+
+def _token_status(p: PortalRow, now: dt.datetime) -> str:
+    if p.access_token is None or p.expires_at is None:
+        return "missing"
+    return "valid" if p.expires_at > now else "expired"
 
 
 def lift_portal_hold(conn: Connection, portal_id: int, now: dt.datetime) -> bool:

@@ -39,7 +39,7 @@ class QueueOverview:
         until, reason = self.portal_hold
         if until is None:
             return f"portal not usable: {reason}"
-        return f"portal held until {until.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S}Z: {reason}"
+        return f"portal held until {until.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}Z: {reason}"
 
     @property
     def backlog(self) -> int:

@@ -28,6 +28,8 @@ def rotate_batch(conn: Connection, ring: KeyRing, limit: int) -> int:
     """
     rows = portals_sql.lock_portals_to_rotate(conn, ring.key_id, limit)
     for row in rows:
+        # The query takes portals with an access token; both tokens are always written together.
+        assert row.access_token is not None and row.refresh_token is not None
         access = ring.encrypt(ring.decrypt(row.access_token, row.portal_id), row.portal_id)
         refresh = ring.encrypt(ring.decrypt(row.refresh_token, row.portal_id), row.portal_id)
         portals_sql.save_reencrypted(conn, row.portal_id, access, refresh, ring.key_id)

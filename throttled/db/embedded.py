@@ -32,14 +32,15 @@ def start_embedded(data_dir: Path | None = None, name: str = "pg") -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI); its fallback is fine.
         warnings.simplefilter("ignore")
-        import pgserver  # imported late: it is only needed when no URL is configured
+        # Imported late: it is only needed when no URL is configured.
+        from pgserver.postgres_server import get_server
 
     folder = (data_dir or default_data_dir()) / name
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = pgserver.get_server(folder, cleanup_mode="stop")
+            server = get_server(folder, cleanup_mode="stop")
     except Exception as exc:  # pgserver raises bare subprocess/assertion errors
         raise RuntimeError(f"embedded PostgreSQL did not start in {folder} (see {folder / 'log'}): {exc}") from exc
     return server.get_uri()

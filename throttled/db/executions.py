@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -30,7 +31,7 @@ class NewExecution:
     queue_id: str
     object_type: str | None
     object_id: str | None
-    input_fields: dict
+    input_fields: dict[str, Any]
     priority: int = 0
     not_before: dt.datetime | None = None
 
@@ -244,10 +245,11 @@ def recent_releases(conn: Connection, queue_id: str, since: dt.datetime, limit: 
 
 def count_releasing(conn: Connection, queue_id: str) -> int:
     """Executions handed out and not yet acknowledged."""
-    return conn.execute(
+    count: int = conn.execute(
         text("SELECT count(*) FROM action_executions WHERE queue_id = :queue_id AND state = 'releasing'"),
         {"queue_id": queue_id},
     ).scalar_one()
+    return count
 
 
 _ELIGIBLE = "state = 'pending' AND expires_at > :now AND (not_before IS NULL OR not_before <= :now)"
@@ -272,7 +274,7 @@ def take_pending(
         ),
         {"queue_id": queue_id, "limit": limit, "now": now, "lease_until": lease_until, "owner": owner},
     ).all()
-    rows.sort(key=lambda r: (-r.priority, r.seq))
+    rows = sorted(rows, key=lambda r: (-r.priority, r.seq))
     return [Lease(r.callback_id, r.portal_id, r.queue_id, lease_until) for r in rows]
 
 
@@ -373,7 +375,7 @@ def count_by_state(conn: Connection) -> dict[str, int]:
 def execution_counts(conn: Connection, queue_ids: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
     """``{queue_id: {state: count}}`` for the given queues (all when ``None``)."""
     sql = "SELECT queue_id, state, count(*) AS n FROM action_executions"
-    params: dict = {}
+    params: dict[str, Any] = {}
     if queue_ids is not None:
         sql += " WHERE queue_id = ANY(:ids)"
         params["ids"] = list(queue_ids)
@@ -391,7 +393,8 @@ def releases_per_minute(
     oldest minute first, one entry per minute, zeros included. For the status page."""
     rows = conn.execute(
         text(
-            """SELECT queue_id, CAST(floor(extract(epoch FROM released_at - CAST(:since AS timestamptz)) / 60) AS integer) AS minute,
+            """SELECT queue_id,
+                      CAST(floor(extract(epoch FROM released_at - CAST(:since AS timestamptz)) / 60) AS integer) AS minute,
                       count(*) AS n
                FROM action_executions
                WHERE queue_id = ANY(:ids) AND state = 'released'

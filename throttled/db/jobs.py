@@ -159,7 +159,7 @@ def claim_due_jobs(
         ),
         {"owner": owner, "limit": limit, "now": now, "lease_until": lease_until},
     ).all()
-    rows.sort(key=lambda r: (r.priority, r.scheduled_at, r.id))
+    rows = sorted(rows, key=lambda r: (r.priority, r.scheduled_at, r.id))
     return [
         Job(r.id, r.kind, r.args, r.attempt, r.max_attempts, r.snoozed, r.unique_key, r.portal_id)
         for r in rows

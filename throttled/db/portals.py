@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,7 @@ def hold(
     seconds (at most ``max_s``) and ``holds`` counts this refusal; a success resets it
     (:func:`clear_hold`). An existing later hold is kept.
     """
-    return conn.execute(
+    held_until: dt.datetime = conn.execute(
         text(
             """UPDATE portals SET
                  held_until = greatest(held_until, coalesce(CAST(:until AS timestamptz),
@@ -166,6 +167,7 @@ def hold(
         ),
         {"portal_id": portal_id, "reason": reason[:500], "now": now, "until": until, "first_s": first_s, "max_s": max_s},
     ).scalar_one()
+    return held_until
 
 
 def clear_hold(conn: Connection, portal_id: int) -> None:
@@ -211,7 +213,7 @@ def list_portals(conn: Connection) -> list[PortalRow]:
     return [_portal(r) for r in conn.execute(text(f"SELECT {_COLUMNS} FROM portals ORDER BY portal_id"))]
 
 
-def _portal(row) -> PortalRow:
+def _portal(row: Row[Any]) -> PortalRow:
     return PortalRow(
         row.portal_id, row.status,
         bytes(row.access_token) if row.access_token is not None else None,
@@ -238,10 +240,11 @@ def lock_portals_to_rotate(conn: Connection, current_key_id: str, limit: int) ->
 
 def count_to_rotate(conn: Connection, current_key_id: str) -> int:
     """Portals whose tokens are not yet under ``current_key_id``."""
-    return conn.execute(
+    count: int = conn.execute(
         text("SELECT count(*) FROM portals WHERE key_id IS DISTINCT FROM :current AND access_token IS NOT NULL"),
         {"current": current_key_id},
     ).scalar_one()
+    return count
 
 
 def save_reencrypted(conn: Connection, portal_id: int, access_token: bytes, refresh_token: bytes, key_id: str) -> None:

@@ -80,7 +80,7 @@ def upsert_queues(conn: Connection, queues: Sequence[QueueSettings], now: dt.dat
         return
     ordered = sorted(queues, key=lambda q: q.queue_id)
     columns = ", ".join(_SETTINGS)
-    arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_SETTINGS, _SETTING_TYPES))
+    arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_SETTINGS, _SETTING_TYPES, strict=True))
     conn.execute(
         text(
             f"""INSERT INTO queues AS q (queue_id, portal_id, {columns}, created_at, updated_at)

@@ -12,4 +12,4 @@ def database_now(conn: Connection) -> dt.datetime:
     """The database server's current time (``clock_timestamp()``: the moment the statement
     runs, not the transaction's start), aware UTC."""
     value: dt.datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)

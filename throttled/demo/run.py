@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from typing import Any
 
 import sqlalchemy as sa
 import trio
@@ -22,6 +23,7 @@ from rich.table import Table
 
 from throttled import logs
 from throttled.testing import (
+    Stack,
     Step,
     local_stack,
     max_per_window,
@@ -72,8 +74,8 @@ def _plan(portal_id: int, n: int) -> list[tuple[str, Step]]:
     return [(f"ap-{portal_id}-{STEPS[i % len(STEPS)].workflow_id}-{i}-0", STEPS[i % len(STEPS)]) for i in range(n)]
 
 
-async def _send_all(stack, plan: list[tuple[str, Step]]) -> None:
-    send, receive = trio.open_memory_channel(len(plan))
+async def _send_all(stack: Stack, plan: list[tuple[str, Step]]) -> None:
+    send, receive = trio.open_memory_channel[tuple[str, Step]](len(plan))
     for item in plan:
         send.send_nowait(item)
     send.close()
@@ -89,10 +91,10 @@ async def _send_all(stack, plan: list[tuple[str, Step]]) -> None:
             nursery.start_soon(sender)
 
 
-async def _watch(stack, console: Console) -> list[dict]:
+async def _watch(stack: Stack, console: Console) -> list[dict[str, Any]]:
     """Show progress until every acknowledged enrollment completed (or the timeout)."""
     expected = len(stack.hubspot.sent)
-    completions: list[dict] = []
+    completions: list[dict[str, Any]] = []
     with Live(console=console, refresh_per_second=4, transient=True) as live, trio.move_on_after(TIMEOUT_S):
         while True:
             completions = await stack.hubspot.completions()
@@ -104,7 +106,7 @@ async def _watch(stack, console: Console) -> list[dict]:
     return await stack.hubspot.completions()
 
 
-def _table(sent: dict[str, str], completions: list[dict], portal_id: int, title: str) -> Table:
+def _table(sent: dict[str, str], completions: list[dict[str, Any]], portal_id: int, title: str) -> Table:
     received = Counter(sent.values())
     released: dict[str, list[float]] = defaultdict(list)
     for c in completions:
@@ -125,7 +127,8 @@ def _table(sent: dict[str, str], completions: list[dict], portal_id: int, title:
     return table
 
 
-def _report(console: Console, sent: dict[str, str], completions: list[dict], portal_id: int, planned: int) -> bool:
+def _report(console: Console, sent: dict[str, str], completions: list[dict[str, Any]], portal_id: int,
+            planned: int) -> bool:
     console.print(_table(sent, completions, portal_id, "result"))
     ids = [c["callbackId"] for c in completions]
     twice = [cid for cid, n in Counter(ids).items() if n > 1]

@@ -80,8 +80,8 @@ class Endpoint(enum.StrEnum):
 
     COMPLETE_BATCH = "batch"   # POST /automation/v4/actions/callbacks/complete
     COMPLETE_ONE = "one"       # POST /automation/v4/actions/callbacks/{callbackId}/complete
-    TOKEN = "token"            # POST /oauth/v3/token (refresh or code exchange)
-    TOKEN_INFO = "info"        # GET /oauth/v1/access-tokens/{token}
+    TOKEN = "token"            # noqa: S105  an endpoint's name: POST /oauth/v3/token (refresh or code exchange)
+    TOKEN_INFO = "info"        # noqa: S105  an endpoint's name: GET /oauth/v1/access-tokens/{token}
 
 
 class RefersTo(enum.StrEnum):
@@ -89,7 +89,7 @@ class RefersTo(enum.StrEnum):
 
     REQUEST = "request"       # this request as a whole (success, or a batch to split)
     CALLBACK = "callback"     # the one callback of a single completion
-    TOKEN = "token"           # the access token
+    TOKEN = "token"           # noqa: S105  a category's name: the access token
     PORTAL = "portal"         # this portal's use of the app (scopes, rate limits, revocation)
     APP = "app"               # our app or configuration (client id/secret, API paths, request shape)
     TRANSIENT = "transient"   # HubSpot's side, for now
@@ -139,7 +139,7 @@ class Answer:
 def classify(
     endpoint: Endpoint, status: int, body: bytes | str | Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None, *, callback_ids: Sequence[str] = (),
-    grant: str = "refresh_token", token_path: str = "v3",
+    grant: str = "refresh_token", token_path: str = "v3",  # noqa: S107  an API version, not a secret
 ) -> Answer:
     """Classify an HTTP answer of ``endpoint`` (the table in this module's docstring).
 
@@ -181,8 +181,8 @@ def transport_failure(description: str) -> Answer:
 def next_day_hold(now: dt.datetime) -> dt.datetime:
     """When a DAILY hold ends: 00:05 UTC of the next day (HubSpot resets at the account's
     midnight, a time zone we do not know; protocol notes §7)."""
-    return dt.datetime.combine(now.astimezone(dt.timezone.utc).date() + dt.timedelta(days=1), dt.time(0, 5),
-                               tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(now.astimezone(dt.UTC).date() + dt.timedelta(days=1), dt.time(0, 5),
+                               tzinfo=dt.UTC)
 
 
 # -- rows ---------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def _token_answer(status: int, data: dict[str, Any], grant: str, token_path: str
     error = str(data.get("error") or "")
     text = f"token endpoint: HTTP {status} {legacy or error or data.get('category') or ''}".rstrip()
     if status == 404:
-        if token_path != "v1":
+        if token_path != "v1":  # noqa: S105  an API version, not a secret
             return Answer(Action.USE_V1, RefersTo.APP, text, "token_path_missing", status=status)
         return Answer(Action.HOLD_PORTAL, RefersTo.APP, text + " (no token endpoint at HUBSPOT_API_BASE)",
                       "token_path_missing", status=status)

@@ -9,6 +9,7 @@ complete an install this daemon started.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
@@ -28,7 +29,7 @@ class InvalidState(Exception):
 class _ClockSigner(TimestampSigner):
     """itsdangerous signer whose timestamps come from the daemon's clock."""
 
-    def __init__(self, *args, clock: Clock, **kwargs) -> None:
+    def __init__(self, *args: Any, clock: Clock, **kwargs: Any) -> None:  # TimestampSigner's own arguments
         super().__init__(*args, **kwargs)
         self._clock = clock
 

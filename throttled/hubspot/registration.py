@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from typing import Any
 
 import httpx
 
 from throttled.hubspot.errors import HubSpotRejected, HubSpotUnavailable
 
 
-def action_definition(public_url: str) -> dict:
+def action_definition(public_url: str) -> dict[str, Any]:
     """The definition with ``actionUrl`` = ``{public_url}/api/hubspot/action``."""
     text = resources.files("throttled.hubspot").joinpath("action_definition.json").read_text()
-    definition = json.loads(text)
+    definition: dict[str, Any] = json.loads(text)
     definition["actionUrl"] = definition["actionUrl"].replace("{public_url}", public_url.rstrip("/"))
     return definition
 
 
-async def register(api_base: str, app_id: int, developer_api_key: str, definition: dict, timeout_s: float = 10.0) -> dict:
+async def register(api_base: str, app_id: int, developer_api_key: str, definition: dict[str, Any],
+                   timeout_s: float = 10.0) -> dict[str, Any]:
     """Create the action on the app; returns HubSpot's answer (with the new ``id``).
 
     Raises:
@@ -38,7 +40,8 @@ async def register(api_base: str, app_id: int, developer_api_key: str, definitio
         except httpx.HTTPError as exc:
             raise HubSpotUnavailable(f"POST /automation/v4/actions/{app_id}: {type(exc).__name__}") from None
     if response.is_success:
-        return response.json()
+        created: dict[str, Any] = response.json()
+        return created
     if response.status_code >= 500:
         raise HubSpotUnavailable(f"POST /automation/v4/actions/{app_id}: HTTP {response.status_code}")
     try:

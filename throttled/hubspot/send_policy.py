@@ -35,7 +35,7 @@ stops the batch at once — nothing is ended, nothing bisected.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 from throttled.hubspot.answers import Action, Answer
@@ -141,7 +141,7 @@ def send_flow(ids: Sequence[str], retry_delays: Sequence[float] = RETRY_DELAYS) 
 class _Flow:
     """The state of one batch: ``parts`` still to send (halves of a split batch first)."""
 
-    def __init__(self, ids: list[str], retries) -> None:
+    def __init__(self, ids: list[str], retries: Iterator[float]) -> None:
         self.parts: list[list[str]] = [ids] if ids else []
         self.retries = retries
         self.refreshed = False  # a refresh was the last thing done about a 401
@@ -190,8 +190,9 @@ class _Flow:
                 live = yield Pause(delay, self.remaining())
                 if not self._keep(live):
                     return False
-                answer = yield again
-                assert isinstance(answer, Answer)
+                reply = yield again
+                assert isinstance(reply, Answer)
+                answer = reply
                 continue
             yield from self.stop(self.remaining(), answer)
             return False
@@ -200,13 +201,15 @@ class _Flow:
     def wait_or_stop(self, part: list[str], answer: Answer) -> Generator[Command, object, bool]:
         """A 429 (wait, no attempt spent), a transient failure (retry after backoff) or an
         answer about the whole portal or app (stop)."""
+        delay: float
         if answer.action is Action.WAIT:
-            delay: float | None = answer.wait_s
+            delay = answer.wait_s
         elif answer.action is Action.RETRY:
-            delay = next(self.retries, None)
-            if delay is None:
+            backoff = next(self.retries, None)
+            if backoff is None:
                 yield GiveUp(self.remaining(part), answer)
                 return False
+            delay = backoff
             yield Failing(tuple(part), answer)
         else:
             yield from self.stop(self.remaining(part), answer)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import structlog
@@ -78,7 +78,7 @@ class SenderConfig:
     release_lease_s: float = 120.0
     renew_margin_s: float = 30.0
     retry_delays: tuple[float, ...] | None = None  # default: send_policy.RETRY_DELAYS
-    holds: HoldConfig = HoldConfig()
+    holds: HoldConfig = field(default_factory=HoldConfig)
 
 
 class PortalSenders:

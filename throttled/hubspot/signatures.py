@@ -18,8 +18,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 #: v3 timestamps older than this are rejected (5 minutes, [V3CL]).
 V3_MAX_AGE_MS = 300_000
@@ -90,8 +91,14 @@ def sign_v3(secret: str, request: SignedRequest, timestamp_ms: int) -> str:
 DEFAULT_VERSIONS = ("v3", "v2")
 
 
+class Headers(Protocol):
+    """Request headers as name/value pairs: a ``Mapping[str, str]`` or Werkzeug's ``Headers``."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
 def verify(
-    secret: str, request: SignedRequest, headers: Mapping[str, str], now_ms: int,
+    secret: str, request: SignedRequest, headers: Headers, now_ms: int,
     accepted: tuple[str, ...] = DEFAULT_VERSIONS,
 ) -> str:
     """Verify a HubSpot request; return the version that matched (``"v1"|"v2"|"v3"``).

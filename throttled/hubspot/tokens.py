@@ -22,6 +22,7 @@ store the refresh token the response returns. Every failure is an
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
@@ -220,7 +221,5 @@ class TokenStore:
         await self._end_claim(portal_id)
 
     async def _end_claim(self, portal_id: int) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the claim lapses on its own
             await self.db.transaction(portals_sql.end_refresh_claim, portal_id, self.owner)
-        except Exception:  # the claim lapses on its own
-            pass

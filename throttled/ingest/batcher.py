@@ -72,7 +72,7 @@ class Batcher:
             raise waiting.error
         return waiting.state
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Commit batches until cancelled."""
         task_status.started()
         async for first in self._receive:
@@ -127,7 +127,8 @@ class Batcher:
                     await self._store([waiting])
                 return
             # The message can quote the row (personal data): log the kind of error only.
-            log.error("ingest.commit_error", error=type(exc).__name__, sqlstate=getattr(getattr(exc, "orig", None), "sqlstate", None))
+            sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+            log.error("ingest.commit_error", error=type(exc).__name__, sqlstate=sqlstate)
             batch[0].error = exc
 
     def _note_size(self, size: int) -> None:

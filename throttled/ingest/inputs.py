@@ -15,7 +15,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from throttled.ids import MAX_ID
 from throttled.throttle.business_hours import HoursError, parse_business_hours
@@ -65,10 +65,11 @@ def parse_inputs(inputs: Mapping[str, Any]) -> ExecutionInputs:
         window = parse_business_hours(inputs.get("release_days"), inputs.get("release_hours"), inputs.get("time_zone"))
     except HoursError as exc:
         raise InvalidInput(exc.field, exc.message) from None
+    priority = inputs.get("priority")
     return ExecutionInputs(
         step=StepSettings(max_throughput, time_period, time_unit, mode, window),
         shared_name=_shared_name(inputs.get("shared_queue")),
-        priority=0 if _blank(inputs.get("priority")) else parse_int(inputs.get("priority"), "inputFields.priority", 0, MAX_PRIORITY),
+        priority=0 if _blank(priority) else parse_int(priority, "inputFields.priority", 0, MAX_PRIORITY),
         not_before=_timestamp(inputs.get("release_after"), "inputFields.release_after"),
     )
 
@@ -86,19 +87,25 @@ def parse_int(value: Any, field: str, minimum: int, maximum: int = MAX_ID) -> in
     if isinstance(value, float):
         if not math.isfinite(value) or value != int(value):
             raise InvalidInput(field, "must be an integer")
-        value = int(value)
+        number = int(value)
     elif isinstance(value, str):
         text = value.strip()
         if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
             raise InvalidInput(field, "must be an integer")
-        value = int(text)
-    elif not isinstance(value, int):
+        number = int(text)
+    elif isinstance(value, int):
+        number = value
+    else:
         raise InvalidInput(field, "must be an integer")
-    if not minimum <= value <= maximum:
+    if not minimum <= number <= maximum:
         raise InvalidInput(field, f"must be between {minimum} and {maximum}")
-    return value
+    return number
 
 
+@overload
+def _choice(value: Any, field: str, allowed: tuple[str, ...], required: Literal[True]) -> str: ...
+@overload
+def _choice(value: Any, field: str, allowed: tuple[str, ...], required: bool = False) -> str | None: ...
 def _choice(value: Any, field: str, allowed: tuple[str, ...], required: bool = False) -> str | None:
     if _blank(value):
         if required:
@@ -125,14 +132,14 @@ def _timestamp(value: Any, field: str) -> dt.datetime | None:
     text = str(value).strip()
     try:
         if text.lstrip("-").isdigit():
-            moment = dt.datetime.fromtimestamp(int(text) / 1000, dt.timezone.utc)
+            moment = dt.datetime.fromtimestamp(int(text) / 1000, dt.UTC)
         else:
             moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError, OSError):
         raise InvalidInput(field, "must be ISO-8601 with a time zone, or epoch milliseconds") from None
     if moment.tzinfo is None:
         raise InvalidInput(field, "must carry a time zone offset (e.g. 2026-01-05T09:00:00+01:00)")
-    return moment.astimezone(dt.timezone.utc)
+    return moment.astimezone(dt.UTC)
 
 
 def _blank(value: Any) -> bool:

@@ -123,7 +123,8 @@ def parse_enrollment(body: bytes) -> Enrollment:
     )
 
 
-def _step(callback_id: str, portal_id: int, context: dict, origin: dict, step: StepSettings) -> tuple[int, int, str]:
+def _step(callback_id: str, portal_id: int, context: dict[str, Any], origin: dict[str, Any],
+          step: StepSettings) -> tuple[int, int, str]:
     """``(action_id, lane, source)`` of the step (module docstring)."""
     if context.get("actionId") is not None:
         return parse_int(context["actionId"], "context.actionId", minimum=0), 0, "actionId"
@@ -188,7 +189,7 @@ def _callback_id(value: Any) -> str:
     return value
 
 
-def _object(data: dict, name: str, required: bool = True) -> dict:
+def _object(data: dict[str, Any], name: str, required: bool = True) -> dict[str, Any]:
     value = data.get(name)
     if value is None and not required:
         return {}

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 import trio
+from sqlalchemy.engine import Connection
 
 from throttled.clock import Clock
 from throttled.db import jobs as jobs_sql
@@ -22,7 +23,7 @@ from throttled.jobs.leader import Leadership
 
 log = structlog.get_logger("throttled.jobs.cron")
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _RETRY = dt.timedelta(seconds=1)
 
 
@@ -54,7 +55,7 @@ class Cron:
         self.jobs = jobs
         self.inserted = 0
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Until cancelled: at every slot boundary (and on becoming leader), insert."""
         task_status.started()
         while True:
@@ -69,7 +70,7 @@ class Cron:
             with trio.move_on_after(max(0.0, (wake - self.clock.now()).total_seconds())):
                 await self.leadership.gained.wait()
 
-    def _insert_due(self, conn, now: dt.datetime) -> int:
+    def _insert_due(self, conn: Connection, now: dt.datetime) -> int:
         inserted = 0
         for job in self.jobs:
             if jobs_sql.insert_slot_job(conn, job.kind, job.args, now, job.slot_key(now)):

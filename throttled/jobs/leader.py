@@ -2,17 +2,20 @@
 
 The leader renews at half the TTL. A follower tries again when the current lease ends (or
 after a quarter TTL, whichever is first), so a new leader takes over within one TTL of the
-old one's last renewal, and within a quarter TTL when the old one resigned on shutdown. Leadership is believed only while the lease
-this daemon last won has not run out by its own clock: if the database becomes
-unreachable, a leader stops acting as one when its lease would have lapsed.
+old one's last renewal, and within a quarter TTL when the old one resigned on shutdown.
+Leadership is believed only while the lease this daemon last won has not run out by its
+own clock: if the database becomes unreachable, a leader stops acting as one when its
+lease would have lapsed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import structlog
 import trio
+from sqlalchemy.engine import Connection
 
 from throttled.clock import Clock
 from throttled.db import leaders as leaders_sql
@@ -42,7 +45,7 @@ class Leadership:
         """True while the lease this daemon won is still running."""
         return self._lease_until is not None and self.clock.now() < self._lease_until
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Campaign until cancelled. Cancelling does not resign (a crash cannot either):
         call :meth:`resign` on a graceful shutdown."""
         task_status.started()
@@ -54,10 +57,8 @@ class Leadership:
         if self._lease_until is None:
             return
         self._lease_until = None
-        try:
+        with contextlib.suppress(DatabaseUnavailable):  # the lease lapses on its own within one TTL
             await self.db.transaction(leaders_sql.resign, self.role, self.owner)
-        except DatabaseUnavailable:
-            pass  # the lease lapses on its own within one TTL
 
     async def _campaign(self) -> dt.datetime:
         """One attempt; returns when to try next."""
@@ -81,7 +82,7 @@ class Leadership:
         # Retry when the holder's lease ends, or sooner in case it resigns (shutdown).
         return min(holder_until, now + self.ttl / 4) if holder_until else now + self.ttl / 4
 
-    def _try(self, conn, now: dt.datetime) -> tuple[bool, dt.datetime | None]:
+    def _try(self, conn: Connection, now: dt.datetime) -> tuple[bool, dt.datetime | None]:
         if leaders_sql.acquire_or_renew(conn, self.role, self.owner, now, now + self.ttl):
             return True, None
         holder = leaders_sql.current(conn, self.role)

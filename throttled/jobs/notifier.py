@@ -25,7 +25,8 @@ _WAIT_S = 0.5
 _MAX_BACKOFF_S = 10.0
 
 
-async def listen(url: str, channels: Mapping[str, Callable[[str | None], None]], *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def listen(url: str, channels: Mapping[str, Callable[[str | None], None]], *,
+                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Call ``channels[name](payload)`` (in trio) for every NOTIFY on a channel, forever.
 
     After a reconnect every callback is called once with ``None`` (something may have been

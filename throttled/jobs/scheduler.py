@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import structlog
 import trio
+from sqlalchemy.engine import Connection
 
 from throttled.clock import Clock
 from throttled.db import jobs as jobs_sql
@@ -119,7 +120,7 @@ class Scheduler:
                 await trio.sleep(0.02)
         return not self.running
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled. On exit, running jobs are handed back (available now)."""
         try:
             async with trio.open_nursery() as nursery:
@@ -158,8 +159,8 @@ class Scheduler:
             with trio.move_on_after(wait_s):
                 await self._wake.wait()
 
-    def _claim(self, conn, free: int, now: dt.datetime):
-        jobs = []
+    def _claim(self, conn: Connection, free: int, now: dt.datetime) -> tuple[list[jobs_sql.Job], dt.datetime | None]:
+        jobs: list[jobs_sql.Job] = []
         if free > 0:
             lease_until = now + dt.timedelta(seconds=self.config.lease_s)
             jobs = jobs_sql.claim_due_jobs(conn, self.owner, free, now, lease_until)
@@ -203,7 +204,7 @@ class Scheduler:
         # Could not record the outcome: the lease will lapse and the job run again.
         log.warning("job.outcome_lost", job_id=job.id, outcome=type(outcome).__name__)
 
-    def _apply_sync(self, conn, job: jobs_sql.Job, outcome: Outcome, now: dt.datetime) -> None:
+    def _apply_sync(self, conn: Connection, job: jobs_sql.Job, outcome: Outcome, now: dt.datetime) -> None:
         if isinstance(outcome, Complete):
             jobs_sql.complete_job(conn, job.id, self.owner, now)
         elif isinstance(outcome, Snooze):

@@ -24,6 +24,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from .errors import SandboxError, invalid
+from .oauth import TokenVersion
 from .state import MALFORMED_JSON, SandboxState
 
 T = TypeVar("T")
@@ -56,7 +57,7 @@ def create_app(state: SandboxState, clock: Callable[[], float] = time.time) -> Q
     @app.post("/oauth/2026-03/token")
     async def token() -> Any:
         """Form-encoded code exchange or refresh; v3 (and 2026-03) answer the v3 body (§6)."""
-        version = "v1" if request.path == "/oauth/v1/token" else "v3"
+        version: TokenVersion = "v1" if request.path == "/oauth/v1/token" else "v3"
         form = await request.form
         return await _answer_after(state.token_delay_s(), lambda: state.token(form, clock(), version))
 

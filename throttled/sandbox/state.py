@@ -249,6 +249,7 @@ def _parse_inputs(body: Any, callback_id: str | None) -> list[dict[str, Any]]:
     """Validate a single or batch completion body into ``[{"callbackId", "outputFields"}, ...]``."""
     if body is MALFORMED_JSON or not isinstance(body, dict):
         raise invalid("Invalid input JSON: expected a JSON object")
+    raw: list[Any] | None
     if callback_id is not None:
         raw, prefix = [{**body, "callbackId": callback_id}], ""
     else:

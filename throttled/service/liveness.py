@@ -9,6 +9,7 @@ A kill -9 is noticed within one TTL of the last heartbeat; a graceful stop at on
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import structlog
@@ -41,8 +42,6 @@ async def keep_alive(db: Database, clock: Clock, owner: str, ttl_s: float, *,
             except DatabaseUnavailable as exc:
                 log.warning("liveness.beat_failed", error=str(exc))
     finally:
-        with trio.CancelScope(shield=True):
-            try:
-                await db.transaction(nodes_sql.stopped, owner, clock.now())
-            except DatabaseUnavailable:
-                pass  # our row lapses within one TTL
+        # Shielded: marked stopped even while cancelled; if the database is down, our row lapses within one TTL.
+        with trio.CancelScope(shield=True), contextlib.suppress(DatabaseUnavailable):
+            await db.transaction(nodes_sql.stopped, owner, clock.now())

@@ -15,6 +15,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from sqlalchemy.engine import Connection
 
 from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
@@ -36,7 +37,8 @@ class Metrics:
                                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=r)
         self.releases = Counter("throttled_releases_total", "Completions HubSpot acknowledged", registry=r)
         self.ended = Counter("throttled_executions_ended_total", "Executions ended without a release", ["state"], registry=r)
-        self.window_full = Counter("throttled_window_full_total", "Worker runs that found the window full (backlog waiting)", registry=r)
+        self.window_full = Counter("throttled_window_full_total", "Worker runs that found the window full (backlog waiting)",
+                                   registry=r)
         self.worker_runs = Counter("throttled_worker_runs_total", "Throttle worker runs", registry=r)
         self.hubspot_calls = Counter("throttled_hubspot_calls_total", "HubSpot API calls by endpoint and status class",
                                      ["endpoint", "status"], registry=r)
@@ -46,7 +48,8 @@ class Metrics:
         self.revocations = Counter("throttled_portal_revocations_total",
                                    "Portals found revoked (refresh token refused): their queues are held", registry=r)
         self.rescues = Counter("throttled_job_rescues_total", "Jobs rescued after their lease lapsed", registry=r)
-        self.orphans = Counter("throttled_orphans_repaired_total", "Queues found with pending work and no job (anomaly)", registry=r)
+        self.orphans = Counter("throttled_orphans_repaired_total", "Queues found with pending work and no job (anomaly)",
+                               registry=r)
         self.holds = Counter("throttled_queue_holds_total", "Queues put on hold after repeated HubSpot failures", registry=r)
         self.portal_holds = Counter("throttled_portal_holds_total",
                                     "Portals held because HubSpot refused them as a whole, by kind of refusal "
@@ -62,13 +65,13 @@ class Metrics:
     async def render(self, db: Database, portal_tasks: int) -> bytes:
         """Read the database gauges, then the exposition text."""
         counts = await db.transaction(_state_counts)
-        for state in ExecutionState:
-            self.backlog.labels(state).set(counts[0].get(state, 0))
-        for state in JobState:
-            self.jobs.labels(state).set(counts[1].get(state, 0))
+        for execution_state in ExecutionState:
+            self.backlog.labels(execution_state).set(counts[0].get(execution_state, 0))
+        for job_state in JobState:
+            self.jobs.labels(job_state).set(counts[1].get(job_state, 0))
         self.portal_tasks.set(portal_tasks)
         return generate_latest(self.registry)
 
 
-def _state_counts(conn) -> tuple[dict[str, int], dict[str, int]]:
+def _state_counts(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
     return executions_sql.count_by_state(conn), jobs_sql.count_by_state(conn)

@@ -12,10 +12,11 @@ import json
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import httpx
 import trio
@@ -35,7 +36,8 @@ def free_port() -> int:
     """A loopback port free right now (the daemon must know its public URL before binding)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -91,7 +93,8 @@ class Hubspot:
     http: httpx.AsyncClient
     sent: dict[str, str] = field(default_factory=dict)  # callback id -> queue id, acknowledged
 
-    async def post(self, daemon_url: str, body: bytes, *, timestamp_ms: int | None = None, headers: dict | None = None) -> httpx.Response:
+    async def post(self, daemon_url: str, body: bytes, *, timestamp_ms: int | None = None,
+                   headers: dict[str, str] | None = None) -> httpx.Response:
         """POST a signed enrollment to a daemon (signed for ``daemon_url``'s action URI)."""
         uri = daemon_url + ACTION_PATH
         ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
@@ -105,11 +108,12 @@ class Hubspot:
             self.sent[callback_id] = step.queue_id(portal_id)
         return response
 
-    async def completions(self) -> list[dict]:
+    async def completions(self) -> list[dict[str, Any]]:
         """Every completion the sandbox recorded, in order."""
         response = await self.http.get(f"{self.sandbox_url}/_sandbox/completions")
         response.raise_for_status()
-        return response.json()["completions"]
+        completions: list[dict[str, Any]] = response.json()["completions"]
+        return completions
 
     async def install(self, daemon_url: str, portal_id: int | None = None) -> int:
         """Install the app through the real OAuth redirects; returns the portal id.
@@ -147,9 +151,9 @@ async def local_stack(
     daemons: int = 1,
     portal_id: int = 62515,
     clock: Clock | None = None,
-    overrides: dict | None = None,
-    sandbox_config: dict | None = None,
-):
+    overrides: dict[str, Any] | None = None,
+    sandbox_config: dict[str, Any] | None = None,
+) -> AsyncIterator[Stack]:
     """Start the sandbox and ``daemons`` daemons on one database; install one portal.
 
     ``overrides``: daemon settings by field name; ``sandbox_config``: :class:`SandboxConfig` fields
@@ -162,7 +166,7 @@ async def local_stack(
                                default_portal_id=portal_id, **(sandbox_config or {}))
         sandbox = await nursery.start(partial(serve_sandbox, config))
         running: list[RunningDaemon] = []
-        settings = None
+        key = generate_key()  # one for all the daemons: they share the database
         for _ in range(daemons):
             port = free_port()
             settings = load_settings(
@@ -170,7 +174,7 @@ async def local_stack(
                 admin_bind="127.0.0.1:0",
                 hubspot_client_id=client_id, hubspot_client_secret=client_secret,
                 hubspot_api_base=sandbox.url, hubspot_authorize_url=f"{sandbox.url}/oauth/authorize",
-                encryption_key=generate_key() if not running else settings.encryption_key.get_secret_value(),
+                encryption_key=key,
                 **(overrides or {}),
             )
             running.append(await nursery.start(partial(run_daemon, settings, database_url, clock=clock)))
@@ -184,5 +188,5 @@ async def local_stack(
 
 def max_per_window(times: Sequence[float], period_s: float) -> int:
     """Most completions in any half-open window of ``period_s`` seconds (epoch-second times)."""
-    stamps = [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in times]
+    stamps = [dt.datetime.fromtimestamp(t, dt.UTC) for t in times]
     return max_in_window(stamps, dt.timedelta(seconds=period_s))

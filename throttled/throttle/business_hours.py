@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -53,17 +54,17 @@ class BusinessHours:
         """``now`` if open, else the start of the next opening (aware UTC)."""
         for start, end in self._openings_around(now, ahead=8):
             if now < end:
-                return max(start, now).astimezone(dt.timezone.utc)
+                return max(start, now).astimezone(dt.UTC)
         raise AssertionError("a window with at least one day opens within 8 days")
 
     def closes_at(self, now: dt.datetime) -> dt.datetime | None:
         """End of the opening ``now`` is in (aware UTC), or ``None`` when closed."""
         for start, end in self._openings_around(now):
             if start <= now < end:
-                return end.astimezone(dt.timezone.utc)
+                return end.astimezone(dt.UTC)
         return None
 
-    def _openings_around(self, now: dt.datetime, ahead: int = 1):
+    def _openings_around(self, now: dt.datetime, ahead: int = 1) -> Iterator[tuple[dt.datetime, dt.datetime]]:
         """(start, end) of openings starting on local days from yesterday to ``ahead``."""
         today = now.astimezone(self.zone).date()
         for offset in range(-1, ahead + 1):
@@ -106,7 +107,7 @@ def _parse_days(value: object) -> frozenset[int]:
     for part in value.lower().replace(" ", "").split(","):
         first, _, last = part.partition("-")
         a, b = _day(first), _day(last) if last else _day(first)
-        result.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+        result.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
     return frozenset(result)
 
 

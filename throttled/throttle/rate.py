@@ -139,7 +139,8 @@ class Throttle:
         """Earliest time every window has a slot (slots only open as time passes, so it is
         the latest of the windows' own openings); ``None`` if one depends on acknowledgements."""
         openings = [next_opening(r, recent, in_flight, now) for r in self.rates]
-        return None if None in openings else max(openings)
+        known = [o for o in openings if o is not None]
+        return max(known) if len(known) == len(openings) else None
 
 
 def max_in_window(times: Sequence[dt.datetime], period: dt.timedelta) -> int:

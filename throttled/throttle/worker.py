@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.engine import Connection
 
 from throttled.clock import Clock
 from throttled.db import executions as executions_sql
@@ -27,8 +28,8 @@ from throttled.db.executions import Lease
 from throttled.db.queues import ConfigRow
 from throttled.jobs.outcomes import Applied, LeaseLost
 from throttled.jobs.scheduler import JobRun
-from throttled.service.metrics import Metrics
 from throttled.logs import OncePer
+from throttled.service.metrics import Metrics
 from throttled.states import PortalStatus, QueueState
 from throttled.throttle.policy import blocked_until, effective_settings
 from throttled.throttle.rate import Throttle
@@ -76,14 +77,16 @@ class ThrottleWorker:
     async def __call__(self, run: JobRun) -> Applied:
         queue_id = run.job.args["queue_id"]
         action_id = run.job.args.get("action_id")
-        override = await self.overrides(run.job.portal_id, action_id) if action_id is not None else None
+        portal_id = run.job.portal_id  # set on every throttle job
+        override = await self.overrides(portal_id, action_id) if action_id is not None and portal_id is not None else None
         releases = await self.db.transaction(self.run_once, run, queue_id, self.clock.now(), override)
         self.metrics.worker_runs.inc()
         if releases:
             await self.submit(releases[0].portal_id, releases)
         return Applied()
 
-    def run_once(self, conn, run: JobRun, queue_id: str, now: dt.datetime, override: ConfigRow | None = None) -> list[Lease]:
+    def run_once(self, conn: Connection, run: JobRun, queue_id: str, now: dt.datetime,
+                 override: ConfigRow | None = None) -> list[Lease]:
         """One tick inside one transaction (blocking; runs in a DB thread).
 
         ``override`` is the cached operator override; a stale one (its stamp differs from the

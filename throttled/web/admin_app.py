@@ -26,15 +26,17 @@ Bad parameters answer 400 ``{"error": "invalid_input", "field", "message"}``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from quart import Blueprint, Quart, Response, jsonify, request
 from quart_trio import QuartTrio
+from sqlalchemy.engine import Connection
 
 from throttled import control
 from throttled.clock import Clock
-from throttled.control import Conflict, NotFound
+from throttled.control import Conflict, NotFound, QueueOverview
 from throttled.db.engine import Database
 from throttled.ids import MAX_ID
 from throttled.ingest.inputs import InvalidInput
@@ -99,59 +101,59 @@ def _api_blueprint(deps: AdminDeps) -> Blueprint:
     api.before_request(bearer_guard(token))
 
     @api.get("/queues")
-    async def list_queues():
+    async def list_queues() -> Response:
         overviews = await db.transaction(control.list_queues)
         return jsonify(queues=[o.as_json() for o in overviews])
 
     # Queue ids hold ':' (``queue:62515:101:7:0``); ``path`` takes the whole id, whatever it holds.
     @api.get("/queues/<path:queue_id>")
-    async def show_queue(queue_id: str):
+    async def show_queue(queue_id: str) -> Response:
         return jsonify((await db.transaction(control.show_queue, queue_id)).as_json())
 
     actions = {"pause": control.pause_queue, "resume": control.resume_queue, "drain": control.drain_queue}
 
     @api.post("/queues/<path:queue_id>/<any(pause, resume, drain):action>")
-    async def queue_action(queue_id: str, action: str):
+    async def queue_action(queue_id: str, action: str) -> Response:
         overview = await db.transaction(actions[action], queue_id, clock.now())
         return jsonify(overview.as_json())
 
     @api.post("/queues/<path:queue_id>/purge")
-    async def purge_queue(queue_id: str):
+    async def purge_queue(queue_id: str) -> Response:
         cancelled, overview = await db.transaction(_purge_and_show, queue_id, clock.now())
         return jsonify(cancelled=cancelled, queue=overview.as_json())
 
     @api.get("/jobs")
-    async def list_jobs():
+    async def list_jobs() -> Response:
         args = request.args
         limit = _int_arg("limit", args.get("limit", "100"))
         jobs = await db.transaction(control.list_jobs, args.get("state") or None, args.get("kind") or None, limit)
         return jsonify(jobs=[control.job_json(j) for j in jobs])
 
     @api.post(f"/jobs/<int(max={MAX_ID}):job_id>/retry")
-    async def retry_job(job_id: int):
+    async def retry_job(job_id: int) -> Response:
         return jsonify(control.job_json(await db.transaction(control.retry_job, job_id, clock.now())))
 
     @api.post(f"/jobs/<int(max={MAX_ID}):job_id>/cancel")
-    async def cancel_job(job_id: int):
+    async def cancel_job(job_id: int) -> Response:
         return jsonify(control.job_json(await db.transaction(control.cancel_job, job_id, clock.now())))
 
     @api.get("/portals")
-    async def list_portals():
+    async def list_portals() -> Response:
         portals = await db.transaction(control.list_portals, clock.now())
         return jsonify(portals=[p.as_json() for p in portals])
 
     @api.errorhandler(NotFound)
-    async def not_found(exc: NotFound):
+    async def not_found(exc: NotFound) -> tuple[Response, int]:
         return jsonify(error="not_found", message=str(exc)), 404
 
     @api.errorhandler(Conflict)
-    async def conflict(exc: Conflict):
+    async def conflict(exc: Conflict) -> tuple[Response, int]:
         return jsonify(error="conflict", message=str(exc)), 409
 
     return api
 
 
-def _purge_and_show(conn, queue_id: str, now):
+def _purge_and_show(conn: Connection, queue_id: str, now: dt.datetime) -> tuple[int, QueueOverview]:
     cancelled = control.purge_queue(conn, queue_id, now)
     return cancelled, control.show_queue(conn, queue_id)
 

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 import structlog
 import trio
 from quart import Response, jsonify, redirect, request
+from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 
 from throttled.clock import Clock
@@ -99,13 +100,13 @@ def create_app(deps: WebDeps) -> QuartTrio:
                              "differ from what HubSpot uses" if outcome == "unauthorized" else None)
 
     @app.post("/api/hubspot/action")
-    async def action() -> Response:
+    async def action() -> ResponseReturnValue:
         outcome = "error"
         try:
             if deps.state.stopping:
                 outcome = "stopping"
                 return jsonify(error="stopping", message="shutting down, retry later"), 503, {"Retry-After": str(RETRY_AFTER_S)}
-            body = await request.get_data(cache=False)
+            body = await request.get_data(cache=False, as_text=False, parse_form_data=False)
             signed = SignedRequest(request.method, _public_uri(deps.public_url), body)
             outcome = "unauthorized"
             try:
@@ -140,14 +141,14 @@ def create_app(deps: WebDeps) -> QuartTrio:
             deps.metrics.webhooks.labels(outcome).inc()
 
     @app.get("/api/oauth/install")
-    async def install():
+    async def install() -> ResponseReturnValue:
         if not deps.client_id:
             return jsonify(error="not_configured", message="HUBSPOT_CLIENT_ID is not set"), 503
         state = oauth.make_state(deps.client_secret, deps.clock)
         return redirect(oauth.authorize_url(deps.authorize_url, deps.client_id, deps.public_url, state))
 
     @app.get("/api/oauth/callback")
-    async def oauth_callback():
+    async def oauth_callback() -> ResponseReturnValue:
         if "error" in request.args:
             return jsonify(error="authorization_denied", message=request.args.get("error_description", "")[:200]), 400
         oauth.check_state(deps.client_secret, deps.clock, request.args.get("state"))
@@ -166,11 +167,11 @@ def create_app(deps: WebDeps) -> QuartTrio:
         return _page("Throttle installed", f"Portal {portal_id} is connected.")
 
     @app.get("/healthz")
-    async def healthz():
+    async def healthz() -> Response:
         return jsonify(status="ok")
 
     @app.get("/readyz")
-    async def readyz():
+    async def readyz() -> Response:
         await deps.db.transaction(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
         return jsonify(status="ready")
 

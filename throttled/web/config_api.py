@@ -9,13 +9,15 @@ reaches every daemon at once (see ``throttled.control``).
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from quart import Blueprint, jsonify, request
+from quart import Blueprint, Response, jsonify, request
 
 from throttled import control
 from throttled.clock import Clock
 from throttled.control import NotFound
 from throttled.db.engine import Database
+from throttled.db.queues import ConfigRow
 from throttled.ids import (
     MAX_ID,  # outside 1..MAX_ID there is no such portal or step: 404
 )
@@ -30,18 +32,18 @@ def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blu
     api.before_request(bearer_guard(admin_token))
 
     @api.before_request
-    async def ids_in_range():
+    async def ids_in_range() -> tuple[Response, int] | None:
         ids = (request.view_args or {}).values()
         if not all(isinstance(i, int) and 1 <= i <= MAX_ID for i in ids):
             return jsonify(error="not_found", message="portal and action ids run from 1 to 2^63-1"), 404
         return None
 
     @api.get("/api/config/<int:portal_id>/<int:action_id>")
-    async def get_config(portal_id: int, action_id: int):
+    async def get_config(portal_id: int, action_id: int) -> Response:
         return jsonify(_config_json(await db.transaction(control.get_config, portal_id, action_id)))
 
     @api.put("/api/config/<int:portal_id>/<int:action_id>")
-    async def put_config(portal_id: int, action_id: int):
+    async def put_config(portal_id: int, action_id: int) -> Response:
         try:  # not request.get_json: it lets a non-UTF-8 body or deep nesting through as a 500
             body = json.loads(await request.get_data(cache=False))
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
@@ -53,18 +55,18 @@ def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blu
         return jsonify(_config_json(config))
 
     @api.delete("/api/config/<int:portal_id>/<int:action_id>")
-    async def delete_config(portal_id: int, action_id: int):
+    async def delete_config(portal_id: int, action_id: int) -> tuple[str, int]:
         await db.transaction(control.delete_config, portal_id, action_id, clock.now())
         return "", 204
 
     @api.errorhandler(NotFound)
-    async def not_found(exc: NotFound):
+    async def not_found(exc: NotFound) -> tuple[Response, int]:
         return jsonify(error="not_found", message=str(exc)), 404
 
     return api
 
 
-def _config_json(config) -> dict:
+def _config_json(config: ConfigRow) -> dict[str, Any]:
     return {
         "portal_id": config.portal_id, "action_id": config.action_id,
         "max_throughput": config.max_throughput, "time_period": config.time_period,

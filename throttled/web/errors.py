@@ -18,7 +18,7 @@ delays an enrollment and loses none.
 from __future__ import annotations
 
 import structlog
-from quart import Quart, jsonify
+from quart import Quart, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from throttled.db.engine import DatabaseUnavailable
@@ -36,28 +36,28 @@ def register_error_handlers(app: Quart) -> None:
     """Install the handlers above on ``app``."""
 
     @app.errorhandler(InvalidInput)
-    async def invalid_input(exc: InvalidInput):
+    async def invalid_input(exc: InvalidInput) -> tuple[Response, int]:
         return jsonify(error="invalid_input", field=exc.field, message=exc.message), 400
 
     @app.errorhandler(SignatureError)
-    async def bad_signature(exc: SignatureError):
+    async def bad_signature(exc: SignatureError) -> tuple[Response, int]:
         return jsonify(error="invalid_signature", reason=exc.reason), 401
 
     @app.errorhandler(InvalidState)
-    async def bad_state(exc: InvalidState):
+    async def bad_state(exc: InvalidState) -> tuple[Response, int]:
         return jsonify(error="invalid_state", message=str(exc)), 400
 
     @app.errorhandler(DatabaseUnavailable)
-    async def unavailable(exc: DatabaseUnavailable):
+    async def unavailable(exc: DatabaseUnavailable) -> tuple[Response, int, dict[str, str]]:
         return jsonify(error="unavailable", message="database unavailable, retry later"), 503, {"Retry-After": str(RETRY_AFTER_S)}
 
     @app.errorhandler(HubSpotError)
-    async def hubspot_error(exc: HubSpotError):
+    async def hubspot_error(exc: HubSpotError) -> tuple[Response, int]:
         log.warning("web.hubspot_error", error=str(exc))
         return jsonify(error="hubspot_error", message=str(exc)), 502
 
     @app.errorhandler(HTTPException)
-    async def http_error(exc: HTTPException):
+    async def http_error(exc: HTTPException) -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
         if exc.code == 413:
             # The unread rest of the body is still on the connection: close it, or the
             # next request on this keep-alive connection would be read from the middle.
@@ -65,6 +65,6 @@ def register_error_handlers(app: Quart) -> None:
         return jsonify(error=(exc.name or "error").lower().replace(" ", "_")), exc.code or 500
 
     @app.errorhandler(Exception)
-    async def internal(exc: Exception):
+    async def internal(exc: Exception) -> tuple[Response, int]:
         log.error("web.internal_error", error=type(exc).__name__)  # the message may quote input
         return jsonify(error="internal"), 500

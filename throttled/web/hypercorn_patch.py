@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import partial
 from math import inf
+from typing import Any
 
 import structlog
 import trio
@@ -42,7 +43,7 @@ from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import ConnectionState
+from hypercorn.typing import AppWrapper, ASGIFramework, ConnectionState, LifespanState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from throttled.web.unread_body import close_if_body_unread
@@ -65,7 +66,7 @@ def hypercorn_config(bind: str, *, keep_alive_s: float = 75.0, read_timeout_s: f
     config = Config()
     config.bind = [bind]
     config.keep_alive_timeout = keep_alive_s
-    config.read_timeout = read_timeout_s
+    config.read_timeout = read_timeout_s  # type: ignore[assignment]  # typed int | None upstream; seconds, a float works
     config.accesslog = None
     config.errorlog = None  # our own structured logs report errors
     config.graceful_timeout = 5.0
@@ -75,7 +76,7 @@ def hypercorn_config(bind: str, *, keep_alive_s: float = 75.0, read_timeout_s: f
 
 
 async def serve(
-    app,
+    app: ASGIFramework,
     bind: str,
     *,
     read_timeout_s: float = READ_TIMEOUT_S,
@@ -98,7 +99,7 @@ async def serve(
 class _Connection(TCPServer):
     """Hypercorn's trio connection with a deadline on the request head and a reliable close."""
 
-    def __init__(self, *args) -> None:
+    def __init__(self, *args: Any) -> None:  # TCPServer's own arguments
         super().__init__(*args)
         self._awaiting_head = True  # between requests (hypercorn reports "idle")
         self._head_deadline = inf  # set by the first byte of a request head
@@ -151,7 +152,8 @@ class _Connection(TCPServer):
             await self._close()
 
 
-async def _serve_connection(app, config: Config, context: WorkerContext, state: ConnectionState, stream) -> None:
+async def _serve_connection(app: AppWrapper, config: Config, context: WorkerContext, state: ConnectionState,
+                            stream: trio.SocketStream) -> None:
     """One connection, start to end. Its failure stays its own: connections share a nursery,
     so an exception escaping one would stop the listener and the daemon with it (a second
     new-user trial: DATA frames on an HTTP/2 stream the server had just answered raised
@@ -165,16 +167,16 @@ async def _serve_connection(app, config: Config, context: WorkerContext, state: 
 
 
 async def _worker_serve(
-    app,
+    app: ASGIFramework,
     config: Config,
     *,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``hypercorn.trio.run.worker_serve`` for plain TCP listeners, with :class:`_Connection`."""
-    app = wrap_app(close_if_body_unread(app), config.wsgi_max_body_size, None)
-    state: dict = {}
-    lifespan = Lifespan(app, config, state)
+    wrapped = wrap_app(close_if_body_unread(app), config.wsgi_max_body_size, None)
+    state: LifespanState = {}
+    lifespan = Lifespan(wrapped, config, state)
     context = WorkerContext(None)
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
@@ -188,7 +190,7 @@ async def _worker_serve(
             task_status.started([f"http://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets])
             try:
                 async with trio.open_nursery() as nursery:
-                    handler = partial(_serve_connection, app, config, context, ConnectionState(state.copy()))
+                    handler = partial(_serve_connection, wrapped, config, context, ConnectionState(state.copy()))
                     nursery.start_soon(partial(trio.serve_listeners, handler, listeners, handler_nursery=connections))
                     if shutdown_trigger is None:
                         await trio.sleep_forever()

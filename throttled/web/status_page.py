@@ -67,7 +67,7 @@ def release_chart(counts: list[int], end: dt.datetime) -> str:
     minute containing ``end``; each bar has a ``<title>`` tooltip."""
     width = _BAR_W * len(counts)
     peak = max(counts, default=0)
-    last_minute = end.astimezone(dt.timezone.utc).replace(second=0, microsecond=0)
+    last_minute = end.astimezone(dt.UTC).replace(second=0, microsecond=0)
     bars = []
     for i, n in enumerate(counts):
         minute = last_minute - dt.timedelta(minutes=len(counts) - 1 - i)
@@ -141,7 +141,7 @@ def _plural(n: int, noun: str) -> str:
 
 
 def _time(t: dt.datetime | None) -> str:
-    return escape(f"{t.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC") if t else ""
+    return escape(f"{t.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC") if t else ""
 
 
 _CSS = """

@@ -10,32 +10,36 @@ trial: a 405, 404, 401 or 408 answered before the body arrived.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from hypercorn.typing import (
+    ASGIFramework,
+    ASGIReceiveCallable,
+    ASGIReceiveEvent,
+    ASGISendCallable,
+    ASGISendEvent,
+    HTTPScope,
+    Scope,
+)
 
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
-
-def close_if_body_unread(app: ASGIApp) -> ASGIApp:
+def close_if_body_unread(app: ASGIFramework) -> ASGIFramework:
     """Wrap ``app``: on HTTP requests that announce a body (``Content-Length`` > 0 or a
     ``Transfer-Encoding``), add ``connection: close`` to a response started before the app
     received the body's last part. Other requests and the app's own headers pass unchanged."""
 
-    async def wrapped(scope: Message, receive, send) -> None:
+    async def wrapped(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] != "http" or not _announces_body(scope):
             await app(scope, receive, send)
             return
         body_done = False
 
-        async def tracked_receive() -> Message:
+        async def tracked_receive() -> ASGIReceiveEvent:
             nonlocal body_done
             message = await receive()
             if message["type"] == "http.request" and not message.get("more_body", False):
                 body_done = True
             return message
 
-        async def tracked_send(message: Message) -> None:
+        async def tracked_send(message: ASGISendEvent) -> None:
             if message["type"] == "http.response.start" and not body_done:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
                 message = {**message, "headers": [*headers, (b"connection", b"close")]}
@@ -46,7 +50,7 @@ def close_if_body_unread(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
-def _announces_body(scope: Message) -> bool:
+def _announces_body(scope: HTTPScope) -> bool:
     for name, value in scope.get("headers", []):
         name = name.lower()
         if name == b"transfer-encoding":
