@@ -153,7 +153,8 @@ async def _portal_memory(url: str, portals: int = 10_000) -> tuple[float, float,
 
     def install(conn):
         for p in range(portals):
-            portals_sql.save_install(conn, 100_000 + p, ring.encrypt("a", 100_000 + p), ring.encrypt("r", 100_000 + p),
+            portals_sql.save_install(conn, 100_000 + p, ring.encrypt("a", 100_000 + p, "access_token"),
+                                     ring.encrypt("r", 100_000 + p, "refresh_token"),
                                      now + dt.timedelta(days=1), [], ring.key_id, now)
     db.transaction_sync(install)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -107,6 +107,6 @@ def install_portal(db: Database, portal_id: int) -> None:
 
     ring = KeyRing.single(bytes(32))
     now = dt.datetime.now(UTC)
-    db.transaction_sync(portals_sql.save_install, portal_id, ring.encrypt("access", portal_id),
-                        ring.encrypt("refresh", portal_id), now + dt.timedelta(days=3650), ["automation"],
+    db.transaction_sync(portals_sql.save_install, portal_id, ring.encrypt("access", portal_id, "access_token"),
+                        ring.encrypt("refresh", portal_id, "refresh_token"), now + dt.timedelta(days=3650), ["automation"],
                         ring.key_id, now)

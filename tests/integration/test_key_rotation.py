@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 import trio
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from throttled.clock import WallClock
-from throttled.crypto import DecryptionError, KeyRing, key_id_of
+from throttled.crypto import FORMAT, DecryptionError, KeyRing, key_id_of
 from throttled.crypto.rotation import rotate_all, rotate_batch
 from throttled.db import portals as portals_sql
 from throttled.db.engine import Database
@@ -36,8 +37,8 @@ PORTALS = range(1000, 1500)
 def _store(db: Database, ring: KeyRing, portals, now: dt.datetime) -> None:
     def save(conn):
         for portal in portals:
-            portals_sql.save_install(conn, portal, ring.encrypt(f"access-{portal}", portal),
-                                     ring.encrypt(f"refresh-{portal}", portal), now + dt.timedelta(days=1),
+            portals_sql.save_install(conn, portal, ring.encrypt(f"access-{portal}", portal, "access_token"),
+                                     ring.encrypt(f"refresh-{portal}", portal, "refresh_token"), now + dt.timedelta(days=1),
                                      ["automation"], ring.key_id, now)
     db.transaction_sync(save)
 
@@ -96,9 +97,9 @@ async def test_rotation_while_a_daemon_reads_tokens(db, empty_database):
     assert sorted(rows) == list(PORTALS)
     for portal, (key_id, access, refresh) in rows.items():
         assert key_id == "k2" and key_id_of(access) == key_id_of(refresh) == "k2"
-        assert only_k2.decrypt(access, portal) == f"access-{portal}"
-        assert only_k2.decrypt(refresh, portal) == f"refresh-{portal}"
-    assert db.transaction_sync(portals_sql.count_to_rotate, "k2") == 0
+        assert only_k2.decrypt(access, portal, "access_token") == f"access-{portal}"
+        assert only_k2.decrypt(refresh, portal, "refresh_token") == f"refresh-{portal}"
+    assert db.transaction_sync(portals_sql.count_to_rotate, "k2", FORMAT) == 0
 
 
 def test_a_ring_without_the_old_key_names_it_and_writes_nothing(db):
@@ -113,6 +114,35 @@ def test_a_ring_without_the_old_key_names_it_and_writes_nothing(db):
     with pytest.raises(DecryptionError, match="'k1'"):
         rotate_all(db, newer, 100)
     assert _snapshot(db) == before
+
+
+def _portal_only(key_id: str, key: bytes, plaintext: str, portal: int) -> bytes:
+    """A token as releases before the field binding stored it (format 1: the portal alone
+    is the associated data)."""
+    nonce = os.urandom(12)
+    return bytes([1, len(key_id)]) + key_id.encode() + nonce + AESGCM(key).encrypt(nonce, plaintext.encode(),
+                                                                                  f"portal:{portal}".encode())
+
+
+def test_rotation_rewrites_tokens_stored_before_the_field_was_bound(db):
+    now = WallClock().now()
+    def save(conn):
+        for portal in (1, 2):
+            portals_sql.save_install(conn, portal, _portal_only("k2", K2, f"access-{portal}", portal),
+                                     _portal_only("k2", K2, f"refresh-{portal}", portal), now + dt.timedelta(days=1),
+                                     ["automation"], "k2", now)
+    db.transaction_sync(save)
+    # Already under the current key, yet still to rotate: their columns could be swapped unnoticed.
+    assert db.transaction_sync(portals_sql.count_to_rotate, "k2", FORMAT) == 2
+    assert RING.decrypt(_snapshot(db)[1][1], 1, "refresh_token") == "access-1"
+    assert rotate_all(db, RING, 10) == 2
+    for portal, (key_id, access, refresh) in _snapshot(db).items():
+        assert key_id == "k2" and access[0] == refresh[0] == FORMAT
+        assert RING.decrypt(access, portal, "access_token") == f"access-{portal}"
+        assert RING.decrypt(refresh, portal, "refresh_token") == f"refresh-{portal}"
+        with pytest.raises(DecryptionError):
+            RING.decrypt(access, portal, "refresh_token")
+    assert db.transaction_sync(portals_sql.count_to_rotate, "k2", FORMAT) == 0
 
 
 def _cli(database_url: str, ring: str) -> subprocess.CompletedProcess:
@@ -141,7 +171,7 @@ def test_cli_keys_rotate(db, empty_database):
     assert "100 portals re-encrypted; every token is under key k2" in first.stdout
     rows = _snapshot(db)
     assert {key_id for key_id, _, _ in rows.values()} == {"k2"}
-    assert all(RING.decrypt(access, p) == f"access-{p}" for p, (_, access, _) in rows.items())
+    assert all(RING.decrypt(access, p, "access_token") == f"access-{p}" for p, (_, access, _) in rows.items())
 
     again = _cli(empty_database, f"{_entry('k2', K2)},{_entry('k1', K1)}")
     assert again.returncode == 0 and "0 portals re-encrypted" in again.stdout

@@ -21,8 +21,9 @@ PORTAL = 777
 
 
 def _install(db, cipher: KeyRing, now: dt.datetime) -> None:
-    db.transaction_sync(portals_sql.save_install, PORTAL, cipher.encrypt("access", PORTAL),
-                        cipher.encrypt("refresh", PORTAL), now + dt.timedelta(hours=1), ["automation"], cipher.key_id, now)
+    db.transaction_sync(portals_sql.save_install, PORTAL, cipher.encrypt("access", PORTAL, "access_token"),
+                        cipher.encrypt("refresh", PORTAL, "refresh_token"), now + dt.timedelta(hours=1), ["automation"],
+                        cipher.key_id, now)
 
 
 async def test_tokens_under_another_key_make_the_portal_unusable_not_the_daemon(db):

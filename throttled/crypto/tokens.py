@@ -1,13 +1,17 @@
 """Encryption of OAuth tokens at rest: AES-256-GCM from ``cryptography``, with a key ring.
 
 Each encryption draws a random 96-bit nonce (NIST SP 800-38D's recommended size) and binds
-the ciphertext to its portal by passing the portal id as associated data, so a token row
-copied onto another portal fails to decrypt. The stored form names the key that made it,
-so keys can be rotated (``throttled keys rotate``) while daemons keep serving::
+the ciphertext to its portal *and* its field by passing both as associated data, so a token
+copied onto another portal, or a portal's access token swapped with its refresh token,
+fails to decrypt. The stored form names the key that made it, so keys can be rotated
+(``throttled keys rotate``) while daemons keep serving::
 
-    b"\\x01" | len(key_id) (1 byte) | key_id (ascii) | nonce (12 bytes) | ciphertext+tag
+    b"\\x02" | len(key_id) (1 byte) | key_id (ascii) | nonce (12 bytes) | ciphertext+tag
 
-Decrypting with a key id the ring does not hold is an error, never a silent fallback.
+Format 1 (before the field was bound: the portal alone is associated data) still decrypts;
+``keys rotate`` rewrites such rows in format 2 even under the current key, and every token
+refresh writes format 2. Decrypting with a key id the ring does not hold is an error, never
+a silent fallback.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import binascii
 import hashlib
 import os
 import re
+from typing import Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-_FORMAT = 1
+#: The stored form written today (portal and field bound); ``_PORTAL_ONLY`` is still read.
+FORMAT = 2
+_PORTAL_ONLY = 1
 _NONCE_BYTES = 12
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
@@ -37,8 +44,13 @@ def check_key_id(key_id: str) -> str:
     return key_id
 
 
+#: Which token a ciphertext holds: part of the associated data.
+TokenField = Literal["access_token", "refresh_token"]
+
+
 class DecryptionError(Exception):
-    """A stored token could not be decrypted: unknown key id, wrong portal, or damaged bytes."""
+    """A stored token could not be decrypted: unknown key id, wrong portal or field, or
+    damaged bytes."""
 
 
 class KeyRing:
@@ -75,27 +87,29 @@ class KeyRing:
         """Every id in the ring, current first."""
         return [self.key_id, *sorted(k for k in self._aeads if k != self.key_id)]
 
-    def encrypt(self, plaintext: str, portal_id: int) -> bytes:
-        """Encrypt ``plaintext`` for ``portal_id`` with the current key; returns the stored form."""
+    def encrypt(self, plaintext: str, portal_id: int, field: TokenField) -> bytes:
+        """Encrypt ``plaintext`` as ``portal_id``'s ``field`` with the current key; returns
+        the stored form (format 2)."""
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aeads[self.key_id].encrypt(nonce, plaintext.encode(), _aad(portal_id))
+        sealed = self._aeads[self.key_id].encrypt(nonce, plaintext.encode(), _aad(FORMAT, portal_id, field))
         kid = self.key_id.encode()
-        return bytes([_FORMAT, len(kid)]) + kid + nonce + sealed
+        return bytes([FORMAT, len(kid)]) + kid + nonce + sealed
 
-    def decrypt(self, stored: bytes, portal_id: int) -> str:
-        """Decrypt a value made by :meth:`encrypt` (with any key of the ring) for ``portal_id``.
+    def decrypt(self, stored: bytes, portal_id: int, field: TokenField) -> str:
+        """Decrypt a value made by :meth:`encrypt` (with any key of the ring) as
+        ``portal_id``'s ``field`` (format 1 values bind the portal only).
 
         Raises:
-            DecryptionError: unknown format or key id, wrong portal, or tampered bytes.
+            DecryptionError: unknown format or key id, wrong portal or field, or tampered bytes.
         """
-        key_id, nonce, sealed = _split(bytes(stored))
+        fmt, key_id, nonce, sealed = _split(bytes(stored))
         aead = self._aeads.get(key_id)
         if aead is None:
             raise DecryptionError(f"token was encrypted with unknown key id {key_id!r}")
         try:
-            return aead.decrypt(nonce, sealed, _aad(portal_id)).decode()
+            return aead.decrypt(nonce, sealed, _aad(fmt, portal_id, field)).decode()
         except InvalidTag:
-            raise DecryptionError("token does not decrypt for this portal") from None
+            raise DecryptionError(f"token does not decrypt as this portal's {field}") from None
 
     def __repr__(self) -> str:
         return f"KeyRing(current={self.key_id!r}, ids={self.key_ids!r})"
@@ -103,7 +117,7 @@ class KeyRing:
 
 def key_id_of(stored: bytes) -> str:
     """The key id a stored token names (no decryption)."""
-    return _split(bytes(stored))[0]
+    return _split(bytes(stored))[1]
 
 
 def fingerprint(key: bytes) -> str:
@@ -161,14 +175,16 @@ def generate_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
-def _split(stored: bytes) -> tuple[str, bytes, bytes]:
-    if len(stored) < 2 or stored[0] != _FORMAT:
+def _split(stored: bytes) -> tuple[int, str, bytes, bytes]:
+    if len(stored) < 2 or stored[0] not in (FORMAT, _PORTAL_ONLY):
         raise DecryptionError("unknown token format")
     kid_len = stored[1]
     key_id = stored[2 : 2 + kid_len].decode("ascii", "replace")
     rest = stored[2 + kid_len :]
-    return key_id, rest[:_NONCE_BYTES], rest[_NONCE_BYTES:]
+    return stored[0], key_id, rest[:_NONCE_BYTES], rest[_NONCE_BYTES:]
 
 
-def _aad(portal_id: int) -> bytes:
-    return f"portal:{portal_id}".encode()
+def _aad(fmt: int, portal_id: int, field: TokenField) -> bytes:
+    if fmt == _PORTAL_ONLY:
+        return f"portal:{portal_id}".encode()
+    return f"portal:{portal_id}:{field}".encode()

@@ -223,26 +223,26 @@ def _portal(row: Row[Any]) -> PortalRow:
     )
 
 
-def lock_portals_to_rotate(conn: Connection, current_key_id: str, limit: int) -> list[PortalRow]:
-    """Up to ``limit`` portals whose tokens are under another key than ``current_key_id``,
-    row-locked; rows a daemon holds right now (a refresh in progress) are skipped and
-    picked up by a later batch."""
+_TO_ROTATE = ("(key_id IS DISTINCT FROM :current OR get_byte(access_token, 0) <> :format "
+              "OR get_byte(refresh_token, 0) <> :format) AND access_token IS NOT NULL")
+
+
+def lock_portals_to_rotate(conn: Connection, current_key_id: str, current_format: int, limit: int) -> list[PortalRow]:
+    """Up to ``limit`` portals whose tokens are under another key than ``current_key_id``
+    or in an older stored form than ``current_format`` (the first byte), row-locked; rows a
+    daemon holds right now (a refresh in progress) are skipped and picked up by a later batch."""
     rows = conn.execute(
-        text(
-            f"""SELECT {_COLUMNS} FROM portals
-                WHERE key_id IS DISTINCT FROM :current AND access_token IS NOT NULL
-                ORDER BY portal_id LIMIT :limit FOR UPDATE SKIP LOCKED"""
-        ),
-        {"current": current_key_id, "limit": limit},
+        text(f"SELECT {_COLUMNS} FROM portals WHERE {_TO_ROTATE} ORDER BY portal_id LIMIT :limit FOR UPDATE SKIP LOCKED"),
+        {"current": current_key_id, "format": current_format, "limit": limit},
     ).all()
     return [_portal(r) for r in rows]
 
 
-def count_to_rotate(conn: Connection, current_key_id: str) -> int:
-    """Portals whose tokens are not yet under ``current_key_id``."""
+def count_to_rotate(conn: Connection, current_key_id: str, current_format: int) -> int:
+    """Portals whose tokens are not yet under ``current_key_id`` in ``current_format``."""
     count: int = conn.execute(
-        text("SELECT count(*) FROM portals WHERE key_id IS DISTINCT FROM :current AND access_token IS NOT NULL"),
-        {"current": current_key_id},
+        text(f"SELECT count(*) FROM portals WHERE {_TO_ROTATE}"),
+        {"current": current_key_id, "format": current_format},
     ).scalar_one()
     return count
 

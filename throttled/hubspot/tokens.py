@@ -125,8 +125,8 @@ class TokenStore:
         now = self.clock.now()
         await self.db.transaction(
             portals_sql.save_install, portal_id,
-            self.cipher.encrypt(grant.access_token, portal_id),
-            self.cipher.encrypt(grant.refresh_token, portal_id),
+            self.cipher.encrypt(grant.access_token, portal_id, "access_token"),
+            self.cipher.encrypt(grant.refresh_token, portal_id, "refresh_token"),
             grant.expires_at(now), grant.scopes, self.cipher.key_id, now,
         )
         self._cache[portal_id] = _Cached(grant.access_token, grant.expires_at(now))
@@ -177,7 +177,7 @@ class TokenStore:
         if row is None or row.status != PortalStatus.ACTIVE or row.refresh_token is None:
             status = row.status if row else "not installed"
             raise TokenUnavailable(portal_id, Answer(Action.REVOKED, RefersTo.PORTAL, f"portal is {status}", status))
-        stored = self.cipher.decrypt(row.access_token, portal_id) if row.access_token else None
+        stored = self.cipher.decrypt(row.access_token, portal_id, "access_token") if row.access_token else None
         fresh = row.expires_at is not None and row.expires_at - REFRESH_MARGIN > now
         if stored and fresh and (stored != stale or not force):
             return _Cached(stored, row.expires_at)  # type: ignore[arg-type]
@@ -185,7 +185,7 @@ class TokenStore:
         if row.refresh_claimed_by not in (None, self.owner) and claimed_until is not None and claimed_until > now:
             return _Busy(claimed_until)
         portals_sql.claim_refresh(conn, portal_id, self.owner, now + dt.timedelta(seconds=self.claim_s))
-        return _Claimed(self.cipher.decrypt(row.refresh_token, portal_id))
+        return _Claimed(self.cipher.decrypt(row.refresh_token, portal_id, "refresh_token"))
 
     async def _call_and_store(self, portal_id: int, claim: _Claimed) -> _Cached:
         try:
@@ -200,7 +200,8 @@ class TokenStore:
         now = self.clock.now()
         stored = await self.db.transaction(
             portals_sql.save_refreshed, portal_id, self.owner,
-            self.cipher.encrypt(grant.access_token, portal_id), self.cipher.encrypt(grant.refresh_token, portal_id),
+            self.cipher.encrypt(grant.access_token, portal_id, "access_token"),
+            self.cipher.encrypt(grant.refresh_token, portal_id, "refresh_token"),
             grant.expires_at(now), self.cipher.key_id, now,
         )
         if not stored:  # our claim lapsed and another daemon refreshed: use what it stored
