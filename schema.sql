@@ -57,7 +57,11 @@ CREATE TABLE IF NOT EXISTS queues (
     holds                 integer NOT NULL DEFAULT 0,   -- holds in a row, for the hold backoff
     last_failure_reason   text,
     created_at            timestamptz NOT NULL,
-    updated_at            timestamptz NOT NULL
+    updated_at            timestamptz NOT NULL,
+    -- Enrollments refused because no block up to THROTTLED_BLOCK_MAX covered their
+    -- forecast release (answered FAIL_CONTINUE, errorCode QUEUE_TOO_LONG), and the last time.
+    refused               bigint NOT NULL DEFAULT 0,
+    refused_at            timestamptz
 );
 CREATE INDEX IF NOT EXISTS queues_portal ON queues (portal_id);
 

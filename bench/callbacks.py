@@ -9,6 +9,7 @@ Usage: ``THROTTLED_DATABASE_URL=… .venv/bin/python -m bench.callbacks [executi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import time
@@ -21,6 +22,9 @@ from throttled import logs
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.testing import Step, enrollment_body, local_stack
+from throttled.throttle.block_length import BlockLimits
+
+BLOCKS = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 
 QUEUES = 50
 START_DELAY_S = 15
@@ -65,10 +69,10 @@ async def main(total: int) -> None:
                 body["inputFields"]["release_after"] = str(int(t0 * 1000))
                 batch.append(parse_enrollment(json.dumps(body).encode()))
                 if len(batch) == 2000:
-                    await daemon.db.transaction(store_enrollments, batch, _now(), 7 * 86400)
+                    await daemon.db.transaction(store_enrollments, batch, _now(), BLOCKS)
                     batch = []
             if batch:
-                await daemon.db.transaction(store_enrollments, batch, _now(), 7 * 86400)
+                await daemon.db.transaction(store_enrollments, batch, _now(), BLOCKS)
             late = time.time() > t0
             with trio.fail_after(600):
                 while len(stack.sandbox_state.completions) < total:

@@ -14,6 +14,7 @@ connections) gives the latency at a moderate rate. Usage:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 import shutil
@@ -34,8 +35,10 @@ from throttled.hubspot.signatures import SignedRequest, sign_v2, verify
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.testing import Step, enrollment_body, free_port
+from throttled.throttle.block_length import BlockLimits
 
-STEP = Step(workflow_id=1, action_id=1, limit=1, period=1, unit="days")  # nothing is released
+STEP = Step(workflow_id=1, action_id=1, limit=100_000, period=1, unit="seconds")  # the portal never installs: nothing is released
+BLOCKS = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 SECRET = "bench-secret-" + secrets.token_hex(8)
 PORTAL = 4242
 BLOCK = {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": "P7D"}}
@@ -104,7 +107,7 @@ def _per_request_app(db: Database, url: str) -> QuartTrio:
         body = await request.get_data()
         verify(SECRET, SignedRequest("POST", url + "/api/hubspot/action", body), request.headers,
                now_ms=int(clock.now().timestamp() * 1000))
-        await db.transaction(store_enrollments, [parse_enrollment(body)], clock.now(), 7 * 86400)
+        await db.transaction(store_enrollments, [parse_enrollment(body)], clock.now(), BLOCKS)
         return jsonify(BLOCK)
 
     return app

@@ -21,6 +21,7 @@ Usage: ``THROTTLED_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import statistics
@@ -41,7 +42,10 @@ from throttled.testing import (
     scratch_database,
     server_url,
 )
+from throttled.throttle.block_length import BlockLimits
 from throttled.throttle.rate import Rate, Throttle
+
+BLOCKS = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 
 PORTALS = 50
 START_DELAY_S = 30
@@ -94,10 +98,10 @@ async def _store_all(db, steps, per_queue: int, t0: float) -> None:
             body["inputFields"]["release_after"] = release_after
             batch.append(parse_enrollment(json.dumps(body).encode()))
             if len(batch) == 2000:
-                await db.transaction(store_enrollments, batch, _now(), 7 * 86400)
+                await db.transaction(store_enrollments, batch, _now(), BLOCKS)
                 batch = []
     if batch:
-        await db.transaction(store_enrollments, batch, _now(), 7 * 86400)
+        await db.transaction(store_enrollments, batch, _now(), BLOCKS)
 
 
 def _now():

@@ -117,7 +117,7 @@ async def run_daemon(
         assert clock is not None
         owner = new_owner_id()
         tokens = TokenStore(db, clock, ring, client, owner=owner)
-        batcher = Batcher(db, clock, settings.block_duration_s, metrics=metrics)
+        batcher = Batcher(db, clock, settings.block_limits, metrics=metrics)
         senders = PortalSenders(db, clock, tokens, client, SenderConfig(
             flush_interval_s=settings.flush_interval_s, release_lease_s=settings.release_lease_s,
             renew_margin_s=settings.renew_margin_s,
@@ -142,7 +142,7 @@ async def run_daemon(
             db=db, clock=clock, batcher=batcher, tokens=tokens, client=client, metrics=metrics,
             public_url=settings.effective_public_url, client_id=settings.hubspot_client_id,
             client_secret=settings.secret("hubspot_client_secret"), authorize_url=settings.hubspot_authorize_url,
-            block_duration=settings.block_duration, admin_token=admin_token,
+            longest_block=settings.block_max, admin_token=admin_token,
             signature_versions=settings.accepted_signatures, max_body_bytes=settings.max_body_bytes,
             read_timeout_s=settings.read_timeout_s,
         )

@@ -11,6 +11,7 @@ so ``throttled`` can stop with one clear line.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import tomllib
@@ -36,6 +37,7 @@ from pydantic_settings import (
 
 from throttled.crypto import KeyRing, fingerprint, parse_key, parse_key_ring
 from throttled.settings_rules import combination_error, renew_margin_s
+from throttled.throttle.block_length import BlockLimits
 
 # field name -> environment variable; the single table the README documents.
 ENV_NAMES: dict[str, str] = {
@@ -51,6 +53,7 @@ ENV_NAMES: dict[str, str] = {
     "encryption_key": "THROTTLED_ENCRYPTION_KEY",
     "encryption_keys": "THROTTLED_ENCRYPTION_KEYS",
     "block_duration": "THROTTLED_BLOCK_DURATION",
+    "block_max": "THROTTLED_BLOCK_MAX",
     "data_dir": "THROTTLED_DATA_DIR",
     "db_pool_size": "THROTTLED_DB_POOL_SIZE",
     "workers": "THROTTLED_WORKERS",
@@ -174,7 +177,10 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = _field(None, "encryption_key",
                                               "base64 of 32 bytes; encrypts tokens at rest (legacy single key)")
     encryption_keys: SecretStr | None = _field(None, "encryption_keys", "key ring id:base64,id:base64 — the first is current")
-    block_duration: str = _field("P7D", "block_duration", "hs_expiration_duration asked of HubSpot (ISO-8601, W/D/H/M/S only)")
+    block_duration: str = _field("P7D", "block_duration",
+                                 "shortest block asked of HubSpot (ISO-8601, W/D/H/M/S only); longer when the queue needs it")
+    block_max: str = _field("P30D", "block_max",
+                            "longest block asked of HubSpot; a record whose forecast release lies past it is refused")
     data_dir: Path | None = _field(None, "data_dir", "folder for the embedded PostgreSQL")
     db_pool_size: int = _field(10, "db_pool_size", "database connections (and DB threads) per daemon")
     workers: int = _field(32, "workers", "jobs run at once per daemon")
@@ -280,7 +286,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value.upper()
 
-    @field_validator("block_duration")
+    @field_validator("block_duration", "block_max")
     @classmethod
     def _check_duration(cls, value: str) -> str:
         if duration_seconds(value) > MAX_BLOCK_S:
@@ -363,9 +369,15 @@ class Settings(BaseSettings):
         return tuple(self.signature_versions.split(","))
 
     @property
-    def block_duration_s(self) -> int:
-        """``block_duration`` in seconds."""
-        return duration_seconds(self.block_duration)
+    def block_seconds(self) -> tuple[int, int]:
+        """``(block_duration, block_max)`` in seconds."""
+        return duration_seconds(self.block_duration), duration_seconds(self.block_max)
+
+    @property
+    def block_limits(self) -> BlockLimits:
+        """The shortest (``block_duration``) and longest (``block_max``) block."""
+        shortest, longest = self.block_seconds
+        return BlockLimits(dt.timedelta(seconds=shortest), dt.timedelta(seconds=longest))
 
     def require(self, *fields: str) -> None:
         """Raise :class:`SettingsError` naming the first of ``fields`` that is unset."""

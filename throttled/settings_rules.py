@@ -20,6 +20,9 @@ class _Timings(Protocol):
     bind: str
     admin_bind: str
 
+    @property
+    def block_seconds(self) -> tuple[int, int]: ...
+
 
 def renew_margin_s(hubspot_timeout_s: float) -> float:
     """Seconds of lease a release must have left for a HubSpot call to start on it: the
@@ -43,4 +46,9 @@ def combination_error(s: _Timings) -> str | None:
     if s.bind == s.admin_bind and not s.bind.endswith(":0"):
         # The public and the admin listener cannot share an address: the second fails to bind.
         return f"THROTTLED_BIND and THROTTLED_ADMIN_BIND are both {s.bind}: the admin listener needs an address of its own"
+    shortest, longest = s.block_seconds
+    if longest < shortest:
+        # Every block lies between the two; a longest below the shortest leaves none.
+        return (f"THROTTLED_BLOCK_MAX ({longest} s) must be at least THROTTLED_BLOCK_DURATION ({shortest} s): "
+                "the longest block cannot be shorter than the shortest")
     return None

@@ -11,7 +11,7 @@ import trio
 from tests.support.raw_http import raw_exchange
 from throttled.testing import ACTION_PATH, Step, enrollment_body, local_stack
 
-STEP = Step(workflow_id=41, action_id=1, limit=1, period=1, unit="days")  # nothing released
+STEP = Step(workflow_id=41, action_id=1, limit=1, period=1, unit="hours")  # one released, the rest held for days
 
 
 async def test_413_closes_the_connection_so_the_next_request_is_served(empty_database):

@@ -11,13 +11,14 @@ from throttled.db.time import database_now
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.testing import Step, enrollment_body
+from throttled.throttle.block_length import BlockLimits
 
 STEP = Step(workflow_id=5, action_id=1, limit=1, period=1, unit="hours")
 
 
 def _queue(db, portal: int):
     db.transaction_sync(store_enrollments, [parse_enrollment(enrollment_body(f"ap-{portal}-1-1-0", portal, STEP))],
-                        EPOCH, 86400)
+                        EPOCH, BlockLimits(dt.timedelta(days=1), dt.timedelta(days=30)))
     return db.transaction_sync(control.show_queue, STEP.queue_id(portal))
 
 

@@ -31,6 +31,7 @@ from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.jobs.scheduler import JobRun
 from throttled.testing import Step, enrollment_body
+from throttled.throttle.block_length import BlockLimits
 from throttled.throttle.job import throttle_job_key
 from throttled.throttle.worker import ThrottleWorker
 
@@ -39,7 +40,7 @@ PORTAL = 5150
 OWNER = "race-test-worker"
 STEP = Step(workflow_id=300, action_id=1, limit=1_000_000, period=1, unit="seconds")  # the rate never binds
 QUEUE = STEP.queue_id(PORTAL)
-BLOCK_S = 7 * 86400
+BLOCK_S = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 
 
 @pytest.fixture(autouse=True)

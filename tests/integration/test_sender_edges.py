@@ -58,8 +58,8 @@ async def test_releases_in_hand_at_shutdown_go_back_in_line(db):
     _install(db, cipher, now)
     ids = [f"cb-{i}" for i in range(5)]
     db.transaction_sync(executions_sql.insert_executions,
-                        [NewExecution(cid, PORTAL, "queue:777:1:1:0", None, None, {}) for cid in ids],
-                        now, now + dt.timedelta(days=7))
+                        [NewExecution(cid, PORTAL, "queue:777:1:1:0", None, None, {}, now + dt.timedelta(days=7)) for cid in ids],
+                        now)
     lease = now + dt.timedelta(minutes=2)
     db.transaction_sync(executions_sql.take_pending, "queue:777:1:1:0", 5, now, lease)
 

@@ -31,6 +31,7 @@ import trio
 
 from tests.conftest import EPOCH, install_portal
 from tests.support.portal_side import PortalSide
+from tests.support.virtual_worker import start_worker
 from tests.support.waiting import wait_until
 from throttled import control
 from throttled.clock import TrioClock
@@ -41,16 +42,15 @@ from throttled.ingest.inputs import Override
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.jobs.notifier import listen
-from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 from throttled.testing import Step, enrollment_body
+from throttled.throttle.block_length import BlockLimits
 from throttled.throttle.config_cache import CONFIG_CHANNEL, ConfigCache
 from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
 from throttled.throttle.policy import PAUSED_RECHECK
 from throttled.throttle.rate import max_in_window
-from throttled.throttle.worker import ThrottleWorker
 
 PORTAL = 31337
-BLOCK_S = 30 * 86400  # longer than every test's virtual span, so nothing expires
+BLOCK_S = BlockLimits(dt.timedelta(days=30), dt.timedelta(weeks=52))  # longer than every test's virtual span
 BERLIN = ZoneInfo("Europe/Berlin")
 SECOND, MINUTE, HOUR = dt.timedelta(seconds=1), dt.timedelta(minutes=1), dt.timedelta(hours=1)
 AUTOJUMP_S = 0.02
@@ -102,15 +102,6 @@ def job_done(db, queue_id: str) -> bool:
     return [state for state, _ in jobs_of(db, queue_id)][-1:] == ["completed"]
 
 
-async def start(nursery: trio.Nursery, db, clock: TrioClock, portal: PortalSide, overrides=None) -> None:
-    """Start a scheduler with the throttle worker. Polling, heartbeat and rescue run daily
-    (virtual), so week-long spans stay cheap and promptness must come from NOTIFY."""
-    await _warm_pool(db)
-    worker = ThrottleWorker(db, clock, portal.submit, **({"overrides": overrides} if overrides else {}))
-    config = SchedulerConfig(workers=8, poll_interval_s=86400.0, lease_s=86400.0, rescue_interval_s=86400.0)
-    await nursery.start(Scheduler(db, clock, {THROTTLE_JOB_KIND: worker}, config).run)
-
-
 # -- rates ---------------------------------------------------------------------------------
 
 
@@ -121,7 +112,7 @@ async def test_one_per_week_releases_a_week_apart(db, autojump_clock):
     ids = ids_of(step, 0, 3)
     assert store(db, clock.now(), step, ids) == 3
     async with trio.open_nursery() as nursery:
-        await start(nursery, db, clock, portal)
+        await start_worker(nursery, db, clock, portal)
         await portal.wait_for(3, timeout_s=3 * 7 * 86400)
         await wait_until(lambda: job_done(db, step.queue_id(PORTAL)), timeout_s=3600, step_s=60)
         nursery.cancel_scope.cancel()
@@ -139,7 +130,7 @@ async def test_smooth_mode_spreads_releases_one_per_second(db, autojump_clock):
     ids = ids_of(step, 0, 30)
     store(db, clock.now(), step, ids, mode="smooth")
     async with trio.open_nursery() as nursery:
-        await start(nursery, db, clock, portal)
+        await start_worker(nursery, db, clock, portal)
         await portal.wait_for(30, timeout_s=120)
         nursery.cancel_scope.cancel()
 
@@ -161,7 +152,7 @@ async def test_two_workflows_sharing_a_queue_share_its_rate(db, autojump_clock):
     store(db, clock.now(), first, a[:6], shared_queue="partners")
     store(db, clock.now(), second, b[:6], shared_queue="partners")
     async with trio.open_nursery() as nursery:
-        await start(nursery, db, clock, portal)
+        await start_worker(nursery, db, clock, portal)
         await trio.sleep(3)  # more of both arrive while the queue is releasing
         store(db, clock.now(), second, b[6:], shared_queue="partners")
         store(db, clock.now(), first, a[6:], shared_queue="partners")
@@ -188,7 +179,7 @@ async def test_higher_priority_first_then_arrival_order(db, autojump_clock):
     for ids, priority in ((low, 0), (high, 9), (mid, 5)):
         store(db, clock.now(), step, ids, priority=priority)
     async with trio.open_nursery() as nursery:
-        await start(nursery, db, clock, portal)
+        await start_worker(nursery, db, clock, portal)
         await portal.wait_for(6, timeout_s=60)
         nursery.cancel_scope.cancel()
 
@@ -209,7 +200,7 @@ async def test_release_window_waits_for_monday_office_hours_then_keeps_the_rate(
     ids = ids_of(step, 0, 12)
     store(db, clock.now(), step, ids, release_days="mon-fri", release_hours="09:00-17:30", time_zone="Europe/Berlin")
     async with trio.open_nursery() as nursery:
-        await start(nursery, db, clock, portal)
+        await start_worker(nursery, db, clock, portal)
         await clock.sleep_until(monday_nine - MINUTE)
         assert portal.acks == []  # the whole weekend: nothing
         [(state, due)] = jobs_of(db, step.queue_id(PORTAL))
@@ -244,7 +235,7 @@ async def test_dst_change_inside_the_release_window(db, autojump_clock, begin, n
     ids = ids_of(step, 0, total)
     store(db, clock.now(), step, ids, release_hours="00:00-06:00", time_zone="Europe/Berlin")
     async with trio.open_nursery() as nursery:
-        await start(nursery, db, clock, portal)
+        await start_worker(nursery, db, clock, portal)
         await portal.wait_for(total, timeout_s=4 * 86400)
         nursery.cancel_scope.cancel()
 
@@ -274,7 +265,7 @@ async def test_release_after_holds_one_execution_until_its_time(db, autojump_clo
     store(db, clock.now(), step, much_later, release_after=in_two_hours_ms)
     store(db, clock.now(), step, now_ids)
     async with trio.open_nursery() as nursery:
-        await start(nursery, db, clock, portal)
+        await start_worker(nursery, db, clock, portal)
         await portal.wait_for(3, timeout_s=10)
         assert portal.ids == now_ids and all(t < EPOCH + SECOND for t in portal.times)
         await portal.wait_for(5, timeout_s=3 * 3600)
@@ -300,7 +291,7 @@ async def test_override_beats_the_step_until_deleted(db, autojump_clock):
                         Override(max_throughput=2, time_period=10, time_unit="seconds"), clock.now())
     async with trio.open_nursery() as nursery:
         await nursery.start(listen, db.url, {CONFIG_CHANNEL: cache.invalidate})
-        await start(nursery, db, clock, portal, overrides=cache.get)
+        await start_worker(nursery, db, clock, portal, overrides=cache.get)
         await portal.wait_for(6, timeout_s=60)
         await trio.sleep(21 - trio.current_time())
         assert len(portal.acks) == 6  # 2 at 0 s, 10 s and 20 s: the override's rate
@@ -353,7 +344,7 @@ async def test_override_change_applies_even_before_the_cache_hears_of_it(db, aut
     db.transaction_sync(control.set_config, PORTAL, step.action_id,
                         Override(max_throughput=1, time_period=1, time_unit="hours"), clock.now())
     async with trio.open_nursery() as nursery:
-        await start(nursery, db, clock, portal, overrides=cache.get)
+        await start_worker(nursery, db, clock, portal, overrides=cache.get)
         await portal.wait_for(1, timeout_s=5)
         await trio.sleep(5)
         changed_at = clock.now()
@@ -388,7 +379,7 @@ async def test_hold_after_three_failures_then_recovery_with_backoff(db, autojump
     held = queue(db, queue_id)
     assert (held.state, held.on_hold_until, held.holds) == ("on_hold", EPOCH + 30 * MINUTE, 1)
     async with trio.open_nursery() as nursery:
-        await start(nursery, db, clock, portal)
+        await start_worker(nursery, db, clock, portal)
         await clock.sleep_until(EPOCH + 30 * MINUTE - SECOND)
         assert portal.acks == []  # nothing during the hold
         await portal.wait_for(4, timeout_s=120)
@@ -423,7 +414,7 @@ async def test_pause_resume_drain_purge(db, autojump_clock):
     ids = ids_of(step, 0, 20)
     store(db, clock.now(), step, ids)
     async with trio.open_nursery() as nursery:
-        await start(nursery, db, clock, portal)
+        await start_worker(nursery, db, clock, portal)
         await portal.wait_for(1, timeout_s=5)
 
         # Paused: nothing goes, however long; the job sleeps instead of spinning.
@@ -466,14 +457,6 @@ async def test_pause_resume_drain_purge(db, autojump_clock):
 
     assert portal.ids == ids + more[: released_before - 20]
     assert counts(db, queue_id) == {"released": released_before, "cancelled": 30 - released_before}
-
-
-async def _warm_pool(db, connections: int = 8) -> None:
-    """Open the pool's connections before virtual time matters: a connection opened later
-    can take longer than the autojump threshold, and the clock would jump meanwhile."""
-    async with trio.open_nursery() as nursery:
-        for _ in range(connections):
-            nursery.start_soon(db.transaction, lambda conn: conn.execute(sa.text("SELECT pg_sleep(0.05)")))
 
 
 def _runs(times: list[dt.datetime]) -> list[tuple[dt.datetime, int]]:

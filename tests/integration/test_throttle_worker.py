@@ -32,12 +32,13 @@ from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 from throttled.testing import Step, enrollment_body
+from throttled.throttle.block_length import BlockLimits
 from throttled.throttle.job import THROTTLE_JOB_KIND, throttle_job_key
 from throttled.throttle.rate import max_in_window
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig
 
 PORTAL = 31337
-BLOCK_S = 7 * 86400
+BLOCK_S = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 FIVE_PER_5S = Step(workflow_id=100, action_id=1, limit=5, period=5, unit="seconds")
 
 

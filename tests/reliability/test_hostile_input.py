@@ -73,7 +73,8 @@ class Sender:
         self.ids = itertools.count()
         self.statuses: Counter[int] = Counter()
         self.kinds: Counter[str] = Counter()
-        self.accepted: set[str] = set()  # callback ids answered 200
+        self.accepted: set[str] = set()  # callback ids answered 200 (held)
+        self.too_long: set[str] = set()  # callback ids answered 200 FAIL_CONTINUE QUEUE_TOO_LONG (not stored)
         self.accepted_on_purpose: set[str] = set()  # ... of a valid body sent signed
         self.rejected_ids: set[str] = set()  # callback ids answered anything else
         self.over_limit_webhooks = 0  # webhook bodies over THROTTLED_MAX_BODY ...
@@ -118,7 +119,10 @@ class Sender:
 
     def _account(self, item: Hostile, sent: Sent, problems: list[str]) -> None:
         if sent.callback_id is not None and item.path == ACTION_PATH and item.method == "POST":
-            if 200 in sent.statuses:
+            if any(status == 200 and '"QUEUE_TOO_LONG"' in text for status, text in zip(sent.statuses, sent.answers,
+                                                                                            strict=True)):
+                self.too_long.add(sent.callback_id)  # a valid step too slow for its backlog: answered, not held
+            elif 200 in sent.statuses:
                 self.accepted.add(sent.callback_id)
                 if item.kind.startswith("webhook/valid/"):
                     self.accepted_on_purpose.add(sent.callback_id)
@@ -254,7 +258,7 @@ async def test_hostile_input(reliability_database, log_dir, report):
         wall_s = time.monotonic() - started
 
     slow_ok = {f"{PREFIX}slow-ok-{i}" for i in range(5)}
-    written_by_rejected = rows - sender.accepted - slow_ok
+    written_by_rejected = rows - sender.accepted - slow_ok  # refused as too long included: never stored
     report.add("5. hostile input", {
         "requests sent (incl. replays and raw)": sender.sent,
         "by route": ", ".join(f"{k} {v}" for k, v in sorted(sender.kinds.items())),
@@ -265,6 +269,7 @@ async def test_hostile_input(reliability_database, log_dir, report):
         "webhooks accepted (200): on purpose / harmless mutations": f"{len(sender.accepted_on_purpose)} / "
                                                                      f"{len(sender.accepted - sender.accepted_on_purpose)}",
         "webhook callback ids rejected": len(sender.rejected_ids),
+        "valid webhooks refused as too long for their queue": len(sender.too_long),
         "rows written by rejected requests": len(written_by_rejected),
         "webhook bodies over the limit / answered 413": f"{sender.over_limit_webhooks} / {sender.over_limit_413}",
         **{f"slow client cut: {name} (s)": cut for name, (_, cut) in cuts.items()},

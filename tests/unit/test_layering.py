@@ -12,7 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "throttled"
 PURE = ["throttle/rate.py", "throttle/business_hours.py", "throttle/queue_ids.py", "throttle/policy.py",
-        "throttle/step.py", "hubspot/signatures.py", "hubspot/answers.py", "hubspot/send_policy.py",
+        "throttle/step.py", "throttle/forecast.py", "throttle/block_length.py", "hubspot/signatures.py",
+        "hubspot/answers.py", "hubspot/send_policy.py",
         "hubspot/outputs.py", "jobs/backoff.py", "jobs/outcomes.py", "ingest/payload.py", "ingest/inputs.py",
         "settings_rules.py", "states.py", "ids.py"]
 IO_LIBRARIES = {"trio", "httpx", "sqlalchemy", "psycopg", "quart", "quart_trio", "hypercorn", "pgserver", "socket"}

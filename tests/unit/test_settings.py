@@ -26,6 +26,8 @@ def clean_env(monkeypatch):
         ("THROTTLED_WORKERS", "0"),
         ("THROTTLED_PUBLIC_URL", "ftp://x"),
         ("THROTTLED_BLOCK_DURATION", "P1M"),
+        ("THROTTLED_BLOCK_MAX", "P1Y"),
+        ("THROTTLED_BLOCK_MAX", "P53W"),
         ("THROTTLED_POLL_INTERVAL", "-1"),
         ("THROTTLED_POLL_INTERVAL", "nan"),
         ("THROTTLED_JOB_LEASE", "inf"),
@@ -130,3 +132,13 @@ def test_once_per_logs_a_key_once_per_interval_in_bounded_memory():
     assert [once.due("a", t) for t in (0.0, 5.0, 6.0, 10.0)] == [0, None, None, 2]  # 2 not logged in between
     assert once.due("b", 0.0) == 0 and once.due("c", 0.0) == 0  # "a" is forgotten: capacity 2
     assert once.due("a", 11.0) == 0
+
+
+def test_the_longest_block_may_not_be_shorter_than_the_shortest(monkeypatch):
+    monkeypatch.setenv("THROTTLED_BLOCK_DURATION", "P14D")
+    monkeypatch.setenv("THROTTLED_BLOCK_MAX", "P10D")
+    with pytest.raises(SettingsError, match=r"THROTTLED_BLOCK_MAX \(864000 s\) must be at least THROTTLED_BLOCK_DURATION"):
+        load_settings()
+    monkeypatch.setenv("THROTTLED_BLOCK_MAX", "P3W")
+    limits = load_settings().block_limits
+    assert (limits.shortest.days, limits.longest.days) == (14, 21)

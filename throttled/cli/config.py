@@ -89,6 +89,11 @@ def config_set(portal_id: int, action_id: int, max_throughput: int | None, time_
     override = parse_override({k: v for k, v in fields.items() if v is not None})
     config = at_database_time(config_file, control.set_config, portal_id, action_id, override)
     click.echo(json.dumps(_config_json(config), indent=2))
+    # HubSpot's blocks were chosen at each webhook and cannot be extended: say who loses out.
+    for queue_id, found in at_database_time(config_file, control.expiring_for_action, portal_id, action_id).items():
+        if found.count:
+            click.echo(f"warning: {queue_id}: {found.count} held records will expire before their turn at this rate "
+                       "(their HubSpot blocks cannot be extended)", err=True)
 
 
 @config_group.command("delete")

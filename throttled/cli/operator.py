@@ -50,10 +50,11 @@ def queues_list(portal_id: int | None, config_file: Path | None, as_json: bool) 
         click.echo(json.dumps([o.as_json() for o in overviews], indent=2))
         return
     table = Table(_id_column("queue", [o.queue.queue_id for o in overviews]),
-                  "rate", "mode", "state", "pending", "in flight", "released", "last failure")
+                  "rate", "mode", "state", "pending", "in flight", "released", "will expire", "refused", "last failure")
     for o in overviews:
         table.add_row(o.queue.queue_id, _rate(o), o.mode, _state(o), str(o.counts.get("pending", 0)),
-                      str(o.counts.get("releasing", 0)), str(o.counts.get("released", 0)), o.queue.last_failure_reason or "")
+                      str(o.counts.get("releasing", 0)), str(o.counts.get("released", 0)),
+                      str(o.expiring.count if o.expiring else 0), str(o.queue.refused), o.queue.last_failure_reason or "")
     _console().print(table)
 
 
@@ -144,10 +145,27 @@ def _print_queue(o: QueueOverview) -> None:
     rows = [("queue", q.queue_id), ("portal", str(q.portal_id)), ("action", str(q.action_id or "-")),
             ("rate", _rate(o)), ("mode", o.mode), ("state", _state(o)), ("window", window),
             ("failures in a row", str(q.consecutive_failures)), ("last failure", q.last_failure_reason or "-"),
-            ("executions", ", ".join(f"{k} {v}" for k, v in sorted(o.counts.items())) or "none")]
+            ("executions", ", ".join(f"{k} {v}" for k, v in sorted(o.counts.items())) or "none"),
+            ("will expire first", _expiring(o)), ("refused (too long)", _refused(o))]
     for key, value in rows:
         table.add_row(key, value)
     _console().print(table)
+
+
+def _expiring(o: QueueOverview) -> str:
+    """Held records whose block ends before their forecast release, at the settings in force."""
+    if o.expiring is None or not o.expiring.count:
+        return "0"
+    scope = "" if o.expiring.complete else f" (of the first {o.expiring.scanned} in line)"
+    return f"{o.expiring.count}{scope}: their blocks end before their turn (raise the rate, or drain)"
+
+
+def _refused(o: QueueOverview) -> str:
+    q = o.queue
+    if not q.refused:
+        return "0"
+    when = f", last at {q.refused_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}Z" if q.refused_at else ""
+    return f"{q.refused}{when}: no block up to THROTTLED_BLOCK_MAX covered their forecast release"
 
 
 def _rate(o: QueueOverview) -> str:

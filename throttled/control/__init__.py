@@ -37,6 +37,7 @@ from throttled.control.portals import PortalOverview, lift_portal_hold, list_por
 from throttled.control.queues import (  # noqa: E402
     QueueOverview,
     drain_queue,
+    expiring_for_action,
     list_queues,
     pause_queue,
     purge_queue,
@@ -46,6 +47,6 @@ from throttled.control.queues import (  # noqa: E402
 )
 
 __all__ = ["JOB_STATES", "MAX_JOBS", "Conflict", "NotFound", "PortalOverview", "QueueOverview", "cancel_job",
-           "delete_config", "drain_queue", "get_config", "job_json", "jsonable", "lift_portal_hold", "list_jobs", "list_portals",
-           "list_queues", "pause_queue", "portal_installed", "purge_queue", "release_history", "resume_queue",
-           "retry_job", "set_config", "show_queue"]
+           "delete_config", "drain_queue", "expiring_for_action", "get_config", "job_json", "jsonable",
+           "lift_portal_hold", "list_jobs", "list_portals", "list_queues", "pause_queue", "portal_installed",
+           "purge_queue", "release_history", "resume_queue", "retry_job", "set_config", "show_queue"]

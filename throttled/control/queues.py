@@ -17,6 +17,7 @@ from throttled.db.queues import ConfigRow, QueueRow
 from throttled.db.time import database_now
 from throttled.states import IN_QUEUE, QueueState
 from throttled.throttle.job import wake_throttle_job
+from throttled.throttle.outlook import Expiring, expiring
 from throttled.throttle.policy import effective_settings, overrides_rate
 from throttled.throttle.step import StepSettings
 
@@ -29,6 +30,20 @@ class QueueOverview:
     counts: dict[str, int]
     override: ConfigRow | None
     portal_hold: tuple[dt.datetime | None, str] | None = None  # why its portal cannot be called: (until, reason)
+    expiring: Expiring | None = None  # held records whose block ends before their forecast release
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the customer loses if nobody acts, in words: held records that will expire
+        before their turn, and records refused because the queue is too long."""
+        found = []
+        if self.expiring is not None and self.expiring.count:
+            at_least = "" if self.expiring.complete else "at least "
+            found.append(f"{at_least}{self.expiring.count} held will expire before their turn")
+        if self.queue.refused:
+            when = f", last {self.queue.refused_at.astimezone(dt.UTC):%Y-%m-%d %H:%M}Z" if self.queue.refused_at else ""
+            found.append(f"{self.queue.refused} refused: queue too long{when}")
+        return found
 
     @property
     def portal_held(self) -> str | None:
@@ -66,38 +81,52 @@ class QueueOverview:
         return {**jsonable(asdict(self.queue)), "counts": self.counts, "backlog": self.backlog,
                 "override": jsonable(asdict(self.override)) if self.override else None,
                 "portal_held_until": self.portal_hold[0].isoformat() if self.portal_hold and self.portal_hold[0] else None,
-                "portal_hold_reason": self.portal_hold[1] if self.portal_hold else None}
+                "portal_hold_reason": self.portal_hold[1] if self.portal_hold else None,
+                "expiring": asdict(self.expiring) if self.expiring else None, "warnings": self.warnings}
 
 
 def list_queues(conn: Connection, portal_id: int | None = None, now: dt.datetime | None = None) -> list[QueueOverview]:
     """Every queue (of one portal when given) with its backlog, override and its portal's
     hold at ``now`` (default: the database's clock)."""
+    now = now or database_now(conn)
     queues = queues_sql.list_queues(conn, portal_id)
     counts = executions_sql.execution_counts(conn, [q.queue_id for q in queues])
-    held = portals_sql.blocks(conn, sorted({q.portal_id for q in queues}), now or database_now(conn))
+    held = portals_sql.blocks(conn, sorted({q.portal_id for q in queues}), now)
     return [
         QueueOverview(q, counts.get(q.queue_id, {}),
                       queues_sql.get_config(conn, q.portal_id, q.action_id) if q.action_id is not None else None,
-                      held.get(q.portal_id))
+                      held.get(q.portal_id), _expiring(conn, q.queue_id, counts.get(q.queue_id, {}), now))
         for q in queues
     ]
 
 
-def show_queue(conn: Connection, queue_id: str) -> QueueOverview:
-    """One queue with its backlog. Raises :class:`NotFound`."""
+def show_queue(conn: Connection, queue_id: str, now: dt.datetime | None = None) -> QueueOverview:
+    """One queue with its backlog, its portal's hold and what will expire, judged at ``now``
+    (default: the database's clock). Raises :class:`NotFound`."""
     queue = queues_sql.get_queue(conn, queue_id)
     if queue is None:
         raise NotFound(f"no queue {queue_id}")
     counts = executions_sql.execution_counts(conn, [queue_id]).get(queue_id, {})
     override = queues_sql.get_config(conn, queue.portal_id, queue.action_id) if queue.action_id is not None else None
-    held = portals_sql.blocks(conn, [queue.portal_id], database_now(conn))
-    return QueueOverview(queue, counts, override, held.get(queue.portal_id))
+    now = now or database_now(conn)
+    held = portals_sql.blocks(conn, [queue.portal_id], now)
+    return QueueOverview(queue, counts, override, held.get(queue.portal_id), _expiring(conn, queue_id, counts, now))
+
+
+def expiring_for_action(conn: Connection, portal_id: int, action_id: int, now: dt.datetime) -> dict[str, Expiring]:
+    """``{queue_id: Expiring}`` of the queues an override of (portal, action) applies to, at
+    the settings now in force — what an operator is told after changing an override."""
+    return {queue_id: expiring(conn, queue_id, now) for queue_id in queues_sql.queue_ids_for_action(conn, portal_id, action_id)}
+
+
+def _expiring(conn: Connection, queue_id: str, counts: dict[str, int], now: dt.datetime) -> Expiring | None:
+    return expiring(conn, queue_id, now) if counts.get("pending") else None
 
 
 def pause_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
     """Stop releasing from the queue until resumed (the backlog is kept)."""
     _require(queues_sql.set_state(conn, queue_id, QueueState.PAUSED, now), queue_id)
-    return show_queue(conn, queue_id)
+    return show_queue(conn, queue_id, now)
 
 
 def resume_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
@@ -106,7 +135,7 @@ def resume_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOver
     _require(queues_sql.set_state(conn, queue_id, QueueState.ACTIVE, now), queue_id)
     executions_sql.requeue_deferred_in_queue(conn, queue_id, now)
     wake_throttle_job(conn, queue_id, now)
-    return show_queue(conn, queue_id)
+    return show_queue(conn, queue_id, now)
 
 
 def drain_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
@@ -115,7 +144,7 @@ def drain_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverv
     _require(queues_sql.set_state(conn, queue_id, QueueState.DRAINING, now), queue_id)
     executions_sql.requeue_deferred_in_queue(conn, queue_id, now)
     wake_throttle_job(conn, queue_id, now)
-    return show_queue(conn, queue_id)
+    return show_queue(conn, queue_id, now)
 
 
 def purge_queue(conn: Connection, queue_id: str, now: dt.datetime) -> int:

@@ -24,7 +24,8 @@ from throttled.states import ExecutionState
 
 @dataclass(frozen=True, slots=True)
 class NewExecution:
-    """One execution to store (from a parsed enrollment)."""
+    """One execution to store (from a parsed enrollment); ``expires_at`` is when the block
+    we ask HubSpot for runs out (aware UTC)."""
 
     callback_id: str
     portal_id: int
@@ -32,8 +33,17 @@ class NewExecution:
     object_type: str | None
     object_id: str | None
     input_fields: dict[str, Any]
+    expires_at: dt.datetime
     priority: int = 0
     not_before: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An execution already stored, as a webhook HubSpot sent again finds it."""
+
+    state: str
+    expires_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +56,7 @@ class Lease:
     lease_until: dt.datetime
 
 
-def insert_executions(
-    conn: Connection, executions: Sequence[NewExecution], now: dt.datetime, expires_at: dt.datetime
-) -> set[str]:
+def insert_executions(conn: Connection, executions: Sequence[NewExecution], now: dt.datetime) -> set[str]:
     """Store executions in the given (arrival) order; a known ``callback_id`` is skipped.
 
     Returns the callback ids that were new.
@@ -60,13 +68,14 @@ def insert_executions(
             """INSERT INTO action_executions (callback_id, portal_id, queue_id, object_type, object_id,
                                               input_fields, priority, not_before, received_at, expires_at)
                SELECT e.callback_id, e.portal_id, e.queue_id, e.object_type, e.object_id,
-                      e.input_fields, e.priority, e.not_before, :now, :expires_at
+                      e.input_fields, e.priority, e.not_before, :now, e.expires_at
                FROM unnest(CAST(:callback_ids AS text[]), CAST(:portal_ids AS bigint[]),
                            CAST(:queue_ids AS text[]), CAST(:object_types AS text[]),
                            CAST(:object_ids AS text[]), CAST(:inputs AS jsonb[]),
-                           CAST(:priorities AS smallint[]), CAST(:not_befores AS timestamptz[]))
+                           CAST(:priorities AS smallint[]), CAST(:not_befores AS timestamptz[]),
+                           CAST(:expires AS timestamptz[]))
                     WITH ORDINALITY AS e(callback_id, portal_id, queue_id, object_type, object_id,
-                                         input_fields, priority, not_before, ord)
+                                         input_fields, priority, not_before, expires_at, ord)
                ORDER BY e.ord  -- seq follows arrival order
                ON CONFLICT (callback_id) DO NOTHING
                RETURNING callback_id"""
@@ -80,19 +89,55 @@ def insert_executions(
             "inputs": [json.dumps(e.input_fields) for e in executions],
             "priorities": [e.priority for e in executions],
             "not_befores": [e.not_before for e in executions],
+            "expires": [e.expires_at for e in executions],
             "now": now,
-            "expires_at": expires_at,
         },
     ).scalars())
 
 
-def states_of(conn: Connection, callback_ids: Sequence[str]) -> dict[str, str]:
-    """``{callback_id: state}`` of those of ``callback_ids`` that are stored."""
+def stored(conn: Connection, callback_ids: Sequence[str]) -> dict[str, Stored]:
+    """State and block end of those of ``callback_ids`` that are stored."""
     if not callback_ids:
         return {}
-    rows = conn.execute(text("SELECT callback_id, state FROM action_executions WHERE callback_id = ANY(:ids)"),
+    rows = conn.execute(text("SELECT callback_id, state, expires_at FROM action_executions WHERE callback_id = ANY(:ids)"),
                         {"ids": list(callback_ids)}).all()
-    return {r.callback_id: r.state for r in rows}
+    return {r.callback_id: Stored(r.state, r.expires_at) for r in rows}
+
+
+def blocks_ending_after(conn: Connection, callback_ids: Sequence[str], after: dt.datetime
+                        ) -> list[tuple[str, dt.timedelta, dt.timedelta]]:
+    """``(callback_id, block asked, block left at after)`` of those of ``callback_ids``
+    whose block ends after ``after``."""
+    rows = conn.execute(
+        text("""SELECT callback_id, expires_at - received_at, expires_at - :after FROM action_executions
+                WHERE callback_id = ANY(:ids) AND expires_at > :after ORDER BY callback_id"""),
+        {"ids": list(callback_ids), "after": after},
+    ).all()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def pending_by_priority(conn: Connection, queue_id: str) -> dict[int, int]:
+    """``{priority: count}`` of the queue's pending executions — what a new one waits behind.
+
+    Counts expired-but-not-yet-swept ones too (an index-only scan of the pending index; the
+    cleaner sweeps them within minutes), which can only lengthen a forecast.
+    """
+    rows = conn.execute(
+        text("""SELECT priority, count(*) FROM action_executions
+                WHERE queue_id = :queue_id AND state = 'pending' GROUP BY priority"""),
+        {"queue_id": queue_id},
+    ).all()
+    return {int(priority): int(count) for priority, count in rows}
+
+
+def pending_blocks(conn: Connection, queue_id: str, limit: int) -> list[dt.datetime]:
+    """``expires_at`` of the queue's pending executions in release order (priority, then
+    arrival), at most ``limit`` — to tell which will expire before their forecast release."""
+    return list(conn.execute(
+        text("""SELECT expires_at FROM action_executions WHERE queue_id = :queue_id AND state = 'pending'
+                ORDER BY priority DESC, seq LIMIT :limit"""),
+        {"queue_id": queue_id, "limit": limit},
+    ).scalars())
 
 
 #: SQL: a 'releasing' execution whose lease ran out, or whose daemon is known dead.

@@ -14,7 +14,7 @@ from throttled.states import QueueState
 
 _QUEUE_COLUMNS = """queue_id, portal_id, action_id, max_throughput, time_period, time_unit, mode,
     release_days, release_start_minute, release_end_minute, time_zone, state, on_hold_until,
-    consecutive_failures, holds, last_failure_reason"""
+    consecutive_failures, holds, last_failure_reason, refused, refused_at"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,8 @@ class QueueRow(QueueSettings):
     consecutive_failures: int = 0
     holds: int = 0
     last_failure_reason: str | None = None
+    refused: int = 0  # enrollments refused: no block could cover their forecast release
+    refused_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,18 @@ def lock_queue(conn: Connection, queue_id: str, now: dt.datetime) -> LockedQueue
         return None
     *queue, stamp, status, limited_until, releasing, lapsed = row
     return LockedQueue(QueueRow(*queue), stamp, (status, limited_until) if status else None, releasing, lapsed)
+
+
+def note_refused(conn: Connection, refused: dict[str, int], now: dt.datetime) -> None:
+    """Count ``{queue_id: n}`` enrollments refused at ``now`` (their queues are locked by
+    this transaction's :func:`upsert_queues`)."""
+    if refused:
+        conn.execute(
+            text("""UPDATE queues q SET refused = q.refused + r.n, refused_at = :now
+                    FROM unnest(CAST(:ids AS text[]), CAST(:ns AS bigint[])) AS r(queue_id, n)
+                    WHERE q.queue_id = r.queue_id"""),
+            {"ids": list(refused), "ns": list(refused.values()), "now": now},
+        )
 
 
 def get_queue(conn: Connection, queue_id: str) -> QueueRow | None:

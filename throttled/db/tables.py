@@ -51,6 +51,8 @@ queues = sa.Table(
     sa.Column("last_failure_reason", sa.Text),
     sa.Column("created_at", TZ, nullable=False),
     sa.Column("updated_at", TZ, nullable=False),
+    sa.Column("refused", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("refused_at", TZ),
     sa.Index("queues_portal", "portal_id"),
 )
 

@@ -67,8 +67,25 @@ def ended(conn: Connection, releases: Sequence[Lease], answer: Answer, now: dt.d
         released(conn, releases, now)
         return ExecutionState.RELEASED
     state = ExecutionState.EXPIRED if answer.action is Action.EXPIRED else ExecutionState.FAILED
+    if state == ExecutionState.EXPIRED:
+        _note_early_expiry(conn, releases, now)
     executions_sql.mark_finished(conn, [r.callback_id for r in releases], state, answer.reason)
     return state
+
+
+#: HubSpot may end a block a little before our ``expires_at`` (its clock, its answer's
+#: latency); earlier than this is worth an operator's attention.
+EARLY_EXPIRY = dt.timedelta(hours=1)
+
+
+def _note_early_expiry(conn: Connection, releases: Sequence[Lease], now: dt.datetime) -> None:
+    """Log callbacks HubSpot calls expired well before the block we asked for ran out: the
+    sign that HubSpot caps blocks below ``THROTTLED_BLOCK_MAX`` (its maximum is undocumented)."""
+    for callback_id, asked, left in executions_sql.blocks_ending_after(conn, [r.callback_id for r in releases],
+                                                                        now + EARLY_EXPIRY):
+        log.warning("callback.expired_early", callback_id=callback_id, block_asked=str(asked), left=str(left),
+                    note="HubSpot ended this block before the length we asked for: lower THROTTLED_BLOCK_MAX "
+                         "below the asked length")
 
 
 def failing(conn: Connection, releases: Sequence[Lease], answer: Answer) -> None:

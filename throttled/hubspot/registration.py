@@ -2,7 +2,9 @@
 
 Shape from ``../shared/docs/hubspot-protocol.md`` §8: ``actionUrl``, ``objectTypes``,
 ``published``, ``inputFields`` (the throttle's required and optional inputs, names fixed by
-the payload samples) and English ``labels``. Registration is
+the payload samples), ``outputFields`` and ``executionRules`` (what the workflow history
+shows when an action ends without a release: ``hubspot/outputs.py`` writes the outputs they
+match) and English ``labels``. Registration is
 ``POST /automation/v4/actions/{appId}?hapikey=…`` with the app's developer API key.
 """
 

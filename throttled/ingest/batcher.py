@@ -18,9 +18,9 @@ import trio
 from throttled.clock import Clock
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.ingest.payload import Enrollment
-from throttled.ingest.store import store_enrollments
+from throttled.ingest.store import Answer, store_enrollments
 from throttled.service.metrics import Metrics
-from throttled.states import ExecutionState
+from throttled.throttle.block_length import BlockLimits
 
 log = structlog.get_logger("throttled.ingest")
 
@@ -30,7 +30,7 @@ class _Waiting:
     enrollment: Enrollment
     done: trio.Event = field(default_factory=trio.Event)
     error: BaseException | None = None
-    state: str = ExecutionState.PENDING  # the stored execution's state once committed
+    answer: Answer | None = None  # once committed
 
 
 class Batcher:
@@ -39,28 +39,29 @@ class Batcher:
     Args:
         db: the database.
         clock: source of ``received_at``.
-        block_duration_s: seconds HubSpot holds a block; sets ``expires_at``.
+        limits: the shortest and longest block asked of HubSpot (``ingest/holds.py`` chooses
+            each record's between them).
         max_batch: most enrollments per transaction.
         queue_size: most submissions waiting before handlers feel backpressure.
     """
 
-    def __init__(self, db: Database, clock: Clock, block_duration_s: int, max_batch: int = 500, queue_size: int = 10_000,
+    def __init__(self, db: Database, clock: Clock, limits: BlockLimits, max_batch: int = 500, queue_size: int = 10_000,
                  metrics: Metrics | None = None) -> None:
         self.db = db
         self.metrics = metrics or Metrics()
         self._committing = False
         self._commit_started = 0.0
         self.clock = clock
-        self.block_duration_s = block_duration_s
+        self.limits = limits
         self.max_batch = max_batch
         self._send, self._receive = trio.open_memory_channel[_Waiting](queue_size)
         self.batch_sizes: list[int] = []  # recent batch sizes, for benchmarks and status
         self.committed = 0
 
-    async def submit(self, enrollment: Enrollment) -> str:
-        """Return once ``enrollment`` is committed: the state of its stored execution
-        (``pending`` when new; a webhook HubSpot sent again finds it as it is, e.g.
-        ``released``).
+    async def submit(self, enrollment: Enrollment) -> Answer:
+        """Return once ``enrollment`` is committed: what to answer — the state of its stored
+        execution and the end of its block (``pending`` when new; a webhook HubSpot sent again
+        finds it as it is, e.g. ``released``), or that it was refused.
 
         Raises:
             DatabaseUnavailable: the commit failed because the database is unreachable.
@@ -70,7 +71,8 @@ class Batcher:
         await waiting.done.wait()
         if waiting.error is not None:
             raise waiting.error
-        return waiting.state
+        assert waiting.answer is not None
+        return waiting.answer
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Commit batches until cancelled."""
@@ -109,10 +111,10 @@ class Batcher:
     async def _store(self, batch: list[_Waiting]) -> None:
         try:
             stored = await self.db.transaction(
-                store_enrollments, [w.enrollment for w in batch], self.clock.now(), self.block_duration_s
+                store_enrollments, [w.enrollment for w in batch], self.clock.now(), self.limits
             )
             for waiting in batch:
-                waiting.state = stored.state_of(waiting.enrollment.callback_id)
+                waiting.answer = stored.answer_for(waiting.enrollment.callback_id)
             self.committed += len(batch)
             self._note_size(len(batch))
         except DatabaseUnavailable as exc:

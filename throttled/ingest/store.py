@@ -10,6 +10,7 @@ executions). See design invariant 3.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,8 +18,10 @@ from sqlalchemy.engine import Connection
 
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
+from throttled.ingest.holds import Hold, plan_holds
 from throttled.ingest.payload import Enrollment
 from throttled.states import ExecutionState
+from throttled.throttle.block_length import BlockLimits
 from throttled.throttle.job import ensure_throttle_jobs
 from throttled.throttle.policy import days_mask
 
@@ -39,42 +42,70 @@ def queue_settings(e: Enrollment) -> queues_sql.QueueSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """What a stored (or refused) enrollment's webhook is answered from: the execution's
+    ``state`` and the end of its block (``expires_at``, aware UTC); for a new one the block
+    chosen; ``refused`` when no block could cover its forecast release (nothing was stored)."""
+
+    state: str
+    expires_at: dt.datetime | None = None
+    refused: bool = False
+    release: dt.datetime | None = None  # a refused one's forecast release (None: past the horizon)
+    block: dt.timedelta | None = None  # a new one's block, as chosen (answered as is)
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
-    """What a group commit did: ``new`` callback ids, and the state of each one that was
-    already stored (HubSpot sent its webhook again)."""
+    """What a group commit did: ``new`` callback ids held, and the answer for every
+    callback id of the batch."""
 
     new: set[str]
-    repeated: dict[str, str]
+    answers: dict[str, Answer]
 
-    def state_of(self, callback_id: str) -> str:
-        """The stored execution's state (``pending`` for a new one)."""
-        return self.repeated.get(callback_id, ExecutionState.PENDING)
+    def answer_for(self, callback_id: str) -> Answer:
+        """The answer for one enrollment of the batch."""
+        return self.answers[callback_id]
 
 
 def store_enrollments(
-    conn: Connection, enrollments: Sequence[Enrollment], now: dt.datetime, block_duration_s: int
+    conn: Connection, enrollments: Sequence[Enrollment], now: dt.datetime, limits: BlockLimits
 ) -> Stored:
     """Store a batch of enrollments (arrival order kept).
 
     A ``callback_id`` already stored (HubSpot retried) is skipped, so a repeated webhook is
-    stored once; its current state is returned, for the answer. ``block_duration_s`` is how
-    long HubSpot holds the block (``expires_at``). The last enrollment of a batch sets its
-    queue's settings (the user may have edited the step; for a shared queue, the step that
-    enrolled last).
+    stored once; its current state and block are returned, for the answer. A new one is
+    held for the block its forecast release needs (``ingest/holds.py``) or refused — not
+    stored, counted on its queue — when no block up to ``limits.longest`` covers it. The
+    last enrollment of a batch sets its queue's settings (the user may have edited the step;
+    for a shared queue, the step that enrolled last).
     """
     queues = {str(e.queue_id): queue_settings(e) for e in enrollments}
     ordered = [queues[q] for q in sorted(queues)]
     queues_sql.upsert_queues(conn, ordered, now)
+    known = executions_sql.stored(conn, sorted({e.callback_id for e in enrollments}))
+    fresh = list({e.callback_id: e for e in enrollments if e.callback_id not in known}.values())
+    holds = plan_holds(conn, fresh, now, limits)
+    held = [e for e in fresh if not holds[e.callback_id].refused]
     new = executions_sql.insert_executions(
         conn,
         [
             executions_sql.NewExecution(e.callback_id, e.portal_id, str(e.queue_id), e.object_type, e.object_id,
-                                        e.input_fields, e.priority, e.not_before)
-            for e in enrollments
+                                        e.input_fields, now + _block(holds[e.callback_id]), e.priority, e.not_before)
+            for e in held
         ],
         now,
-        now + dt.timedelta(seconds=block_duration_s),
     )
-    repeated = executions_sql.states_of(conn, sorted({e.callback_id for e in enrollments} - new))
+    refused = Counter(str(e.queue_id) for e in fresh if holds[e.callback_id].refused)
+    queues_sql.note_refused(conn, dict(refused), now)
     ensure_throttle_jobs(conn, [(q.queue_id, q.portal_id, q.action_id) for q in ordered], now)
-    return Stored(new, repeated)
+    answers = {cid: Answer(s.state, s.expires_at) for cid, s in known.items()}
+    for e in fresh:
+        hold = holds[e.callback_id]
+        answers[e.callback_id] = (Answer(ExecutionState.PENDING, refused=True, release=hold.release) if hold.block is None
+                                  else Answer(ExecutionState.PENDING, now + hold.block, block=hold.block))
+    return Stored(new, answers)
+
+
+def _block(hold: Hold) -> dt.timedelta:
+    assert hold.block is not None  # only held enrollments are inserted
+    return hold.block

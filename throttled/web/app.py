@@ -14,6 +14,7 @@ Routes kept from the original app:
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from dataclasses import dataclass, field
 
@@ -69,7 +70,7 @@ class WebDeps:
     client_id: str | None
     client_secret: str
     authorize_url: str
-    block_duration: str
+    longest_block: str = "P30D"  # THROTTLED_BLOCK_MAX, as configured (for the refusal log line)
     admin_token: str | None = None
     signature_versions: tuple[str, ...] = ("v3", "v2")
     max_body_bytes: int = MAX_BODY_BYTES
@@ -87,9 +88,9 @@ def create_app(deps: WebDeps) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = deps.read_timeout_s  # a trickled body: 408, then the connection closes
     register_error_handlers(app)
     app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
-    block = outputs.block(deps.block_duration)
     unidentified = OncePer(600.0)  # a step nothing identifies: one line per workflow per 10 minutes
     rejections = OncePer(60.0)  # refused webhooks: one line per kind and reason per minute
+    too_long = OncePer(600.0)  # records no block could cover: one line per queue per 10 minutes
 
     def rejected(outcome: str, reason: str) -> None:
         # Never the body (personal data, maybe a signature): the kind of refusal and its reason.
@@ -128,15 +129,29 @@ def create_app(deps: WebDeps) -> QuartTrio:
                             note="no context.actionId and no ap-<portal>-… callback id: steps are kept apart "
                                  "by their settings; steps with identical settings share one queue")
             outcome = "unavailable"
-            state = await deps.batcher.submit(enrollment)
-            if state == ExecutionState.RELEASED:  # HubSpot sent it again after we completed it: it is done
+            answer = await deps.batcher.submit(enrollment)
+            if answer.refused:  # no block up to THROTTLED_BLOCK_MAX covers its forecast release
+                outcome = "too_long"
+                missed = too_long.due(str(enrollment.queue_id), trio.current_time())
+                if missed is not None:
+                    log.warning("webhook.queue_too_long", queue_id=str(enrollment.queue_id), portal_id=enrollment.portal_id,
+                                forecast_release=answer.release.isoformat() if answer.release else "past the longest block",
+                                longest_block=deps.longest_block, not_logged_since=missed,
+                                note="answered FAIL_CONTINUE (errorCode QUEUE_TOO_LONG): the queue is too slow for its "
+                                     "backlog; raise its rate or THROTTLED_BLOCK_MAX")
+                return jsonify(outputs.queue_too_long())
+            if answer.state == ExecutionState.RELEASED:  # HubSpot sent it again after we completed it: it is done
                 outcome = "already_completed"
                 return jsonify(outputs.already_completed())
-            if state in (ExecutionState.FAILED, ExecutionState.EXPIRED):  # over without a release
+            # A new record: the block chosen for it. One HubSpot sent again: the rest of its block.
+            remaining = answer.block or (answer.expires_at - deps.clock.now() if answer.expires_at else None)
+            if answer.state in (ExecutionState.FAILED, ExecutionState.EXPIRED) or remaining is None \
+                    or remaining <= dt.timedelta(0):  # over without a release
                 outcome = "already_ended"
-                return jsonify(outputs.ended_unreleased(state))
+                return jsonify(outputs.ended_unreleased(
+                    answer.state if answer.state == ExecutionState.FAILED else ExecutionState.EXPIRED))
             outcome = "accepted"
-            return jsonify(block)
+            return jsonify(outputs.block(remaining))
         finally:
             deps.metrics.webhooks.labels(outcome).inc()
 

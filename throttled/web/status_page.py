@@ -114,7 +114,8 @@ def _queue_state(o: QueueOverview) -> str:
     if o.portal_held:
         details.append(o.portal_held)
     badge = f'<span class="badge {escape(q.state)}">{escape(q.state.replace("_", " "))}</span>'
-    return badge + (f'<div class="muted">{" · ".join(details)}</div>' if details else "")
+    warnings = "".join(f'<div class="warn">{escape(w)}</div>' for w in o.warnings)
+    return badge + (f'<div class="muted">{escape(" · ".join(details))}</div>' if details else "") + warnings
 
 
 def _portals_table(snap: StatusSnapshot) -> str:
@@ -151,7 +152,7 @@ table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #
 th,td{padding:6px 10px;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:middle}
 th{background:#eef1f4;font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:#52606d}
 .num{text-align:right;font-variant-numeric:tabular-nums}.id{font-family:ui-monospace,Menlo,monospace;font-size:13px}
-.muted{color:#7b8794;font-size:12px}.failure{color:#ab091e;font-size:12px;max-width:260px}
+.muted{color:#7b8794;font-size:12px}.warn{color:#8a4b00;font-size:12px;font-weight:600}.failure{color:#ab091e;font-size:12px;max-width:260px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;background:#e4e7eb}
 .active,.valid{background:#d6f5e3;color:#0e6027}.paused,.expired{background:#fff3c4;color:#8d5b00}
 .on_hold,.revoked,.missing,.suspended{background:#ffe3e3;color:#ab091e}.draining{background:#dceefb;color:#0b4f8a}

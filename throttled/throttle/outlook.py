@@ -1,0 +1,97 @@
+"""A queue's release forecast as the database has it: for the webhook's block length and for
+"will expire before release" on the status views.
+
+Reads the queue's effective settings (the step's, an operator's override on top:
+``policy.effective_settings``), its recent releases and in-flight sends, and its pending
+backlog, and builds the pure :class:`~throttled.throttle.forecast.Schedule`. The forecast
+assumes the queue runs from now on: a paused queue, a held portal or a HubSpot outage delay
+releases but not the blocks, which is what the "will expire" count shows operators.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from throttled.db import executions as executions_sql
+from throttled.db import queues as queues_sql
+from throttled.states import QueueState
+from throttled.throttle.forecast import Schedule
+from throttled.throttle.policy import effective_settings
+from throttled.throttle.rate import Throttle
+
+#: Most pending executions the "will expire" count looks at per queue (release order); a
+#: longer backlog is reported as "at least".
+EXPIRING_SCAN = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Outlook:
+    """A queue's schedule at ``now`` and the backlog a new record waits behind.
+
+    Attributes:
+        schedule: when the next releases happen at the latest.
+        period: the rate's period in force (a block is never shorter).
+        backlog: pending executions by priority.
+        draining: an operator drains the queue: everything goes now, whatever the rate.
+    """
+
+    schedule: Schedule
+    period: dt.timedelta
+    backlog: dict[int, int]
+    draining: bool
+    now: dt.datetime
+
+    def ahead_of(self, priority: int) -> int:
+        """Pending executions released before a new one of ``priority`` (the same or higher
+        priority; arrival order within a priority)."""
+        return sum(n for p, n in self.backlog.items() if p >= priority)
+
+    def releases(self, positions: Sequence[int], until: dt.datetime) -> list[dt.datetime | None]:
+        """Forecast release of each position (1 = next; any order), ``None`` past ``until``."""
+        if self.draining:
+            return [self.now for _ in positions]
+        order = sorted(set(positions))
+        found = dict(zip(order, self.schedule.releases_of(order, until), strict=True))
+        return [found[p] for p in positions]
+
+
+def read_outlook(conn: Connection, queue_id: str, now: dt.datetime) -> Outlook | None:
+    """The queue's :class:`Outlook` at ``now`` (aware UTC); ``None`` for an unknown queue."""
+    queue = queues_sql.get_queue(conn, queue_id)
+    if queue is None:
+        return None
+    override = queues_sql.get_config(conn, queue.portal_id, queue.action_id) if queue.action_id is not None else None
+    settings = effective_settings(queue, override)
+    throttle = Throttle.for_mode(settings.mode, settings.rate)
+    recent = executions_sql.recent_releases(conn, queue_id, now - throttle.longest_period, throttle.history)
+    in_flight = executions_sql.count_releasing(conn, queue_id)
+    return Outlook(Schedule.of(throttle, settings.hours, recent, in_flight, now), settings.rate.period,
+                   executions_sql.pending_by_priority(conn, queue_id), queue.state == QueueState.DRAINING, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    """Pending executions whose block ends before their forecast release: ``count`` of the
+    first ``scanned`` in release order (``complete`` when that was all of them)."""
+
+    count: int
+    scanned: int
+    complete: bool
+
+
+def expiring(conn: Connection, queue_id: str, now: dt.datetime, scan: int = EXPIRING_SCAN) -> Expiring:
+    """How many of the queue's held records will expire before their forecast release if the
+    queue runs from ``now`` on at the settings in force."""
+    outlook = read_outlook(conn, queue_id, now)
+    blocks = executions_sql.pending_blocks(conn, queue_id, scan + 1)
+    complete = len(blocks) <= scan
+    blocks = blocks[:scan]
+    if outlook is None or not blocks:
+        return Expiring(0, 0, True)
+    releases = outlook.releases(range(1, len(blocks) + 1), max(blocks))
+    count = sum(1 for release, ends in zip(releases, blocks, strict=True) if release is None or release > ends)
+    return Expiring(count, len(blocks), complete)
