@@ -181,3 +181,17 @@ def test_hubspot_ending_a_block_early_is_logged(db):
     early = [e for e in logs if e["event"] == "callback.expired_early"]
     assert [e["callback_id"] for e in early] == ["early"]  # the other's block had run out anyway
     assert early[0]["block_asked"] == str(asked) and "THROTTLED_BLOCK_MAX" in early[0]["note"]
+
+
+async def test_a_webhook_sent_again_gets_the_rest_of_its_block_even_after_a_purge(db, autojump_clock):
+    # A purged record is never completed: HubSpot moves it on when its block ends. Its webhook
+    # sent again once got a fresh 7-day block; it gets the rest of the first one.
+    clock = TrioClock(EPOCH)
+    step = Step(workflow_id=1804, action_id=1, limit=1, period=1, unit="hours")
+    purged = ids(step, 1)[0]
+    async with endpoint(db, clock, LIMITS, Metrics()) as post:
+        assert block_of(await post(enrollment_body(purged, PORTAL, step))) == LIMITS.shortest
+        assert db.transaction_sync(control.purge_queue, step.queue_id(PORTAL), EPOCH) == 1
+        await trio.sleep(DAY.total_seconds())
+        again = await post(enrollment_body(purged, PORTAL, step))
+    assert block_of(again) == LIMITS.shortest - DAY

@@ -8,6 +8,7 @@ import re
 
 from throttled.control import PortalOverview, QueueOverview
 from throttled.db.queues import ConfigRow, QueueRow
+from throttled.throttle.outlook import Expiring
 from throttled.web.status_page import (
     HISTORY_MINUTES,
     StatusSnapshot,
@@ -22,7 +23,7 @@ HOSTILE = '<script>alert("x")</script>&'
 def _snapshot() -> StatusSnapshot:
     held = QueueRow("queue:1:2:3:0", 1, 3, 10, 1, "minutes", "burst", state="on_hold",
                     on_hold_until=NOW + dt.timedelta(minutes=5), consecutive_failures=3, holds=2,
-                    last_failure_reason=HOSTILE)
+                    last_failure_reason=HOSTILE, refused=5, refused_at=NOW - dt.timedelta(minutes=3))
     overridden = QueueRow("queue:1:shared:promo", 1, 4, 5, 1, "hours", "burst", state="paused")
     override = ConfigRow(1, 4, 50, 2, "hours", "smooth", NOW)
     portals = [PortalOverview(1, "active", "expired", NOW - dt.timedelta(minutes=1), ["automation"], "k1", None, None,
@@ -30,8 +31,10 @@ def _snapshot() -> StatusSnapshot:
                PortalOverview(2, "revoked", "missing", None, [HOSTILE], None, NOW + dt.timedelta(hours=1),
                               f"missing scopes {HOSTILE}", NOW, NOW)]
     history = [0] * (HISTORY_MINUTES - 2) + [4, 2]
-    portal_hold = (NOW + dt.timedelta(hours=1), "HubSpot refuses the app: missing scopes (automation)")
-    return StatusSnapshot(NOW, [QueueOverview(held, {"pending": 7, "releasing": 3}, None, portal_hold),
+    # the hold's reason quotes HubSpot: escaped like everything else (it once was not)
+    portal_hold = (NOW + dt.timedelta(hours=1), f"HubSpot refuses the app: missing scopes (automation) {HOSTILE}")
+    return StatusSnapshot(NOW, [QueueOverview(held, {"pending": 7, "releasing": 3}, None, portal_hold,
+                                              Expiring(3, 7, True)),
                                 QueueOverview(overridden, {"released": 9}, override)],
                           {"queue:1:2:3:0": history}, portals)
 
@@ -47,6 +50,7 @@ def test_every_value_is_escaped_and_holds_are_shown():
     assert "until 2026-03-02 10:30:15 UTC: missing scopes &lt;script" in page  # the portal's hold and why
     assert "portal held until 2026-03-02 10:30:15Z: HubSpot refuses the app: missing scopes (automation)" in page
     assert page.count("<svg") == 2  # a queue without releases still gets its (empty) chart
+    assert "3 held will expire before their turn" in page and "5 refused: queue too long, last 2026-03-02 09:27Z" in page
 
 
 def test_chart_has_a_bar_per_minute_scaled_to_the_busiest():
