@@ -5,6 +5,9 @@ States: pending → releasing (handed to a portal sender, leased to its daemon) 
 or back to pending when the lease runs out or its daemon dies (stamped ``unanswered_at`` if a
 call on it had started: HubSpot may have completed it, so the window keeps counting it),
 failed when HubSpot rejects the callback for good, expired when HubSpot's block ran out first.
+
+Size: over 400 lines on purpose — all SQL of one table family lives in one module (the
+house rule), so every statement that reads or moves an execution is in this file.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ States (Oban/River): available, scheduled, executing, retryable (live) and compl
 discarded, cancelled (final). Each transition is one statement that names the state it
 expects — and, for a running job, the owner that claimed it — so a transition that finds the
 job elsewhere (a late rescue after a completion, say) changes nothing and reports ``False``.
+
+Size: over 400 lines on purpose — all SQL of one table family lives in one module (the
+house rule), so every statement that can change a job's state is in this file.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ every HubSpot answer; this module carries its commands out: calls (only on relea
 leased for a whole call, renewing leases close to lapsing), token refreshes, pauses, and
 the outcome writes (``recorder.py``). A success is recorded beside the next call rather than
 before it. Nothing here calls back into the worker.
+
+Size: about 450 lines because the batch's driver (``_Batch``) and the outcome dispatch share
+the sender's leases, recorder and metrics; every decision already lives in ``send_policy.py``
+and every write in ``recorder.py``, so what stays is one task's lifecycle and its I/O.
 """
 
 from __future__ import annotations
