@@ -142,7 +142,7 @@ async def run_daemon(
             db=db, clock=clock, batcher=batcher, tokens=tokens, client=client, metrics=metrics,
             public_url=settings.effective_public_url, client_id=settings.hubspot_client_id,
             client_secret=settings.secret("hubspot_client_secret"), authorize_url=settings.hubspot_authorize_url,
-            longest_block=settings.block_max, admin_token=admin_token,
+            longest_block=settings.block_max, admin_token=admin_token, config_api=settings.public_config_api,
             signature_versions=settings.accepted_signatures, max_body_bytes=settings.max_body_bytes,
             read_timeout_s=settings.read_timeout_s,
         )

@@ -69,6 +69,7 @@ ENV_NAMES: dict[str, str] = {
     "hubspot_timeout_s": "THROTTLED_HUBSPOT_TIMEOUT",
     "log_level": "THROTTLED_LOG_LEVEL",
     "admin_token": "THROTTLED_ADMIN_TOKEN",
+    "public_config_api": "THROTTLED_PUBLIC_CONFIG_API",
     "hold_after": "THROTTLED_HOLD_AFTER",
     "hold_s": "THROTTLED_HOLD_SECONDS",
     "config_ttl_s": "THROTTLED_CONFIG_TTL",
@@ -195,7 +196,10 @@ class Settings(BaseSettings):
     flush_interval_s: float = _field(0.9, "flush_interval_s", "longest wait, seconds, before a partial callback batch is sent")
     hubspot_timeout_s: float = _field(10.0, "hubspot_timeout_s", "connect/read/write/pool timeout of HubSpot calls, seconds")
     log_level: str = _field("INFO", "log_level", "DEBUG, INFO, WARNING or ERROR")
-    admin_token: SecretStr | None = _field(None, "admin_token", "bearer token of the config API; unset = API off")
+    admin_token: SecretStr | None = _field(None, "admin_token",
+                                           "bearer token of the operator and config APIs (admin listener); unset = APIs off")
+    public_config_api: bool = _field(False, "public_config_api",
+                                     "also serve the config API on the public listener (with THROTTLED_ADMIN_TOKEN)")
     hold_after: int = _field(3, "hold_after", "HubSpot failures in a row that put a queue on hold")
     hold_s: float = _field(1800.0, "hold_s", "first hold, seconds; doubles per hold in a row, up to a day")
     config_ttl_s: float = _field(60.0, "config_ttl_s", "seconds a daemon trusts a cached override without a NOTIFY")
@@ -270,7 +274,13 @@ class Settings(BaseSettings):
     @field_validator("admin_token")
     @classmethod
     def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value().strip()) < 16:
+        if value is None:
+            return value
+        token = value.get_secret_value()
+        if any(c.isspace() for c in token) or not token.isprintable():
+            # A header value loses its surrounding whitespace in transit: such a token could never match.
+            raise ValueError("must not contain spaces, tabs, line breaks or control characters")
+        if len(token) < 16:
             raise ValueError("must be at least 16 characters (e.g. `throttled keys generate`)")
         return value
 

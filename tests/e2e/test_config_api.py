@@ -1,8 +1,9 @@
 """The operator config API of a running daemon, over real HTTP: ``GET/PUT/DELETE
 /api/config/{portal}/{action}``.
 
-Access: a bearer token (``THROTTLED_ADMIN_TOKEN``) is required — 401 without it or with a
-wrong one — and without that setting the routes answer 404, as if absent. Bodies: a bad one
+Access: on the admin listener; on the public one only with ``THROTTLED_PUBLIC_CONFIG_API``. A
+bearer token (``THROTTLED_ADMIN_TOKEN``) is required — 401 without it or with a wrong one —
+and without that setting the routes answer 404, as if absent. Bodies: a bad one
 is a 400 naming the field and changes nothing. Effect: a PUT reaches a live daemon at once
 (NOTIFY to the config caches, the queue's job woken), so a queue with a backlog speeds up to
 the override's rate within about a second, as the sandbox's completion times show.
@@ -23,7 +24,7 @@ RATE = {"max_throughput": 20, "time_period": 1, "time_unit": "seconds"}
 
 
 def _url(stack, portal_id: int, action_id: int, daemon: int = 0) -> str:
-    return f"{stack.daemons[daemon].url}/api/config/{portal_id}/{action_id}"
+    return f"{stack.daemons[daemon].admin_url}/api/config/{portal_id}/{action_id}"
 
 
 async def test_get_put_delete_round_trip(empty_database):
@@ -141,9 +142,24 @@ async def test_live_daemons_pick_up_a_put_within_about_a_second(empty_database):
 async def test_ids_outside_a_bigint_are_404_not_500(empty_database):
     # A second new-user trial: a 20-digit portal id reached the database and gave a 500.
     async with local_stack(empty_database, overrides={"admin_token": TOKEN}) as stack:
-        http, base = stack.hubspot.http, stack.daemons[0].url
+        http, base = stack.hubspot.http, stack.daemons[0].admin_url
         answers = [(await http.put(f"{base}/api/config/{portal}/{action}", json=RATE, headers=AUTH)).status_code
                    for portal, action in [(99999999999999999999999, 1), (62515, 9223372036854775808), (0, 1)]]
         stored = await stack.daemons[0].db.transaction(
             lambda conn: conn.exec_driver_sql("SELECT count(*) FROM throttle_configs").scalar_one())
     assert answers == [404, 404, 404] and stored == 0
+
+
+async def test_the_admin_token_alone_does_not_open_the_config_api_on_the_public_port(empty_database):
+    # A security review: setting THROTTLED_ADMIN_TOKEN put the config API on the port HubSpot
+    # (and the internet) reaches. It takes a switch of its own now.
+    async with local_stack(empty_database, overrides={"admin_token": TOKEN}) as stack:
+        daemon, http = stack.daemons[0], stack.hubspot.http
+        public = await http.put(f"{daemon.url}/api/config/{stack.portal_id}/11", json=RATE, headers=AUTH)
+        admin = await http.put(_url(stack, stack.portal_id, 11), json=RATE, headers=AUTH)
+    assert public.status_code == 404 and admin.status_code == 200
+    async with local_stack(empty_database, overrides={"admin_token": TOKEN, "public_config_api": True}) as stack:
+        opened = await stack.hubspot.http.get(f"{stack.daemons[0].url}/api/config/{stack.portal_id}/11", headers=AUTH)
+        refused = await stack.hubspot.http.get(f"{stack.daemons[0].url}/api/config/{stack.portal_id}/11")
+    assert opened.status_code == 200 and opened.json()["max_throughput"] == RATE["max_throughput"]
+    assert refused.status_code == 401

@@ -184,7 +184,7 @@ async def test_config_api_refuses_bodies_that_are_not_json_text(empty_database):
     # recursion limit) made the config API's JSON decoding raise: a 500 instead of a 400.
     token = "admin-" + "5" * 32
     async with local_stack(empty_database, overrides={"admin_token": token}) as stack:
-        url = f"{stack.daemons[0].url}/api/config/{stack.portal_id}/3"
+        url = f"{stack.daemons[0].admin_url}/api/config/{stack.portal_id}/3"
         auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         for body in (b"\xf5\x04z\xa1", b"\xff\xfe{}", b"[" * 30_000 + b"]" * 30_000):
             response = await stack.hubspot.http.put(url, content=body, headers=auth)

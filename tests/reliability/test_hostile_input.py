@@ -243,7 +243,9 @@ def hostile_rows(database_url: str) -> set[str]:
 
 
 async def test_hostile_input(reliability_database, log_dir, report):
-    env = {"THROTTLED_MAX_BODY": str(LIMIT), "THROTTLED_READ_TIMEOUT": str(READ_TIMEOUT_S)}
+    # The config API is fuzzed where it is most exposed: switched on for the public listener.
+    env = {"THROTTLED_MAX_BODY": str(LIMIT), "THROTTLED_READ_TIMEOUT": str(READ_TIMEOUT_S),
+           "THROTTLED_PUBLIC_CONFIG_API": "true"}
     async with reliability_stack(reliability_database, log_dir, env=env) as stack:
         daemon = stack.daemons[0]
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)

@@ -30,7 +30,7 @@ async def _admin_texts(stack) -> list[str]:
         texts.append((await http.get(daemon.admin_url + path, headers={"Authorization": "Bearer wrong-token-123456"})).text)
     texts.append((await http.get(daemon.admin_url + "/admin")).text)
     texts.append((await http.get(daemon.admin_url + "/metrics")).text)
-    config = f"{daemon.url}/api/config/{stack.portal_id}/{STEP.action_id}"
+    config = f"{daemon.admin_url}/api/config/{stack.portal_id}/{STEP.action_id}"
     texts.append((await http.put(config, headers=auth, json={"max_throughput": "x"})).text)  # a 400
     texts.append((await http.get(config, headers={"Authorization": "Bearer nope"})).text)  # a 401
     return texts

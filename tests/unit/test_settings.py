@@ -37,6 +37,8 @@ def clean_env(monkeypatch):
         ("HUBSPOT_CLIENT_SECRET", ""),
         ("HUBSPOT_CLIENT_SECRET", "   "),
         ("THROTTLED_ADMIN_TOKEN", "short"),
+        ("THROTTLED_ADMIN_TOKEN", "a-long-enough-admin-token "),  # trailing space: could never match a header
+        ("THROTTLED_ADMIN_TOKEN", "a-long-enough\tadmin-token"),
     ],
 )
 def test_bad_value_names_the_variable(monkeypatch, variable, value):

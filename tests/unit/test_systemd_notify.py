@@ -23,7 +23,7 @@ def test_messages_arrive_on_the_socket(tmp_path):
 def test_no_socket_no_op():
     notifier = SystemdNotifier("")
     notifier.notify("READY=1")
-    assert not notifier.enabled and notifier.sent == []
+    assert not notifier.enabled and not notifier.sent
 
 
 def test_watchdog_interval_is_half_of_watchdog_usec():
@@ -49,4 +49,18 @@ def test_watchdog_pings_only_while_alive(tmp_path):
             return notifier.sent
 
     sent = trio.run(main, clock=MockClock(autojump_threshold=0))
-    assert sent == ["WATCHDOG=1"] * 3
+    assert sent == {"WATCHDOG=1": 3}
+
+
+def test_what_was_sent_stays_bounded_however_long_the_daemon_runs(tmp_path):
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        server.settimeout(1)
+        notifier = SystemdNotifier(path)
+        for n in range(5000):  # read each at once: a unix datagram queue holds only a few
+            notifier.notify("WATCHDOG=1")
+            assert server.recv(1024) == b"WATCHDOG=1"
+            notifier.status(f"pending {n}")
+            assert server.recv(1024) == f"STATUS=pending {n}".encode()
+    assert notifier.sent == {"WATCHDOG=1": 5000, "STATUS": 5000}  # two counters, not 10,000 strings

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import Counter
 from collections.abc import Callable
 
 import structlog
@@ -28,20 +29,24 @@ class SystemdNotifier:
     def __init__(self, socket_path: str | None = None) -> None:
         path = socket_path if socket_path is not None else os.environ.get("NOTIFY_SOCKET")
         self.address = ("\0" + path[1:]) if path and path.startswith("@") else path
-        self.sent: list[str] = []
+        # Counts by message, not the messages: a long-lived daemon pings the watchdog forever
+        # (a list of every message sent grew for the life of the process).
+        self.sent: Counter[str] = Counter()
 
     @property
     def enabled(self) -> bool:
         return bool(self.address)
 
     def notify(self, message: str) -> None:
-        """Send ``message`` (e.g. ``"READY=1"``); errors are logged, never raised."""
+        """Send ``message`` (e.g. ``"READY=1"``) without blocking; errors (a full socket
+        queue included) are logged, never raised."""
         if not self.address:
             return
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.setblocking(False)  # never stall the event loop on a full socket queue
                 sock.sendto(message.encode(), self.address)
-            self.sent.append(message)
+            self.sent[message.partition("=")[0] if message.startswith("STATUS=") else message] += 1
         except OSError as exc:
             log.warning("systemd.notify_failed", error=str(exc))
 

@@ -18,6 +18,7 @@ GET  /api/admin/jobs?state&kind&limit {"jobs": [job]}, newest first; limit 1..50
 POST /api/admin/jobs/<id>/retry       job; 404 unknown, 409 when not retryable
 POST /api/admin/jobs/<id>/cancel      job; 404 unknown, 409 when already final
 GET  /api/admin/portals               {"portals": [portal]} — status, token expiry, never tokens
+GET/PUT/DELETE /api/config/<p>/<a>    the config API (``web/config_api.py``), same token
 GET  /admin                           HTML status page, read-only, no token needed
 ====================================  ==================================================
 
@@ -42,6 +43,7 @@ from throttled.ids import MAX_ID
 from throttled.ingest.inputs import InvalidInput
 from throttled.service.metrics import CONTENT_TYPE, Metrics
 from throttled.web.auth import bearer_guard
+from throttled.web.config_api import config_blueprint
 from throttled.web.errors import register_error_handlers
 from throttled.web.status_page import render_status_page, status_snapshot
 
@@ -84,6 +86,7 @@ _PAGE_HEADERS = {
 def register_admin_routes(app: Quart, deps: AdminDeps) -> None:
     """Mount the operator API and the status page on the admin ``app``."""
     app.register_blueprint(_api_blueprint(deps))
+    app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
 
     # No token on the status page: it is read-only, shows no secrets, and the admin listener
     # binds to loopback by default (THROTTLED_ADMIN_BIND=127.0.0.1:8081); expose that port

@@ -9,7 +9,8 @@ Routes kept from the original app:
   ``GET /api/oauth/callback`` → the install (``control/install.py``), then a page.
 - ``GET /healthz`` (process alive), ``GET /readyz`` (database reachable).
 - ``GET/PUT/DELETE /api/config/{portal_id}/{action_id}`` — operator overrides
-  (``web/config_api.py``, bearer token).
+  (``web/config_api.py``, bearer token) — only with ``THROTTLED_PUBLIC_CONFIG_API``; the admin
+  listener always serves it.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class WebDeps:
     authorize_url: str
     longest_block: str = "P30D"  # THROTTLED_BLOCK_MAX, as configured (for the refusal log line)
     admin_token: str | None = None
+    config_api: bool = False  # also serve the config API here (THROTTLED_PUBLIC_CONFIG_API)
     signature_versions: tuple[str, ...] = ("v3", "v2")
     max_body_bytes: int = MAX_BODY_BYTES
     read_timeout_s: float = READ_TIMEOUT_S  # also how long a handler waits for the whole body (then 408)
@@ -87,7 +89,8 @@ def create_app(deps: WebDeps) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = deps.max_body_bytes
     app.config["BODY_TIMEOUT"] = deps.read_timeout_s  # a trickled body: 408, then the connection closes
     register_error_handlers(app)
-    app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
+    if deps.config_api:  # a separate switch: the admin token alone never opens the public port
+        app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
     unidentified = OncePer(600.0)  # a step nothing identifies: one line per workflow per 10 minutes
     rejections = OncePer(60.0)  # refused webhooks: one line per kind and reason per minute
     too_long = OncePer(600.0)  # records no block could cover: one line per queue per 10 minutes
