@@ -90,6 +90,10 @@ ENV_NAMES: dict[str, str] = {
 # THROTTLED_JOB_LEASE=1e308 passed `config check` and crashed `run`; a block of P3000000D made
 # every webhook a 500 on a daemon that looked healthy) or switches a safeguard off in effect.
 MAX_BLOCK_S = 52 * 604800
+#: Below these a block setting cannot work: every block carries at least an hour of margin
+#: (``throttle/block_length.py``), so a shorter shortest block changes nothing, and a longest
+#: block under a day leaves almost no queue room.
+MIN_BLOCK_S = {"block_duration": 3600, "block_max": 86400}
 MAXIMA: dict[str, float] = {
     "db_pool_size": 1000, "workers": 10000, "hold_after": 1000, "portal_budget": 100000,
     "poll_interval_s": 3600, "job_lease_s": 3600, "release_lease_s": 86400, "leader_ttl_s": 3600,
@@ -110,7 +114,7 @@ def _at_most(value: N, field: str | None) -> N:
     return value
 
 
-_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
 
 class SettingsError(Exception):
@@ -301,9 +305,15 @@ class Settings(BaseSettings):
 
     @field_validator("block_duration", "block_max")
     @classmethod
-    def _check_duration(cls, value: str) -> str:
-        if duration_seconds(value) > MAX_BLOCK_S:
+    def _check_duration(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip().upper()  # ISO-8601 designators; "p7d" means P7D
+        seconds = duration_seconds(value)
+        if seconds > MAX_BLOCK_S:
             raise ValueError("must be at most P52W (52 weeks)")  # our bound; HubSpot's is not documented
+        least = MIN_BLOCK_S[str(info.field_name)]
+        if seconds < least:
+            raise ValueError(f"must be at least {'PT1H' if least == 3600 else 'P1D'}: every block carries an hour "
+                             "of margin")
         return value
 
     @field_validator("callbacks_api")

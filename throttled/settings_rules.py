@@ -19,6 +19,8 @@ class _Timings(Protocol):
     hubspot_timeout_s: float
     bind: str
     admin_bind: str
+    block_duration: str
+    block_max: str
 
     @property
     def block_seconds(self) -> tuple[int, int]: ...
@@ -49,6 +51,6 @@ def combination_error(s: _Timings) -> str | None:
     shortest, longest = s.block_seconds
     if longest < shortest:
         # Every block lies between the two; a longest below the shortest leaves none.
-        return (f"THROTTLED_BLOCK_MAX ({longest} s) must be at least THROTTLED_BLOCK_DURATION ({shortest} s): "
+        return (f"THROTTLED_BLOCK_MAX ({s.block_max}) must be at least THROTTLED_BLOCK_DURATION ({s.block_duration}): "
                 "the longest block cannot be shorter than the shortest")
     return None

@@ -36,8 +36,8 @@ async def test_get_put_delete_round_trip(empty_database):
         put = await http.put(url, json=RATE, headers=AUTH)
         assert put.status_code == 200, put.text
         assert put.json() | {"updated_at": None} == {
-            "portal_id": stack.portal_id, "action_id": 11, **RATE, "mode": None, "updated_at": None}
-        assert (await http.get(url, headers=AUTH)).json() == put.json()
+            "portal_id": stack.portal_id, "action_id": 11, **RATE, "mode": None, "updated_at": None, "will_expire": {}}
+        assert (await http.get(url, headers=AUTH)).json() | {"will_expire": {}} == put.json()
 
         replaced = await http.put(url, json={"mode": "smooth"}, headers=AUTH)  # upsert: one row per pair
         assert replaced.status_code == 200

@@ -22,6 +22,7 @@ from tests.conftest import EPOCH, install_portal
 from tests.support.blocks import held_for_s
 from tests.support.portal_side import PortalSide
 from tests.support.virtual_worker import start_worker
+from tests.support.waiting import wait_until
 from throttled import control
 from throttled.clock import TrioClock
 from throttled.control.overrides import set_config
@@ -135,7 +136,7 @@ async def test_a_backlog_past_the_longest_block_is_refused_where_the_customer_se
     assert queue.refused == 13 and queue.refused_at == EPOCH  # the retry counts again
     assert metrics.webhooks.labels("too_long")._value.get() == 13
     overview = db.transaction_sync(control.show_queue, queue_id, EPOCH)
-    assert "13 refused: queue too long" in " ".join(overview.warnings)
+    assert "13 refused as too long so far, last 2026-03-02 09:00Z" in overview.warnings
     assert overview.expiring is not None and overview.expiring.count == 0
 
     portal = PortalSide(db, clock)
@@ -158,13 +159,22 @@ async def test_slowing_a_queue_shows_who_will_expire_before_their_turn(db, autoj
 
     # An operator slows it to 1 per day: the blocks (7 days) were chosen at the webhooks and
     # cannot be extended. Releases at +0 … +9 days: the 9th and 10th come after their blocks.
-    db.transaction_sync(set_config, PORTAL, 7, Override(1, 1, "days", None), EPOCH)
+    slower = Override(1, 1, "days", None)
+    preview = db.transaction_sync(control.preview_config, PORTAL, 7, slower, EPOCH)  # the dry run
+    assert {q: e.count for q, e in preview.items()} == {queue_id: 2}
+    assert db.transaction_sync(queues_sql.get_config, PORTAL, 7) is None  # nothing saved
+    db.transaction_sync(set_config, PORTAL, 7, slower, EPOCH)
     found = db.transaction_sync(control.expiring_for_action, PORTAL, 7, EPOCH)
     assert {q: e.count for q, e in found.items()} == {queue_id: 2}
     overview = db.transaction_sync(control.show_queue, queue_id, EPOCH)
     assert overview.expiring.count == 2 and overview.expiring.complete
     assert "2 held will expire before their turn" in overview.warnings
-    assert overview.as_json()["expiring"] == {"count": 2, "scanned": 10, "complete": True}
+    assert overview.as_json()["expiring"] == {"count": 2, "scanned": 10, "complete": True,
+                                              "first_end": (EPOCH + LIMITS.shortest).isoformat()}
+    assert not any("stopped" in w for w in overview.warnings)  # it runs: no countdown to show
+    db.transaction_sync(control.pause_queue, queue_id, EPOCH)
+    paused = db.transaction_sync(control.show_queue, queue_id, EPOCH)
+    assert "stopped: the first held block ends 2026-03-09 09:00Z" in paused.warnings
 
 
 def test_hubspot_ending_a_block_early_is_logged(db):
@@ -195,3 +205,34 @@ async def test_a_webhook_sent_again_gets_the_rest_of_its_block_even_after_a_purg
         await trio.sleep(DAY.total_seconds())
         again = await post(enrollment_body(purged, PORTAL, step))
     assert block_of(again) == LIMITS.shortest - DAY
+
+
+async def test_records_of_a_higher_priority_that_push_held_ones_past_their_blocks_are_reported(db, autojump_clock):
+    clock = TrioClock(EPOCH)
+    step = Step(workflow_id=1805, action_id=1, limit=1, period=1, unit="days")
+    with capture_logs() as logs:
+        async with endpoint(db, clock, LIMITS, Metrics()) as post:
+            for cid in ids(step, 6):  # positions 1-6: releases at +0 … +5 days, 7-day blocks
+                block_of(await post(enrollment_body(cid, PORTAL, step)))
+            urgent = json.loads(enrollment_body(f"ap-{PORTAL}-1805-1-u", PORTAL, step))
+            for n in range(3):  # three of priority 9 go first: the 6th now comes at +8 days
+                urgent["callbackId"] = f"ap-{PORTAL}-1805-1-u{n}"
+                urgent["inputFields"]["priority"] = "9"
+                block_of(await post(json.dumps(urgent).encode()))
+            await wait_until(lambda: any(e["event"] == "queue.will_expire" for e in logs), timeout_s=60)
+    warned = [e for e in logs if e["event"] == "queue.will_expire"]
+    assert len(warned) == 1 and warned[0]["count"] == 2 and warned[0]["queue_id"] == step.queue_id(PORTAL)
+    # the 5th is due exactly when its block ends, the 6th a day after: both count once time moved
+    overview = db.transaction_sync(control.show_queue, step.queue_id(PORTAL), clock.now())
+    assert clock.now() > EPOCH and overview.expiring.count == 2
+
+
+async def test_a_release_date_past_the_longest_block_is_refused_for_that_reason(db, autojump_clock):
+    clock = TrioClock(EPOCH)
+    step = Step(workflow_id=1806, action_id=1, limit=100, period=1, unit="seconds")
+    body = json.loads(enrollment_body(f"ap-{PORTAL}-1806-1-0", PORTAL, step))
+    body["inputFields"]["release_after"] = (EPOCH + dt.timedelta(days=40)).isoformat()
+    async with endpoint(db, clock, LIMITS, Metrics()) as post:
+        answer = await post(json.dumps(body).encode())
+    assert answer["outputFields"] == {"hs_execution_state": "FAIL_CONTINUE", "throttle_outcome": "release_after_too_late",
+                                      "errorCode": "RELEASE_AFTER_TOO_LATE"}

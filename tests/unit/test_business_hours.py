@@ -69,3 +69,12 @@ def test_bad_inputs_name_their_field(days, hours, zone, field):
     with pytest.raises(HoursError) as info:
         parse_business_hours(days, hours, zone)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(("days", "hours", "text"), [
+    ("mon-fri", "09:00-17:30", "mon-fri 09:00-17:30 Europe/Berlin"),
+    ("mon,wed,thu,sun", "22:00-06:00", "mon,wed-thu,sun 22:00-06:00 Europe/Berlin"),
+    (None, "08:15-09:00", "every day 08:15-09:00 Europe/Berlin"),
+])
+def test_hours_describe_themselves_in_the_inputs_words(days, hours, text):
+    assert parse_business_hours(days, hours, "Europe/Berlin").describe() == text

@@ -28,7 +28,8 @@ def _declared_outputs() -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize("answer", [
-    outputs.queue_too_long(), outputs.ended_unreleased("failed"), outputs.ended_unreleased("expired"),
+    outputs.not_held("queue_too_long"), outputs.not_held("release_after_too_late"),
+    outputs.ended_unreleased("failed"), outputs.ended_unreleased("expired"),
 ])
 def test_every_output_we_send_is_declared_with_its_value(answer):
     declared = _declared_outputs()

@@ -28,6 +28,9 @@ def clean_env(monkeypatch):
         ("THROTTLED_BLOCK_DURATION", "P1M"),
         ("THROTTLED_BLOCK_MAX", "P1Y"),
         ("THROTTLED_BLOCK_MAX", "P53W"),
+        ("THROTTLED_BLOCK_MAX", "PT30M"),  # under a day: with an hour of margin, nothing could be held
+        ("THROTTLED_BLOCK_DURATION", "PT10M"),  # under the hour of margin every block has anyway
+        ("THROTTLED_BLOCK_DURATION", "P7DT"),  # not ISO-8601: a T needs a time after it
         ("THROTTLED_POLL_INTERVAL", "-1"),
         ("THROTTLED_POLL_INTERVAL", "nan"),
         ("THROTTLED_JOB_LEASE", "inf"),
@@ -139,8 +142,15 @@ def test_once_per_logs_a_key_once_per_interval_in_bounded_memory():
 def test_the_longest_block_may_not_be_shorter_than_the_shortest(monkeypatch):
     monkeypatch.setenv("THROTTLED_BLOCK_DURATION", "P14D")
     monkeypatch.setenv("THROTTLED_BLOCK_MAX", "P10D")
-    with pytest.raises(SettingsError, match=r"THROTTLED_BLOCK_MAX \(864000 s\) must be at least THROTTLED_BLOCK_DURATION"):
+    with pytest.raises(SettingsError, match=r"THROTTLED_BLOCK_MAX \(P10D\) must be at least THROTTLED_BLOCK_DURATION \(P14D\)"):
         load_settings()
     monkeypatch.setenv("THROTTLED_BLOCK_MAX", "P3W")
     limits = load_settings().block_limits
     assert (limits.shortest.days, limits.longest.days) == (14, 21)
+
+
+def test_block_settings_take_lower_case_designators(monkeypatch):
+    monkeypatch.setenv("THROTTLED_BLOCK_DURATION", "p2d")
+    monkeypatch.setenv("THROTTLED_BLOCK_MAX", " p3wt12h ")
+    settings = load_settings()
+    assert (settings.block_duration, settings.block_max) == ("P2D", "P3WT12H")

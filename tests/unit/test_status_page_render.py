@@ -34,7 +34,7 @@ def _snapshot() -> StatusSnapshot:
     # the hold's reason quotes HubSpot: escaped like everything else (it once was not)
     portal_hold = (NOW + dt.timedelta(hours=1), f"HubSpot refuses the app: missing scopes (automation) {HOSTILE}")
     return StatusSnapshot(NOW, [QueueOverview(held, {"pending": 7, "releasing": 3}, None, portal_hold,
-                                              Expiring(3, 7, True)),
+                                              Expiring(3, 7, True, NOW + dt.timedelta(days=2)), NOW),
                                 QueueOverview(overridden, {"released": 9}, override)],
                           {"queue:1:2:3:0": history}, portals)
 
@@ -50,7 +50,8 @@ def test_every_value_is_escaped_and_holds_are_shown():
     assert "until 2026-03-02 10:30:15 UTC: missing scopes &lt;script" in page  # the portal's hold and why
     assert "portal held until 2026-03-02 10:30:15Z: HubSpot refuses the app: missing scopes (automation)" in page
     assert page.count("<svg") == 2  # a queue without releases still gets its (empty) chart
-    assert "3 held will expire before their turn" in page and "5 refused: queue too long, last 2026-03-02 09:27Z" in page
+    assert "3 held will expire before their turn" in page and "5 refused as too long so far, last 2026-03-02 09:27Z" in page
+    assert "stopped: the first held block ends 2026-03-04 09:30Z" in page  # on hold: the countdown runs
 
 
 def test_chart_has_a_bar_per_minute_scaled_to_the_busiest():

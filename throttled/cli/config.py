@@ -19,6 +19,7 @@ from throttled.cli.common import (
 )
 from throttled.db.queues import ConfigRow
 from throttled.ingest.inputs import TIME_UNITS, parse_override
+from throttled.throttle.outlook import Expiring
 
 
 @click.group("config")
@@ -80,20 +81,25 @@ def config_get(portal_id: int, action_id: int, config_file: Path | None) -> None
 @click.option("--time-period", type=int, help="Length of the period, in --time-unit.")
 @click.option("--time-unit", type=click.Choice(TIME_UNITS))
 @click.option("--mode", type=click.Choice(["burst", "smooth"]))
+@click.option("--dry-run", is_flag=True, help="Only say which held records would expire before their turn; save nothing.")
 @config_option
 @operator_errors
 def config_set(portal_id: int, action_id: int, max_throughput: int | None, time_period: int | None, time_unit: str | None,
-               mode: str | None, config_file: Path | None) -> None:
-    """Override the throttle of PORTAL_ID / ACTION_ID (beats the steps' inputs)."""
+               mode: str | None, dry_run: bool, config_file: Path | None) -> None:
+    """Override the throttle of PORTAL_ID / ACTION_ID (beats the steps' inputs).
+
+    Held records keep the HubSpot block they were given: a slower rate can make some of them
+    expire before their turn. The command says how many (use --dry-run to see it first).
+    """
     fields = {"max_throughput": max_throughput, "time_period": time_period, "time_unit": time_unit, "mode": mode}
     override = parse_override({k: v for k, v in fields.items() if v is not None})
+    if dry_run:
+        _warn_expiring(at_database_time(config_file, control.preview_config, portal_id, action_id, override), "would")
+        click.echo("dry run: nothing saved")
+        return
     config = at_database_time(config_file, control.set_config, portal_id, action_id, override)
     click.echo(json.dumps(_config_json(config), indent=2))
-    # HubSpot's blocks were chosen at each webhook and cannot be extended: say who loses out.
-    for queue_id, found in at_database_time(config_file, control.expiring_for_action, portal_id, action_id).items():
-        if found.count:
-            click.echo(f"warning: {queue_id}: {found.count} held records will expire before their turn at this rate "
-                       "(their HubSpot blocks cannot be extended)", err=True)
+    _warn_expiring(at_database_time(config_file, control.expiring_for_action, portal_id, action_id), "will")
 
 
 @config_group.command("delete")
@@ -102,9 +108,20 @@ def config_set(portal_id: int, action_id: int, max_throughput: int | None, time_
 @config_option
 @operator_errors
 def config_delete(portal_id: int, action_id: int, config_file: Path | None) -> None:
-    """Remove the override of PORTAL_ID / ACTION_ID."""
+    """Remove the override of PORTAL_ID / ACTION_ID (the steps' own rates apply again; the
+    command says how many held records that makes expire before their turn)."""
     at_database_time(config_file, control.delete_config, portal_id, action_id)
     click.echo(f"override of portal {portal_id}, action {action_id} deleted")
+    _warn_expiring(at_database_time(config_file, control.expiring_for_action, portal_id, action_id), "will")
+
+
+def _warn_expiring(found: dict[str, Expiring], verb: str) -> None:
+    """One stderr line per queue whose held records' blocks end before their turn: HubSpot's
+    blocks were chosen at each webhook and cannot be extended."""
+    for queue_id, e in found.items():
+        if e.count:
+            click.echo(f"warning: {queue_id}: {'' if e.complete else 'at least '}{e.count} held records {verb} expire "
+                       "before their turn at this rate (their HubSpot blocks cannot be extended)", err=True)
 
 
 def _config_json(config: ConfigRow) -> dict[str, Any]:

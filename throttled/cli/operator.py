@@ -44,7 +44,11 @@ def queues_group() -> None:
 @json_option
 @operator_errors
 def queues_list(portal_id: int | None, config_file: Path | None, as_json: bool) -> None:
-    """List queues with backlog, rate, state and last failure."""
+    """List queues with backlog, rate, state and last failure.
+
+    "will expire": held records whose HubSpot block ends before their forecast turn at the
+    settings in force (N+ = at least N; `queues show` says more). "refused": webhooks answered
+    QUEUE_TOO_LONG or RELEASE_AFTER_TOO_LATE (not held; HubSpot's retries included)."""
     overviews = in_database(config_file, control.list_queues, portal_id)
     if as_json:
         click.echo(json.dumps([o.as_json() for o in overviews], indent=2))
@@ -54,7 +58,7 @@ def queues_list(portal_id: int | None, config_file: Path | None, as_json: bool) 
     for o in overviews:
         table.add_row(o.queue.queue_id, _rate(o), o.mode, _state(o), str(o.counts.get("pending", 0)),
                       str(o.counts.get("releasing", 0)), str(o.counts.get("released", 0)),
-                      str(o.expiring.count if o.expiring else 0), str(o.queue.refused), o.queue.last_failure_reason or "")
+                      _expiring_count(o), str(o.queue.refused), o.queue.last_failure_reason or "")
     _console().print(table)
 
 
@@ -140,13 +144,15 @@ def queues_purge(queue_id: str, yes: bool, config_file: Path | None) -> None:
 def _print_queue(o: QueueOverview) -> None:
     table = Table(show_header=False)
     q = o.queue
-    window = (f"days {q.release_days:07b}, {q.release_start_minute}-{q.release_end_minute} min, {q.time_zone}"
-              if q.release_days else "-")
+    hours = o.settings.hours
+    window = hours.describe() if hours else "-"
     rows = [("queue", q.queue_id), ("portal", str(q.portal_id)), ("action", str(q.action_id or "-")),
             ("rate", _rate(o)), ("mode", o.mode), ("state", _state(o)), ("window", window),
             ("failures in a row", str(q.consecutive_failures)), ("last failure", q.last_failure_reason or "-"),
             ("executions", ", ".join(f"{k} {v}" for k, v in sorted(o.counts.items())) or "none"),
-            ("will expire first", _expiring(o)), ("refused (too long)", _refused(o))]
+            ("will expire before their turn", _expiring(o)), ("refused as too long", _refused(o)),
+            *(("warning", w) for w in o.warnings if w.startswith("stopped")),
+            ]
     for key, value in rows:
         table.add_row(key, value)
     _console().print(table)
@@ -156,8 +162,14 @@ def _expiring(o: QueueOverview) -> str:
     """Held records whose block ends before their forecast release, at the settings in force."""
     if o.expiring is None or not o.expiring.count:
         return "0"
-    scope = "" if o.expiring.complete else f" (of the first {o.expiring.scanned} in line)"
-    return f"{o.expiring.count}{scope}: their blocks end before their turn (raise the rate, or drain)"
+    scope = "" if o.expiring.complete else f"at least (the first {o.expiring.scanned} in line looked at) "
+    return f"{scope}{o.expiring.count}: their blocks end before their turn (raise the rate, or drain)"
+
+
+def _expiring_count(o: QueueOverview) -> str:
+    if o.expiring is None:
+        return "0"
+    return str(o.expiring.count) + ("" if o.expiring.complete else "+")
 
 
 def _refused(o: QueueOverview) -> str:
@@ -165,12 +177,13 @@ def _refused(o: QueueOverview) -> str:
     if not q.refused:
         return "0"
     when = f", last at {q.refused_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}Z" if q.refused_at else ""
-    return f"{q.refused}{when}: no block up to THROTTLED_BLOCK_MAX covered their forecast release"
+    return f"{q.refused}{when} (answers, HubSpot's retries included): no block up to THROTTLED_BLOCK_MAX covered them"
 
 
 def _rate(o: QueueOverview) -> str:
     limit, period, unit, overridden = o.rate
-    return f"{limit} per {period} {unit}" + (" (override)" if overridden else "")
+    per = unit.removesuffix("s") if period == 1 else f"{period} {unit}"
+    return f"{limit} per {per}" + (" (override)" if overridden else "")
 
 
 def _state(o: QueueOverview) -> str:

@@ -32,7 +32,7 @@ from throttled.control.jobs import (  # noqa: E402
     list_jobs,
     retry_job,
 )
-from throttled.control.overrides import delete_config, get_config, set_config  # noqa: E402
+from throttled.control.overrides import delete_config, get_config, preview_config, set_config  # noqa: E402
 from throttled.control.portals import PortalOverview, lift_portal_hold, list_portals, portal_installed  # noqa: E402
 from throttled.control.queues import (  # noqa: E402
     QueueOverview,
@@ -48,5 +48,5 @@ from throttled.control.queues import (  # noqa: E402
 
 __all__ = ["JOB_STATES", "MAX_JOBS", "Conflict", "NotFound", "PortalOverview", "QueueOverview", "cancel_job",
            "delete_config", "drain_queue", "expiring_for_action", "get_config", "job_json", "jsonable",
-           "lift_portal_hold", "list_jobs", "list_portals", "list_queues", "pause_queue", "portal_installed",
+           "lift_portal_hold", "list_jobs", "list_portals", "list_queues", "pause_queue", "portal_installed", "preview_config",
            "purge_queue", "release_history", "resume_queue", "retry_job", "set_config", "show_queue"]

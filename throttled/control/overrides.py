@@ -8,10 +8,12 @@ import datetime as dt
 from sqlalchemy.engine import Connection
 
 from throttled.control import NotFound
+from throttled.control.queues import expiring_for_action
 from throttled.db import queues as queues_sql
 from throttled.db.queues import ConfigRow
 from throttled.ingest.inputs import Override
 from throttled.throttle.job import wake_throttle_job
+from throttled.throttle.outlook import Expiring
 
 
 def get_config(conn: Connection, portal_id: int, action_id: int) -> ConfigRow:
@@ -28,6 +30,22 @@ def set_config(conn: Connection, portal_id: int, action_id: int, override: Overr
         portal_id, action_id, override.max_throughput, override.time_period, override.time_unit, override.mode, now))
     _announce(conn, portal_id, action_id, now)
     return config
+
+
+def preview_config(conn: Connection, portal_id: int, action_id: int, override: Override | None,
+                   now: dt.datetime) -> dict[str, Expiring]:
+    """What setting ``override`` (``None``: deleting the override) would do to the held
+    records of the queues it applies to — ``{queue_id: Expiring}`` — without doing it: the
+    change is made in a savepoint and rolled back (its NOTIFY and job wakes with it)."""
+    savepoint = conn.begin_nested()
+    try:
+        if override is None:
+            queues_sql.delete_config(conn, portal_id, action_id)
+        else:
+            set_config(conn, portal_id, action_id, override, now)
+        return expiring_for_action(conn, portal_id, action_id, now)
+    finally:
+        savepoint.rollback()
 
 
 def delete_config(conn: Connection, portal_id: int, action_id: int, now: dt.datetime) -> None:

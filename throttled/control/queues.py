@@ -21,6 +21,9 @@ from throttled.throttle.outlook import Expiring, expiring
 from throttled.throttle.policy import effective_settings, overrides_rate
 from throttled.throttle.step import StepSettings
 
+#: Refusals are shown as a warning for this long after the last one.
+REFUSALS_SHOWN = dt.timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class QueueOverview:
@@ -31,18 +34,28 @@ class QueueOverview:
     override: ConfigRow | None
     portal_hold: tuple[dt.datetime | None, str] | None = None  # why its portal cannot be called: (until, reason)
     expiring: Expiring | None = None  # held records whose block ends before their forecast release
+    at: dt.datetime | None = None  # when it was judged (aware UTC)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether nothing is released now whatever the rate: paused, on hold, or its portal held."""
+        return self.queue.state in (QueueState.PAUSED, QueueState.ON_HOLD) or self.portal_hold is not None
 
     @property
     def warnings(self) -> list[str]:
-        """What the customer loses if nobody acts, in words: held records that will expire
-        before their turn, and records refused because the queue is too long."""
+        """What the customer loses if nobody acts, in words, as judged at ``at``: held records
+        that will expire before their turn (if the queue ran from then on), when the first held
+        block ends while the queue is stopped, and records refused in the last day."""
+        now = self.at or dt.datetime.max.replace(tzinfo=dt.UTC)
         found = []
-        if self.expiring is not None and self.expiring.count:
-            at_least = "" if self.expiring.complete else "at least "
-            found.append(f"{at_least}{self.expiring.count} held will expire before their turn")
-        if self.queue.refused:
-            when = f", last {self.queue.refused_at.astimezone(dt.UTC):%Y-%m-%d %H:%M}Z" if self.queue.refused_at else ""
-            found.append(f"{self.queue.refused} refused: queue too long{when}")
+        e = self.expiring
+        if e is not None and e.count:
+            found.append(f"{'' if e.complete else 'at least '}{e.count} held will expire before their turn")
+        if e is not None and self.stopped and e.first_end is not None:
+            found.append(f"stopped: the first held block ends {e.first_end.astimezone(dt.UTC):%Y-%m-%d %H:%M}Z")
+        refused_at = self.queue.refused_at
+        if self.queue.refused and refused_at is not None and now - refused_at < REFUSALS_SHOWN:
+            found.append(f"{self.queue.refused} refused as too long so far, last {refused_at.astimezone(dt.UTC):%Y-%m-%d %H:%M}Z")
         return found
 
     @property
@@ -82,7 +95,7 @@ class QueueOverview:
                 "override": jsonable(asdict(self.override)) if self.override else None,
                 "portal_held_until": self.portal_hold[0].isoformat() if self.portal_hold and self.portal_hold[0] else None,
                 "portal_hold_reason": self.portal_hold[1] if self.portal_hold else None,
-                "expiring": asdict(self.expiring) if self.expiring else None, "warnings": self.warnings}
+                "expiring": jsonable(asdict(self.expiring)) if self.expiring else None, "warnings": self.warnings}
 
 
 def list_queues(conn: Connection, portal_id: int | None = None, now: dt.datetime | None = None) -> list[QueueOverview]:
@@ -95,7 +108,7 @@ def list_queues(conn: Connection, portal_id: int | None = None, now: dt.datetime
     return [
         QueueOverview(q, counts.get(q.queue_id, {}),
                       queues_sql.get_config(conn, q.portal_id, q.action_id) if q.action_id is not None else None,
-                      held.get(q.portal_id), _expiring(conn, q.queue_id, counts.get(q.queue_id, {}), now))
+                      held.get(q.portal_id), _expiring(conn, q.queue_id, counts.get(q.queue_id, {}), now), now)
         for q in queues
     ]
 
@@ -110,7 +123,7 @@ def show_queue(conn: Connection, queue_id: str, now: dt.datetime | None = None) 
     override = queues_sql.get_config(conn, queue.portal_id, queue.action_id) if queue.action_id is not None else None
     now = now or database_now(conn)
     held = portals_sql.blocks(conn, [queue.portal_id], now)
-    return QueueOverview(queue, counts, override, held.get(queue.portal_id), _expiring(conn, queue_id, counts, now))
+    return QueueOverview(queue, counts, override, held.get(queue.portal_id), _expiring(conn, queue_id, counts, now), now)
 
 
 def expiring_for_action(conn: Connection, portal_id: int, action_id: int, now: dt.datetime) -> dict[str, Expiring]:

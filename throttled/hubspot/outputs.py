@@ -18,7 +18,8 @@ from typing import Any
 
 #: ``throttle_outcome`` → ``errorCode`` of an action that ended without a release; the
 #: action definition declares both fields and one execution rule per code.
-ERROR_CODES = {"failed": "COMPLETION_REFUSED", "expired": "BLOCK_EXPIRED", "queue_too_long": "QUEUE_TOO_LONG"}
+ERROR_CODES = {"failed": "COMPLETION_REFUSED", "expired": "BLOCK_EXPIRED", "queue_too_long": "QUEUE_TOO_LONG",
+               "release_after_too_late": "RELEASE_AFTER_TOO_LATE"}
 
 
 def completion() -> dict[str, Any]:
@@ -58,11 +59,17 @@ def ended_unreleased(state: str) -> dict[str, Any]:
     return _ended(state)
 
 
-def queue_too_long() -> dict[str, Any]:
+def not_held(reason: str) -> dict[str, Any]:
     """The answer to a webhook whose record no block up to the longest could hold until its
-    forecast release: the action fails and the workflow goes on, and the history says why
-    (``errorCode`` ``QUEUE_TOO_LONG``) — rather than a hold that could only expire."""
-    return _ended("queue_too_long")
+    forecast release — ``reason`` ``queue_too_long`` (the queue's backlog and rate) or
+    ``release_after_too_late`` (its "release no earlier than"): the action fails and the
+    workflow goes on, and the history says why (``errorCode``) — rather than a hold that
+    could only expire.
+
+    Raises:
+        KeyError: an unknown reason.
+    """
+    return _ended(reason)
 
 
 def _ended(outcome: str) -> dict[str, Any]:

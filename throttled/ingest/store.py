@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
@@ -49,18 +49,19 @@ class Answer:
 
     state: str
     expires_at: dt.datetime | None = None
-    refused: bool = False
+    refused: str | None = None  # why it was refused (``holds.QUEUE_TOO_LONG``, …), or None
     release: dt.datetime | None = None  # a refused one's forecast release (None: past the horizon)
     block: dt.timedelta | None = None  # a new one's block, as chosen (answered as is)
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """What a group commit did: ``new`` callback ids held, and the answer for every
-    callback id of the batch."""
+    """What a group commit did: ``new`` callback ids held, the answer for every callback id
+    of the batch, and the queues where a record went ahead of lower priorities."""
 
     new: set[str]
     answers: dict[str, Answer]
+    jumped: set[str] = field(default_factory=set)
 
     def answer_for(self, callback_id: str) -> Answer:
         """The answer for one enrollment of the batch."""
@@ -84,7 +85,8 @@ def store_enrollments(
     queues_sql.upsert_queues(conn, ordered, now)
     known = executions_sql.stored(conn, sorted({e.callback_id for e in enrollments}))
     fresh = list({e.callback_id: e for e in enrollments if e.callback_id not in known}.values())
-    holds = plan_holds(conn, fresh, now, limits)
+    plan = plan_holds(conn, fresh, now, limits)
+    holds = plan.holds
     held = [e for e in fresh if not holds[e.callback_id].refused]
     new = executions_sql.insert_executions(
         conn,
@@ -101,9 +103,9 @@ def store_enrollments(
     answers = {cid: Answer(s.state, s.expires_at) for cid, s in known.items()}
     for e in fresh:
         hold = holds[e.callback_id]
-        answers[e.callback_id] = (Answer(ExecutionState.PENDING, refused=True, release=hold.release) if hold.block is None
+        answers[e.callback_id] = (Answer(ExecutionState.PENDING, refused=hold.reason, release=hold.release) if hold.block is None
                                   else Answer(ExecutionState.PENDING, now + hold.block, block=hold.block))
-    return Stored(new, answers)
+    return Stored(new, answers, plan.jumped)
 
 
 def _block(hold: Hold) -> dt.timedelta:

@@ -64,6 +64,19 @@ class BusinessHours:
                 return end.astimezone(dt.UTC)
         return None
 
+    def describe(self) -> str:
+        """In the inputs' own words, e.g. ``mon-fri 09:00-17:30 Europe/Berlin``."""
+        days = sorted(self.days)
+        runs: list[list[int]] = []
+        for d in days:
+            if runs and runs[-1][-1] == d - 1:
+                runs[-1].append(d)
+            else:
+                runs.append([d])
+        named = ",".join(DAY_NAMES[r[0]] if len(r) == 1 else f"{DAY_NAMES[r[0]]}-{DAY_NAMES[r[-1]]}" for r in runs)
+        span = f"{_clock(self.start_minute)}-{_clock(self.end_minute)}"
+        return f"{'every day' if len(days) == 7 else named} {span} {self.time_zone}"
+
     def _openings_around(self, now: dt.datetime, ahead: int = 1) -> Iterator[tuple[dt.datetime, dt.datetime]]:
         """(start, end) of openings starting on local days from yesterday to ``ahead``."""
         today = now.astimezone(self.zone).date()
@@ -138,6 +151,10 @@ def _local(day: dt.date, minute: int, zone: ZoneInfo) -> dt.datetime:
     offset before the jump, i.e. shifted forward by the gap (to 03:30), per PEP 495 fold=0;
     a repeated autumn time is its first occurrence."""
     return (dt.datetime.combine(day, _MIDNIGHT) + dt.timedelta(minutes=minute)).replace(tzinfo=zone)
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
 def _blank(value: object) -> bool:

@@ -76,11 +76,14 @@ def read_outlook(conn: Connection, queue_id: str, now: dt.datetime) -> Outlook |
 @dataclass(frozen=True, slots=True)
 class Expiring:
     """Pending executions whose block ends before their forecast release: ``count`` of the
-    first ``scanned`` in release order (``complete`` when that was all of them)."""
+    first ``scanned`` in release order (``complete`` when that was all of them);
+    ``first_end``: the earliest end of a scanned one's block (aware UTC) — how long a paused
+    or held queue has before its records start to go on without a release."""
 
     count: int
     scanned: int
     complete: bool
+    first_end: dt.datetime | None = None
 
 
 def expiring(conn: Connection, queue_id: str, now: dt.datetime, scan: int = EXPIRING_SCAN) -> Expiring:
@@ -94,4 +97,4 @@ def expiring(conn: Connection, queue_id: str, now: dt.datetime, scan: int = EXPI
         return Expiring(0, 0, True)
     releases = outlook.releases(range(1, len(blocks) + 1), max(blocks))
     count = sum(1 for release, ends in zip(releases, blocks, strict=True) if release is None or release > ends)
-    return Expiring(count, len(blocks), complete)
+    return Expiring(count, len(blocks), complete, min(blocks))

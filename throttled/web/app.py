@@ -35,6 +35,7 @@ from throttled.hubspot.errors import HubSpotRefused
 from throttled.hubspot.signatures import SignatureError, SignedRequest, verify
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
+from throttled.ingest.holds import QUEUE_TOO_LONG, RELEASE_AFTER_TOO_LATE
 from throttled.ingest.payload import InvalidInput, parse_enrollment
 from throttled.logs import OncePer
 from throttled.service.metrics import Metrics
@@ -135,14 +136,12 @@ def create_app(deps: WebDeps) -> QuartTrio:
             answer = await deps.batcher.submit(enrollment)
             if answer.refused:  # no block up to THROTTLED_BLOCK_MAX covers its forecast release
                 outcome = "too_long"
-                missed = too_long.due(str(enrollment.queue_id), trio.current_time())
+                missed = too_long.due((str(enrollment.queue_id), answer.refused), trio.current_time())
                 if missed is not None:
-                    log.warning("webhook.queue_too_long", queue_id=str(enrollment.queue_id), portal_id=enrollment.portal_id,
-                                forecast_release=answer.release.isoformat() if answer.release else "past the longest block",
-                                longest_block=deps.longest_block, not_logged_since=missed,
-                                note="answered FAIL_CONTINUE (errorCode QUEUE_TOO_LONG): the queue is too slow for its "
-                                     "backlog; raise its rate or THROTTLED_BLOCK_MAX")
-                return jsonify(outputs.queue_too_long())
+                    log.warning("webhook.not_held", reason=answer.refused, queue_id=str(enrollment.queue_id),
+                                portal_id=enrollment.portal_id, longest_block=deps.longest_block, not_logged_since=missed,
+                                note=_NOT_HELD_NOTES[answer.refused])
+                return jsonify(outputs.not_held(answer.refused))
             if answer.state == ExecutionState.RELEASED:  # HubSpot sent it again after we completed it: it is done
                 outcome = "already_completed"
                 return jsonify(outputs.already_completed())
@@ -194,6 +193,14 @@ def create_app(deps: WebDeps) -> QuartTrio:
         return jsonify(status="ready")
 
     return app
+
+
+_NOT_HELD_NOTES = {
+    QUEUE_TOO_LONG: "answered FAIL_CONTINUE (errorCode QUEUE_TOO_LONG): the queue's backlog at its rate waits longer "
+                    "than the longest block; raise the step's rate or THROTTLED_BLOCK_MAX",
+    RELEASE_AFTER_TOO_LATE: "answered FAIL_CONTINUE (errorCode RELEASE_AFTER_TOO_LATE): the record's release_after lies "
+                            "past the longest block; the step's date input, not the queue, is the cause",
+}
 
 
 def _page(title: str, text: str) -> Response:

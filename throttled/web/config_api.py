@@ -3,15 +3,18 @@
 Kept from the original app (an upsert on portal + action). Requests need
 ``Authorization: Bearer <THROTTLED_ADMIN_TOKEN>``; without that setting the routes answer
 404, as if absent. Bodies and answers are JSON; an override beats the steps' inputs and
-reaches every daemon at once (see ``throttled.control``).
+reaches every daemon at once (see ``throttled.control``). A PUT's answer also holds
+``will_expire``: per queue, how many held records now expire before their turn.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
+from sqlalchemy.engine import Connection
 
 from throttled import control
 from throttled.clock import Clock
@@ -21,7 +24,8 @@ from throttled.db.queues import ConfigRow
 from throttled.ids import (
     MAX_ID,  # outside 1..MAX_ID there is no such portal or step: 404
 )
-from throttled.ingest.inputs import InvalidInput, parse_override
+from throttled.ingest.inputs import InvalidInput, Override, parse_override
+from throttled.throttle.outlook import Expiring
 from throttled.web.auth import bearer_guard
 
 
@@ -51,8 +55,9 @@ def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blu
         if not isinstance(body, dict):
             raise InvalidInput("body", "must be a JSON object")
         override = parse_override(body)
-        config = await db.transaction(control.set_config, portal_id, action_id, override, clock.now())
-        return jsonify(_config_json(config))
+        config, found = await db.transaction(_set_and_check, portal_id, action_id, override, clock.now())
+        # Held records keep their HubSpot blocks: say how many now expire before their turn.
+        return jsonify(_config_json(config) | {"will_expire": {q: e.count for q, e in found.items()}})
 
     @api.delete("/api/config/<int:portal_id>/<int:action_id>")
     async def delete_config(portal_id: int, action_id: int) -> tuple[str, int]:
@@ -64,6 +69,12 @@ def config_blueprint(db: Database, clock: Clock, admin_token: str | None) -> Blu
         return jsonify(error="not_found", message=str(exc)), 404
 
     return api
+
+
+def _set_and_check(conn: Connection, portal_id: int, action_id: int, override: Override,
+                   now: dt.datetime) -> tuple[ConfigRow, dict[str, Expiring]]:
+    return (control.set_config(conn, portal_id, action_id, override, now),
+            control.expiring_for_action(conn, portal_id, action_id, now))
 
 
 def _config_json(config: ConfigRow) -> dict[str, Any]:
