@@ -166,7 +166,9 @@ class TokenStore:
             # served, the others can. Its executions wait; nothing is lost.
             log.error("portal.tokens_undecryptable", portal_id=portal_id, error=str(exc))
             raise TokenUnavailable(portal_id, Answer(
-                Action.HOLD_PORTAL, RefersTo.APP, "its tokens do not decrypt with THROTTLED_ENCRYPTION_KEYS",
+                Action.HOLD_PORTAL, RefersTo.APP,
+                "its tokens do not decrypt: a key missing from the ring (THROTTLED_ENCRYPTION_KEYS or _KEY), "
+                "or the stored tokens were altered",
                 "undecryptable")) from None
 
     def _claim_sync(self, conn: Connection, portal_id: int, stale: str | None, force: bool,
