@@ -61,7 +61,14 @@ CREATE TABLE IF NOT EXISTS queues (
     -- Enrollments refused because no block up to THROTTLED_BLOCK_MAX covered their
     -- forecast release (answered FAIL_CONTINUE, errorCode QUEUE_TOO_LONG), and the last time.
     refused               bigint NOT NULL DEFAULT 0,
-    refused_at            timestamptz
+    refused_at            timestamptz,
+    -- The cleaner's last count of held records whose block ends before their forecast turn
+    -- (the status views read it: O(queues)), whether it looked at all of them, the earliest
+    -- block end among them, and when it counted.
+    expiring              integer,
+    expiring_complete     boolean,
+    first_block_end       timestamptz,
+    expiring_checked_at   timestamptz
 );
 CREATE INDEX IF NOT EXISTS queues_portal ON queues (portal_id);
 
@@ -105,7 +112,8 @@ CREATE TABLE IF NOT EXISTS action_executions (
     attempts             integer NOT NULL DEFAULT 0,
     last_failure_reason  text,
     leased_by            text,                   -- while 'releasing': the daemon holding it
-    sent_at              timestamptz             -- while 'releasing': when its last call started
+    sent_at              timestamptz,            -- while 'releasing': when its last call started
+    finished_at          timestamptz             -- when it reached a final state (pruned after the retention)
 );
 -- The worker's hot queries: next pending (priority, then arrival), in-flight count, recent
 -- releases.
@@ -120,6 +128,8 @@ CREATE INDEX IF NOT EXISTS action_executions_released
 CREATE INDEX IF NOT EXISTS action_executions_unanswered
     ON action_executions (queue_id, unanswered_at DESC)
     WHERE unanswered_at IS NOT NULL AND state <> 'released';
+CREATE INDEX IF NOT EXISTS action_executions_finished
+    ON action_executions (finished_at) WHERE state IN ('released', 'failed', 'expired', 'cancelled');
 
 -- The hand-rolled job table (Oban/River style). Lower priority numbers run first.
 CREATE TABLE IF NOT EXISTS jobs (

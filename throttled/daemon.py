@@ -53,6 +53,8 @@ from throttled.web.hypercorn_patch import serve
 log = structlog.get_logger("throttled.daemon")
 
 STATUS_EVERY_S = 10.0
+#: Connections of the admin listener's own pool (status page, metrics, operator API).
+ADMIN_POOL_SIZE = 2
 
 
 @dataclass
@@ -105,6 +107,9 @@ async def run_daemon(
     notifier = notifier or SystemdNotifier()
     metrics = Metrics()
     db = Database(database_url, pool_size=settings.db_pool_size)
+    # The admin listener's own small pool: however many people watch /admin, or however slow
+    # a scrape, webhooks and releases never wait for a connection because of them.
+    admin_db = Database(database_url, pool_size=ADMIN_POOL_SIZE)
     client = HubSpotClient(
         settings.hubspot_api_base, settings.hubspot_client_id or "", settings.secret("hubspot_client_secret"),
         timeout_s=settings.hubspot_timeout_s, metrics=metrics,
@@ -128,7 +133,8 @@ async def run_daemon(
         worker = ThrottleWorker(db, clock, senders.submit,
                                 WorkerConfig(release_lease_s=settings.release_lease_s, call_s=settings.hubspot_timeout_s),
                                 overrides=config_cache.get, metrics=metrics)
-        cleaner = Cleaner(db, clock, job_retention_s=settings.job_retention_s, metrics=metrics)
+        cleaner = Cleaner(db, clock, job_retention_s=settings.job_retention_s, metrics=metrics,
+                          execution_retention_s=settings.execution_retention_s)
         scheduler = Scheduler(
             db, clock, {THROTTLE_JOB_KIND: worker, CLEANER_KIND: cleaner},
             SchedulerConfig(workers=settings.workers, poll_interval_s=settings.poll_interval_s, lease_s=settings.job_lease_s),
@@ -146,7 +152,7 @@ async def run_daemon(
             signature_versions=settings.accepted_signatures, max_body_bytes=settings.max_body_bytes,
             read_timeout_s=settings.read_timeout_s,
         )
-        admin = create_admin_app(AdminDeps(db, clock, metrics, lambda: senders.active_portals, admin_token))
+        admin = create_admin_app(AdminDeps(admin_db, clock, metrics, lambda: senders.active_portals, admin_token))
         async with trio.open_nursery() as nursery:
             if database_clock is not None:  # first: every "now" below is the database's
                 await nursery.start(partial(keep_in_sync, database_clock, db, metrics))
@@ -173,6 +179,7 @@ async def run_daemon(
         log.info("daemon.stopped")
         with trio.CancelScope(shield=True):
             await client.aclose()
+        admin_db.dispose()
         db.dispose()
 
 
@@ -231,9 +238,9 @@ async def _status_lines(daemon: RunningDaemon, notifier: SystemdNotifier) -> Non
     """``STATUS=`` for ``systemctl status``: backlog by state and portal tasks alive."""
     while True:
         try:
-            counts = await daemon.db.transaction(executions_sql.count_by_state)
-            notifier.status(f"pending {counts.get('pending', 0)}, releasing {counts.get('releasing', 0)}, "
-                            f"released {counts.get('released', 0)}; portal tasks {daemon.senders.active_portals}")
+            counts = await daemon.db.transaction(executions_sql.count_active)
+            notifier.status(f"pending {counts.get('pending', 0)}, releasing {counts.get('releasing', 0)}; "
+                            f"portal tasks {daemon.senders.active_portals}")
         except DatabaseUnavailable:
             notifier.status("database unavailable; webhooks answered 503 until it is back")
         await trio.sleep(STATUS_EVERY_S)

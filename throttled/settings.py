@@ -65,6 +65,7 @@ ENV_NAMES: dict[str, str] = {
     "release_lease_s": "THROTTLED_RELEASE_LEASE",
     "leader_ttl_s": "THROTTLED_LEADER_TTL",
     "job_retention_s": "THROTTLED_JOB_RETENTION",
+    "execution_retention_s": "THROTTLED_EXECUTION_RETENTION",
     "flush_interval_s": "THROTTLED_FLUSH_INTERVAL",
     "hubspot_timeout_s": "THROTTLED_HUBSPOT_TIMEOUT",
     "log_level": "THROTTLED_LOG_LEVEL",
@@ -197,6 +198,9 @@ class Settings(BaseSettings):
     release_lease_s: float = _field(120.0, "release_lease_s", "seconds an execution may stay 'releasing' before it is retried")
     leader_ttl_s: float = _field(10.0, "leader_ttl_s", "seconds a leadership lease (cron) lasts; renewed at half")
     job_retention_s: float = _field(86400.0, "job_retention_s", "seconds finished jobs are kept before pruning")
+    execution_retention_s: float = _field(
+        604800.0, "execution_retention_s",
+        "seconds finished executions are kept before pruning (at least 4 days: HubSpot retries a webhook for 3)")
     flush_interval_s: float = _field(0.9, "flush_interval_s", "longest wait, seconds, before a partial callback batch is sent")
     hubspot_timeout_s: float = _field(10.0, "hubspot_timeout_s", "connect/read/write/pool timeout of HubSpot calls, seconds")
     log_level: str = _field("INFO", "log_level", "DEBUG, INFO, WARNING or ERROR")
@@ -347,6 +351,15 @@ class Settings(BaseSettings):
         if not math.isfinite(value) or value <= 0:
             raise ValueError("must be a number greater than 0")
         return _at_most(value, info.field_name)
+
+    @field_validator("execution_retention_s")
+    @classmethod
+    def _check_execution_retention(cls, value: float) -> float:
+        # A webhook HubSpot sends again must find its execution: HubSpot retries for up to 3
+        # days (protocol notes §3), and a day more covers clocks and slow retries.
+        if not math.isfinite(value) or not 4 * 86400 <= value <= 366 * 86400:
+            raise ValueError("must be a number of seconds from 345600 (4 days) to 31622400 (366 days)")
+        return value
 
     @field_validator("cleaner_interval_s")
     @classmethod

@@ -80,13 +80,15 @@ async def test_two_steps_of_different_rates_across_two_daemons(empty_database):
 
 async def test_the_shortest_lease_allowed_sends_nothing_twice_over_a_slow_hubspot(empty_database):
     # Field faults, item 4, scaled down: the shortest lease `config check` allows for the timeout
-    # (2 × (1 s + 1 s) = 4 s), two daemons, HubSpot answering every completion just inside the
+    # (2 × (2 s + 1 s) = 6 s), two daemons, HubSpot answering every completion inside the
     # timeout. With a lease shorter than a call (6 s lease, 10 s timeout, answers after 9 s),
-    # 11 of 20 callbacks went out twice.
+    # 11 of 20 callbacks went out twice. (Answers after 0.9 s of a 1 s timeout left a loaded
+    # machine too little room: a call that timed out is rightly sent again — a repeat that is
+    # not the lease's doing.)
     step = Step(workflow_id=7003, action_id=1, limit=5, period=1, unit="seconds")
-    overrides = {"release_lease_s": 4.0, "hubspot_timeout_s": 1.0, "poll_interval_s": 0.2}
+    overrides = {"release_lease_s": 6.0, "hubspot_timeout_s": 2.0, "poll_interval_s": 0.2}
     async with local_stack(empty_database, daemons=2, overrides=overrides) as stack:
-        stack.sandbox_state.set_faults({"latency_s": 0.9})
+        stack.sandbox_state.set_faults({"latency_s": 1.0})
         ids = [f"ap-{stack.portal_id}-7003-1-{i}" for i in range(20)]
         await _enroll_all(stack, [(cid, step) for cid in ids])
         done = await settled_completions(stack, ids=ids, timeout_s=40)

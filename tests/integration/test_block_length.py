@@ -170,7 +170,7 @@ async def test_slowing_a_queue_shows_who_will_expire_before_their_turn(db, autoj
     assert overview.expiring.count == 2 and overview.expiring.complete
     assert "2 held will expire before their turn" in overview.warnings
     assert overview.as_json()["expiring"] == {"count": 2, "scanned": 10, "complete": True,
-                                              "first_end": (EPOCH + LIMITS.shortest).isoformat()}
+                                              "first_end": (EPOCH + LIMITS.shortest).isoformat(), "at": EPOCH.isoformat()}
     assert not any("stopped" in w for w in overview.warnings)  # it runs: no countdown to show
     db.transaction_sync(control.pause_queue, queue_id, EPOCH)
     paused = db.transaction_sync(control.show_queue, queue_id, EPOCH)

@@ -29,7 +29,8 @@ async def seed_queues(stack: Stack, timeout_s: float = 15) -> dict[str, str]:
     ids = {name: step.queue_id(stack.portal_id) for name, (step, _) in ENROLLMENTS.items()}
     with trio.fail_after(timeout_s):
         while True:
-            released = {o.queue.queue_id: o.counts.get("released", 0) for o in await daemon.db.transaction(control.list_queues)}
+            released = {o.queue.queue_id: o.counts.get("released_last_hour", 0)
+                        for o in await daemon.db.transaction(control.list_queues)}
             if all(released.get(ids[name]) == n for name, n in RELEASED.items()):
                 return ids
             await trio.sleep(0.05)

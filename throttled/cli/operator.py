@@ -54,10 +54,10 @@ def queues_list(portal_id: int | None, config_file: Path | None, as_json: bool) 
         click.echo(json.dumps([o.as_json() for o in overviews], indent=2))
         return
     table = Table(_id_column("queue", [o.queue.queue_id for o in overviews]),
-                  "rate", "mode", "state", "pending", "in flight", "released", "will expire", "refused", "last failure")
+                  "rate", "mode", "state", "pending", "in flight", "released 1 h", "will expire", "refused", "last failure")
     for o in overviews:
         table.add_row(o.queue.queue_id, _rate(o), o.mode, _state(o), str(o.counts.get("pending", 0)),
-                      str(o.counts.get("releasing", 0)), str(o.counts.get("released", 0)),
+                      str(o.counts.get("releasing", 0)), str(o.counts.get("released_last_hour", 0)),
                       _expiring_count(o), str(o.queue.refused), o.queue.last_failure_reason or "")
     _console().print(table)
 

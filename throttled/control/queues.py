@@ -27,7 +27,9 @@ REFUSALS_SHOWN = dt.timedelta(days=1)
 
 @dataclass(frozen=True)
 class QueueOverview:
-    """A queue with its backlog: ``counts`` maps execution state → number."""
+    """A queue with its backlog: ``counts`` maps execution state → number — in a list, only
+    ``pending``, ``releasing`` and ``released_last_hour``; for one queue, every state (the
+    finished ones until they are pruned)."""
 
     queue: QueueRow
     counts: dict[str, int]
@@ -99,18 +101,32 @@ class QueueOverview:
 
 
 def list_queues(conn: Connection, portal_id: int | None = None, now: dt.datetime | None = None) -> list[QueueOverview]:
-    """Every queue (of one portal when given) with its backlog, override and its portal's
-    hold at ``now`` (default: the database's clock)."""
+    """Every queue (of one portal when given) with its backlog (pending and releasing; and
+    ``released`` in the last hour), override, its portal's hold at ``now`` (default: the
+    database's clock) and the cleaner's last will-expire count.
+
+    Costs O(queues + backlog + the last hour's releases), never the finished rows: this is
+    what the status page and ``/api/admin/queues`` serve to every viewer.
+    """
     now = now or database_now(conn)
     queues = queues_sql.list_queues(conn, portal_id)
-    counts = executions_sql.execution_counts(conn, [q.queue_id for q in queues])
+    ids = [q.queue_id for q in queues]
+    counts = executions_sql.active_counts(conn, ids)
+    released = executions_sql.releases_per_minute(conn, ids, now - dt.timedelta(hours=1), 60)
     held = portals_sql.blocks(conn, sorted({q.portal_id for q in queues}), now)
     return [
-        QueueOverview(q, counts.get(q.queue_id, {}),
+        QueueOverview(q, counts.get(q.queue_id, {}) | {"released_last_hour": sum(released[q.queue_id])},
                       queues_sql.get_config(conn, q.portal_id, q.action_id) if q.action_id is not None else None,
-                      held.get(q.portal_id), _expiring(conn, q.queue_id, counts.get(q.queue_id, {}), now), now)
+                      held.get(q.portal_id), _stored_expiring(q), now)
         for q in queues
     ]
+
+
+def _stored_expiring(q: QueueRow) -> Expiring | None:
+    """The cleaner's last count (``scanned`` is not kept: 0)."""
+    if q.expiring is None:
+        return None
+    return Expiring(q.expiring, 0, bool(q.expiring_complete), q.first_block_end, q.expiring_checked_at)
 
 
 def show_queue(conn: Connection, queue_id: str, now: dt.datetime | None = None) -> QueueOverview:
@@ -164,7 +180,7 @@ def purge_queue(conn: Connection, queue_id: str, now: dt.datetime) -> int:
     """Cancel the queue's pending backlog (never completed; HubSpot lets each enrollment
     go on when its block expires). Returns how many were cancelled."""
     _require(queues_sql.get_queue(conn, queue_id) is not None, queue_id)
-    cancelled = executions_sql.cancel_pending(conn, queue_id, "purged by operator")
+    cancelled = executions_sql.cancel_pending(conn, queue_id, "purged by operator", now)
     wake_throttle_job(conn, queue_id, now)
     return cancelled
 

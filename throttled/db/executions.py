@@ -346,7 +346,7 @@ def mark_released(conn: Connection, callback_ids: Sequence[str], acked_at: dt.da
     """HubSpot acknowledged these completions at ``acked_at``."""
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'released', released_at = :acked_at,
+            """UPDATE action_executions SET state = 'released', released_at = :acked_at, finished_at = :acked_at,
                                             lease_until = NULL, attempts = attempts + 1
                WHERE callback_id = ANY(:ids) AND state IN ('releasing', 'pending')"""
         ),
@@ -354,18 +354,18 @@ def mark_released(conn: Connection, callback_ids: Sequence[str], acked_at: dt.da
     ).rowcount
 
 
-def mark_finished(conn: Connection, callback_ids: Sequence[str], state: str, reason: str) -> int:
-    """End these executions without a release: ``failed`` (HubSpot rejected the callback for
-    good) or ``expired`` (HubSpot no longer knows it / its block ran out)."""
+def mark_finished(conn: Connection, callback_ids: Sequence[str], state: str, reason: str, now: dt.datetime) -> int:
+    """End these executions at ``now`` without a release: ``failed`` (HubSpot rejected the
+    callback for good) or ``expired`` (HubSpot no longer knows it / its block ran out)."""
     if state not in (ExecutionState.FAILED, ExecutionState.EXPIRED):
         raise ValueError(f"not a final state without release: {state!r}")
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = :state, lease_until = NULL,
+            """UPDATE action_executions SET state = :state, lease_until = NULL, finished_at = :now,
                                             attempts = attempts + 1, last_failure_reason = :reason
                WHERE callback_id = ANY(:ids) AND state = 'releasing'"""
         ),
-        {"ids": list(callback_ids), "state": state, "reason": reason[:500]},
+        {"ids": list(callback_ids), "state": state, "reason": reason[:500], "now": now},
     ).rowcount
 
 
@@ -385,7 +385,7 @@ def expire_overdue(conn: Connection, now: dt.datetime, limit: int = 1000) -> int
     """Pending executions whose HubSpot block ran out are marked expired (never completed)."""
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'expired'
+            """UPDATE action_executions SET state = 'expired', finished_at = :now
                WHERE callback_id IN (SELECT callback_id FROM action_executions
                                      WHERE state = 'pending' AND expires_at <= :now
                                      LIMIT :limit FOR UPDATE SKIP LOCKED)"""
@@ -394,15 +394,49 @@ def expire_overdue(conn: Connection, now: dt.datetime, limit: int = 1000) -> int
     ).rowcount
 
 
-def cancel_pending(conn: Connection, queue_id: str, reason: str) -> int:
-    """An operator purges a queue's backlog: its pending executions are cancelled and never
-    completed (HubSpot lets each enrollment go on when its block expires)."""
+def cancel_pending(conn: Connection, queue_id: str, reason: str, now: dt.datetime) -> int:
+    """An operator purges a queue's backlog at ``now``: its pending executions are cancelled
+    and never completed (HubSpot lets each enrollment go on when its block expires)."""
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'cancelled', last_failure_reason = :reason
+            """UPDATE action_executions SET state = 'cancelled', last_failure_reason = :reason, finished_at = :now
                WHERE queue_id = :queue_id AND state = 'pending'"""
         ),
-        {"queue_id": queue_id, "reason": reason[:500]},
+        {"queue_id": queue_id, "reason": reason[:500], "now": now},
+    ).rowcount
+
+
+#: SQL: seconds in a queue's period, the step's or the override's, whichever is longer
+#: (``q`` the queue, ``c`` its override, left-joined).
+_LONGEST_PERIOD_S = """greatest(
+    q.time_period * CASE q.time_unit WHEN 'seconds' THEN 1 WHEN 'minutes' THEN 60 WHEN 'hours' THEN 3600
+                                     WHEN 'days' THEN 86400 ELSE 604800 END,
+    coalesce(c.time_period * CASE c.time_unit WHEN 'seconds' THEN 1 WHEN 'minutes' THEN 60 WHEN 'hours' THEN 3600
+                                              WHEN 'days' THEN 86400 ELSE 604800 END, 0))"""
+
+
+def prune_finished(conn: Connection, now: dt.datetime, retention: dt.timedelta, limit: int = 1000) -> int:
+    """Delete up to ``limit`` finished executions (released, failed, expired, cancelled) that
+    finished and arrived more than ``retention`` before ``now``, and whose release no longer
+    counts in any window of its queue (a rate of 1 per 8 weeks keeps its releases 8 weeks).
+    Returns how many.
+
+    The retention keeps what idempotency needs: a webhook HubSpot sends again inside its
+    retry horizon (three days) still finds its execution and gets the right answer.
+    """
+    return conn.execute(
+        text(
+            f"""DELETE FROM action_executions WHERE callback_id IN (
+                   SELECT e.callback_id FROM action_executions e
+                   JOIN queues q ON q.queue_id = e.queue_id
+                   LEFT JOIN throttle_configs c ON c.portal_id = q.portal_id AND c.action_id = q.action_id
+                   WHERE e.state IN ('released', 'failed', 'expired', 'cancelled')
+                     AND e.finished_at < :before AND e.received_at < :before
+                     AND coalesce(greatest(e.released_at, e.unanswered_at), e.finished_at)
+                         < :now - make_interval(secs => {_LONGEST_PERIOD_S})
+                   LIMIT :limit FOR UPDATE OF e SKIP LOCKED)"""
+        ),
+        {"before": now - retention, "now": now, "limit": limit},
     ).rowcount
 
 
@@ -414,10 +448,26 @@ def queue_ids_of(conn: Connection, callback_ids: Sequence[str]) -> list[str]:
     ).scalars())
 
 
-def count_by_state(conn: Connection) -> dict[str, int]:
-    """Executions per state across all queues."""
-    rows = conn.execute(text("SELECT state, count(*) AS n FROM action_executions GROUP BY state")).all()
-    return {r.state: r.n for r in rows}
+def count_active(conn: Connection) -> dict[str, int]:
+    """Pending and releasing executions across all queues — from their partial indexes, so
+    the cost follows the backlog, never the finished rows."""
+    pending, releasing = conn.execute(text(
+        """SELECT (SELECT count(*) FROM action_executions WHERE state = 'pending'),
+                  (SELECT count(*) FROM action_executions WHERE state = 'releasing')""")).one()
+    return {ExecutionState.PENDING: pending, ExecutionState.RELEASING: releasing}
+
+
+def active_counts(conn: Connection, queue_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """``{queue_id: {"pending": n, "releasing": n}}`` of the given queues, from the partial
+    indexes (the finished rows are never read)."""
+    counts: dict[str, dict[str, int]] = {}
+    for state in (ExecutionState.PENDING, ExecutionState.RELEASING):
+        rows = conn.execute(text("""SELECT queue_id, count(*) AS n FROM action_executions
+                                    WHERE state = :state AND queue_id = ANY(:ids) GROUP BY queue_id"""),
+                            {"state": state, "ids": list(queue_ids)})
+        for r in rows:
+            counts.setdefault(r.queue_id, {})[state] = r.n
+    return counts
 
 
 def execution_counts(conn: Connection, queue_ids: Iterable[str] | None = None) -> dict[str, dict[str, int]]:

@@ -18,7 +18,8 @@ from throttled.states import QueueState
 
 _QUEUE_COLUMNS = """queue_id, portal_id, action_id, max_throughput, time_period, time_unit, mode,
     release_days, release_start_minute, release_end_minute, time_zone, state, on_hold_until,
-    consecutive_failures, holds, last_failure_reason, refused, refused_at"""
+    consecutive_failures, holds, last_failure_reason, refused, refused_at,
+    expiring, expiring_complete, first_block_end, expiring_checked_at"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,10 @@ class QueueRow(QueueSettings):
     last_failure_reason: str | None = None
     refused: int = 0  # enrollments refused: no block could cover their forecast release
     refused_at: dt.datetime | None = None
+    expiring: int | None = None  # the last count of held records that will expire before their turn
+    expiring_complete: bool | None = None
+    first_block_end: dt.datetime | None = None
+    expiring_checked_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +167,30 @@ def note_refused(conn: Connection, refused: dict[str, int], now: dt.datetime) ->
                     WHERE q.queue_id = r.queue_id"""),
             {"ids": list(refused), "ns": list(refused.values()), "now": now},
         )
+
+
+def save_expiring(conn: Connection, queue_id: str, count: int, complete: bool, first_block_end: dt.datetime | None,
+                  now: dt.datetime) -> None:
+    """Keep the count of the queue's held records that will expire before their turn."""
+    conn.execute(
+        text("""UPDATE queues SET expiring = :count, expiring_complete = :complete, first_block_end = :first_end,
+                                  expiring_checked_at = :now WHERE queue_id = :queue_id"""),
+        {"queue_id": queue_id, "count": count, "complete": complete, "first_end": first_block_end, "now": now},
+    )
+
+
+def queues_to_count_expiring(conn: Connection, limit: int) -> list[str]:
+    """Up to ``limit`` queues with a backlog, the longest unchecked first; queues whose
+    backlog is gone lose their count on the way."""
+    conn.execute(text("""UPDATE queues q SET expiring = NULL, expiring_complete = NULL, first_block_end = NULL
+                         WHERE q.expiring IS NOT NULL AND NOT EXISTS (
+                             SELECT 1 FROM action_executions e WHERE e.queue_id = q.queue_id AND e.state = 'pending')"""))
+    return list(conn.execute(
+        text("""SELECT q.queue_id FROM queues q
+                WHERE EXISTS (SELECT 1 FROM action_executions e WHERE e.queue_id = q.queue_id AND e.state = 'pending')
+                ORDER BY q.expiring_checked_at NULLS FIRST, q.queue_id LIMIT :limit"""),
+        {"limit": limit},
+    ).scalars())
 
 
 def get_queue(conn: Connection, queue_id: str) -> QueueRow | None:

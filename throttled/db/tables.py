@@ -53,6 +53,10 @@ queues = sa.Table(
     sa.Column("updated_at", TZ, nullable=False),
     sa.Column("refused", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("refused_at", TZ),
+    sa.Column("expiring", sa.Integer),
+    sa.Column("expiring_complete", sa.Boolean),
+    sa.Column("first_block_end", TZ),
+    sa.Column("expiring_checked_at", TZ),
     sa.Index("queues_portal", "portal_id"),
 )
 
@@ -90,6 +94,7 @@ action_executions = sa.Table(
     sa.Column("last_failure_reason", sa.Text),
     sa.Column("leased_by", sa.Text),
     sa.Column("sent_at", TZ),
+    sa.Column("finished_at", TZ),
     sa.Index("action_executions_pending", "queue_id", sa.text("priority DESC"), "seq",
              postgresql_where=sa.text("state = 'pending'")),
     sa.Index("action_executions_not_before", "queue_id", "not_before",
@@ -99,6 +104,8 @@ action_executions = sa.Table(
              postgresql_where=sa.text("state = 'released'")),
     sa.Index("action_executions_unanswered", "queue_id", sa.text("unanswered_at DESC"),
              postgresql_where=sa.text("unanswered_at IS NOT NULL AND state <> 'released'")),
+    sa.Index("action_executions_finished", "finished_at",
+             postgresql_where=sa.text("state IN ('released', 'failed', 'expired', 'cancelled')")),
 )
 
 _LIVE = "state IN ('available', 'scheduled', 'executing', 'retryable')"

@@ -69,7 +69,7 @@ def ended(conn: Connection, releases: Sequence[Lease], answer: Answer, now: dt.d
     state = ExecutionState.EXPIRED if answer.action is Action.EXPIRED else ExecutionState.FAILED
     if state == ExecutionState.EXPIRED:
         _note_early_expiry(conn, releases, now)
-    executions_sql.mark_finished(conn, [r.callback_id for r in releases], state, answer.reason)
+    executions_sql.mark_finished(conn, [r.callback_id for r in releases], state, answer.reason, now)
     return state
 
 

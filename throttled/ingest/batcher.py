@@ -27,7 +27,7 @@ from throttled.ingest.store import Answer, store_enrollments
 from throttled.logs import OncePer
 from throttled.service.metrics import Metrics
 from throttled.throttle.block_length import BlockLimits
-from throttled.throttle.outlook import expiring
+from throttled.throttle.outlook import refresh_expiring
 
 log = structlog.get_logger("throttled.ingest")
 
@@ -113,7 +113,7 @@ class Batcher:
         if len(self._checked_at) > 10_000:
             del self._checked_at[next(iter(self._checked_at))]
         try:
-            found = await self.db.transaction(expiring, queue_id, self.clock.now())
+            found = await self.db.transaction(refresh_expiring, queue_id, self.clock.now())
         except DatabaseUnavailable:
             return  # the status views show it too; nothing to lose here
         if found.count and self._will_expire_logs.due(queue_id, trio.current_time()) is not None:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
 from throttled.db.engine import Database
-from throttled.states import ExecutionState, JobState
+from throttled.states import JobState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -59,14 +59,15 @@ class Metrics:
                                 "The database's time minus this host's wall time at the last reading, seconds "
                                 "(decisions use the database's time)", registry=r)
         self.portal_tasks = Gauge("throttled_portal_tasks", "Per-portal send tasks alive", registry=r)
-        self.backlog = Gauge("throttled_executions", "Executions by state (whole database)", ["state"], registry=r)
+        self.backlog = Gauge("throttled_executions", "Pending and releasing executions (whole database); finished "
+                             "ones are counted by throttled_releases_total and the like", ["state"], registry=r)
         self.jobs = Gauge("throttled_jobs", "Jobs by state (whole database)", ["state"], registry=r)
 
     async def render(self, db: Database, portal_tasks: int) -> bytes:
         """Read the database gauges, then the exposition text."""
         counts = await db.transaction(_state_counts)
-        for execution_state in ExecutionState:
-            self.backlog.labels(execution_state).set(counts[0].get(execution_state, 0))
+        for execution_state, n in counts[0].items():
+            self.backlog.labels(execution_state).set(n)
         for job_state in JobState:
             self.jobs.labels(job_state).set(counts[1].get(job_state, 0))
         self.portal_tasks.set(portal_tasks)
@@ -74,4 +75,4 @@ class Metrics:
 
 
 def _state_counts(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
-    return executions_sql.count_by_state(conn), jobs_sql.count_by_state(conn)
+    return executions_sql.count_active(conn), jobs_sql.count_by_state(conn)

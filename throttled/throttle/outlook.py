@@ -1,5 +1,6 @@
 """A queue's release forecast as the database has it: for the webhook's block length and for
-"will expire before release" on the status views.
+"will expire before release" on the status views (counted on demand for one queue, and kept
+on the queue row by the cleaner for the lists: ``refresh_expiring``).
 
 Reads the queue's effective settings (the step's, an operator's override on top:
 ``policy.effective_settings``), its recent releases and in-flight sends, and its pending
@@ -78,12 +79,14 @@ class Expiring:
     """Pending executions whose block ends before their forecast release: ``count`` of the
     first ``scanned`` in release order (``complete`` when that was all of them);
     ``first_end``: the earliest end of a scanned one's block (aware UTC) — how long a paused
-    or held queue has before its records start to go on without a release."""
+    or held queue has before its records start to go on without a release; ``at``: when it
+    was counted."""
 
     count: int
     scanned: int
     complete: bool
     first_end: dt.datetime | None = None
+    at: dt.datetime | None = None
 
 
 def expiring(conn: Connection, queue_id: str, now: dt.datetime, scan: int = EXPIRING_SCAN) -> Expiring:
@@ -94,7 +97,14 @@ def expiring(conn: Connection, queue_id: str, now: dt.datetime, scan: int = EXPI
     complete = len(blocks) <= scan
     blocks = blocks[:scan]
     if outlook is None or not blocks:
-        return Expiring(0, 0, True)
+        return Expiring(0, 0, True, None, now)
     releases = outlook.releases(range(1, len(blocks) + 1), max(blocks))
     count = sum(1 for release, ends in zip(releases, blocks, strict=True) if release is None or release > ends)
-    return Expiring(count, len(blocks), complete, min(blocks))
+    return Expiring(count, len(blocks), complete, min(blocks), now)
+
+
+def refresh_expiring(conn: Connection, queue_id: str, now: dt.datetime, scan: int = EXPIRING_SCAN) -> Expiring:
+    """Count :func:`expiring` and keep it on the queue row, where the status views read it."""
+    found = expiring(conn, queue_id, now, scan)
+    queues_sql.save_expiring(conn, queue_id, found.count, found.complete, found.first_end, now)
+    return found
