@@ -113,10 +113,12 @@ def list_queues(conn: Connection, portal_id: int | None = None, now: dt.datetime
     ids = [q.queue_id for q in queues]
     counts = executions_sql.active_counts(conn, ids)
     released = executions_sql.releases_per_minute(conn, ids, now - dt.timedelta(hours=1), 60)
-    held = portals_sql.blocks(conn, sorted({q.portal_id for q in queues}), now)
+    portal_ids = sorted({q.portal_id for q in queues})
+    held = portals_sql.blocks(conn, portal_ids, now)
+    overrides = queues_sql.configs_of(conn, portal_ids)
     return [
         QueueOverview(q, counts.get(q.queue_id, {}) | {"released_last_hour": sum(released[q.queue_id])},
-                      queues_sql.get_config(conn, q.portal_id, q.action_id) if q.action_id is not None else None,
+                      overrides.get((q.portal_id, q.action_id)) if q.action_id is not None else None,
                       held.get(q.portal_id), _stored_expiring(q), now)
         for q in queues
     ]

@@ -310,6 +310,13 @@ def get_config(conn: Connection, portal_id: int, action_id: int) -> ConfigRow | 
     return ConfigRow(*row) if row else None
 
 
+def configs_of(conn: Connection, portal_ids: Sequence[int]) -> dict[tuple[int, int], ConfigRow]:
+    """Every override of these portals, by (portal, action): one statement for a list."""
+    rows = conn.execute(text(f"SELECT {_CONFIG_COLUMNS} FROM throttle_configs WHERE portal_id = ANY(:ids)"),
+                        {"ids": list(portal_ids)})
+    return {(r.portal_id, r.action_id): ConfigRow(*r) for r in rows}
+
+
 def upsert_config(conn: Connection, config: ConfigRow) -> ConfigRow:
     """Create or replace the override for (portal, action) — unique on that pair."""
     row = conn.execute(

@@ -45,6 +45,7 @@ from throttled.service.metrics import CONTENT_TYPE, Metrics
 from throttled.web.auth import bearer_guard
 from throttled.web.config_api import config_blueprint
 from throttled.web.errors import register_error_handlers
+from throttled.web.reuse import Reused
 from throttled.web.status_page import render_status_page, status_snapshot
 
 
@@ -67,14 +68,19 @@ def create_admin_app(deps: AdminDeps) -> QuartTrio:
     app = QuartTrio("throttled-admin")
     register_error_handlers(app)
 
+    scrape = Reused(lambda: deps.metrics.render(deps.db, deps.portal_tasks()), METRICS_AGE_S)
+
     @app.get("/metrics")
     async def metrics() -> Response:
-        body = await deps.metrics.render(deps.db, deps.portal_tasks())
-        return Response(body, content_type=CONTENT_TYPE)
+        return Response(await scrape.get(), content_type=CONTENT_TYPE)
 
     register_admin_routes(app, deps)
     return app
 
+
+#: Seconds a built status page and metrics scrape are served to everyone who asks (the page
+#: reloads itself every 30 s; Prometheus scrapes every 15 s or so).
+PAGE_AGE_S, METRICS_AGE_S = 2.0, 1.0
 
 #: The page allows nothing but its own inline CSS and SVG.
 _PAGE_HEADERS = {
@@ -91,10 +97,15 @@ def register_admin_routes(app: Quart, deps: AdminDeps) -> None:
     # No token on the status page: it is read-only, shows no secrets, and the admin listener
     # binds to loopback by default (THROTTLED_ADMIN_BIND=127.0.0.1:8081); expose that port
     # only to people who may see every queue and portal.
+    async def build_page() -> str:
+        snapshot = await deps.db.transaction(status_snapshot, deps.clock.now())
+        return render_status_page(snapshot)
+
+    page = Reused(build_page, PAGE_AGE_S)
+
     @app.get("/admin")
     async def status_page() -> Response:
-        snapshot = await deps.db.transaction(status_snapshot, deps.clock.now())
-        return Response(render_status_page(snapshot), content_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+        return Response(await page.get(), content_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
 
 
 def _api_blueprint(deps: AdminDeps) -> Blueprint:

@@ -70,8 +70,10 @@ def release_chart(counts: list[int], end: dt.datetime) -> str:
     last_minute = end.astimezone(dt.UTC).replace(second=0, microsecond=0)
     bars = []
     for i, n in enumerate(counts):
+        if not n:
+            continue  # an empty minute draws nothing (a page of 1,000 idle queues stays small)
         minute = last_minute - dt.timedelta(minutes=len(counts) - 1 - i)
-        h = max(1, round(n / peak * _CHART_H)) if n else 0
+        h = max(1, round(n / peak * _CHART_H))
         tip = escape(f"{minute:%H:%M} UTC: {n} released")
         bars.append(f'<rect x="{i * _BAR_W}" y="{_CHART_H - h}" width="{_BAR_W - 1}" height="{h}">'
                     f"<title>{tip}</title></rect>")
