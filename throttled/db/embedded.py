@@ -1,9 +1,8 @@
 """The embedded PostgreSQL used when ``THROTTLED_DATABASE_URL`` is unset (``pgserver`` wheel).
 
-pgserver bundles PostgreSQL 16 and listens on a unix socket inside its data folder. Run as
-root it adds a system user ``pgserver`` and opens read/execute permission on every parent of
-the data folder — so as root the folder is ``/var/lib/throttled``, never under ``/root``
-(stack notes).
+pgserver bundles PostgreSQL 16 and listens on a unix socket inside its data folder. As root
+the folder is ``/var/lib/throttled``, and :mod:`throttled.db.embedded_root` first makes sure
+pgserver changes nothing outside it.
 """
 
 from __future__ import annotations
@@ -27,7 +26,8 @@ def start_embedded(data_dir: Path | None = None, name: str = "pg") -> str:
 
     The server stops when the last process using it exits.
     Raises:
-        RuntimeError: the server could not be started (message says where its log is).
+        RuntimeError: the server could not be started (message says where its log is), or
+            as root the data folder is unsafe (:class:`~throttled.db.embedded_root.UnsafeDataFolder`).
     """
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI); its fallback is fine.
@@ -35,7 +35,12 @@ def start_embedded(data_dir: Path | None = None, name: str = "pg") -> str:
         # Imported late: it is only needed when no URL is configured.
         from pgserver.postgres_server import get_server
 
-    folder = (data_dir or default_data_dir()) / name
+    base = data_dir or default_data_dir()
+    folder = base / name
+    if os.geteuid() == 0:
+        from throttled.db.embedded_root import prepare_as_root
+
+        prepare_as_root(base, folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
