@@ -189,6 +189,15 @@ CREATE UNLOGGED TABLE IF NOT EXISTS nodes (
     started_at   timestamptz NOT NULL
 );
 
+-- OAuth install states already spent by a callback (a SHA-256 of the nonce): each state
+-- completes at most one install. Pruned by the cleaner once past expires_at (10 minutes after
+-- the state was made, when it would be refused anyway).
+CREATE TABLE IF NOT EXISTS oauth_spent_states (
+    nonce_sha256  bytea PRIMARY KEY,
+    expires_at    timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oauth_spent_states_expires_at ON oauth_spent_states (expires_at);
+
 -- The migrations applied (throttled/db/schema.py).
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version     integer PRIMARY KEY,

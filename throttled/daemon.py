@@ -150,6 +150,7 @@ async def run_daemon(
             client_secret=settings.secret("hubspot_client_secret"), authorize_url=settings.hubspot_authorize_url,
             longest_block=settings.block_max, admin_token=admin_token, config_api=settings.public_config_api,
             signature_versions=settings.accepted_signatures, max_body_bytes=settings.max_body_bytes,
+            oauth_callbacks_per_minute=settings.oauth_callbacks_per_minute,
             read_timeout_s=settings.read_timeout_s,
         )
         admin = create_admin_app(AdminDeps(admin_db, clock, metrics, lambda: senders.active_portals, admin_token))

@@ -85,6 +85,7 @@ ENV_NAMES: dict[str, str] = {
     "read_timeout_s": "THROTTLED_READ_TIMEOUT",
     "cleaner_interval_s": "THROTTLED_CLEANER_INTERVAL",
     "portal_hold_s": "THROTTLED_PORTAL_HOLD",
+    "oauth_callbacks_per_minute": "THROTTLED_OAUTH_CALLBACKS_PER_MINUTE",
 }
 
 # Upper bounds. Past them a value overflows a timestamp or a bigint (a second new-user trial:
@@ -96,7 +97,7 @@ MAX_BLOCK_S = 52 * 604800
 #: block under a day leaves almost no queue room.
 MIN_BLOCK_S = {"block_duration": 3600, "block_max": 86400}
 MAXIMA: dict[str, float] = {
-    "db_pool_size": 1000, "workers": 10000, "hold_after": 1000, "portal_budget": 100000,
+    "db_pool_size": 1000, "workers": 10000, "oauth_callbacks_per_minute": 10000, "hold_after": 1000, "portal_budget": 100000,
     "poll_interval_s": 3600, "job_lease_s": 3600, "release_lease_s": 86400, "leader_ttl_s": 3600,
     "job_retention_s": 366 * 86400, "flush_interval_s": 60, "hubspot_timeout_s": 300, "hold_s": 86400,
     "config_ttl_s": 86400, "portal_budget_window_s": 3600, "shutdown_grace_s": 3600,
@@ -225,6 +226,9 @@ class Settings(BaseSettings):
     portal_hold_s: float = _field(60.0, "portal_hold_s",
                                   "first hold, seconds, of a portal HubSpot refuses as a whole; doubles per refusal in a row, "
                                   "up to an hour")
+    oauth_callbacks_per_minute: int = _field(30, "oauth_callbacks_per_minute",
+                                             "OAuth install callbacks one daemon lets through to a code exchange per "
+                                             "minute; beyond it 429")
 
     @field_validator("bind", "admin_bind")
     @classmethod
@@ -334,7 +338,8 @@ class Settings(BaseSettings):
             raise ValueError("must be v3 or v1")
         return value
 
-    @field_validator("db_pool_size", "workers", "hold_after", "portal_budget", "max_body_bytes")
+    @field_validator("db_pool_size", "workers", "hold_after", "portal_budget", "max_body_bytes",
+                     "oauth_callbacks_per_minute")
     @classmethod
     def _check_positive_int(cls, value: int, info: ValidationInfo) -> int:
         if value < 1:

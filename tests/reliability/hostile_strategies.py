@@ -196,7 +196,7 @@ def oauth(draw) -> Hostile:
     elif path == "/api/oauth/install":
         expect = {302}
     else:
-        expect = {400}  # denied, no or bad state, no code
+        expect = {400, 429}  # denied, no or bad state, no code; 429 past THROTTLED_OAUTH_CALLBACKS_PER_MINUTE
     return Hostile(f"oauth/{path.rsplit('/', 1)[1]}", method, path, query=query, expect=frozenset(expect))
 
 

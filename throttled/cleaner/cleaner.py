@@ -2,7 +2,8 @@
 (a cron job, see ``jobs.cron``).
 
 - prunes completed, cancelled and discarded jobs older than the retention (default 1 day),
-  in bounded batches, and daemons dead for a day (``nodes``);
+  in bounded batches, daemons dead for a day (``nodes``), and spent OAuth install states
+  past their expiry;
 - prunes finished executions older than their retention (default 7 days; never one whose
   release still counts in its queue's window), in bounded batches;
 - marks pending executions whose HubSpot block ran out as expired (never completed);
@@ -27,6 +28,7 @@ from throttled.clock import Clock
 from throttled.db import executions as executions_sql
 from throttled.db import jobs as jobs_sql
 from throttled.db import nodes as nodes_sql
+from throttled.db import oauth_states as oauth_states_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
 from throttled.jobs.cron import CronJob
@@ -77,12 +79,13 @@ class Cleaner:
         pruned_executions = await self._in_batches(self._prune_executions, now)
         expired = await self._in_batches(executions_sql.expire_overdue, now)
         await self.db.transaction(nodes_sql.prune, now - dt.timedelta(days=1))
+        spent_states = await self._in_batches(oauth_states_sql.prune, now)
         orphans = await self.db.transaction(self._repair_orphans, now)
         self.orphans_repaired += orphans
         self.metrics.orphans.inc(orphans)
         counted = await self._count_expiring(now)
         log.info("cleaner.ran", pruned_jobs=pruned, pruned_executions=pruned_executions, expired_executions=expired,
-                 orphans_repaired=orphans, queues_counted=counted)
+                 orphans_repaired=orphans, queues_counted=counted, pruned_oauth_states=spent_states)
         return Complete()
 
     def _prune_executions(self, conn: Connection, now: dt.datetime, limit: int) -> int:

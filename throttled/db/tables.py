@@ -152,6 +152,13 @@ nodes = sa.Table(
     sa.Column("started_at", TZ, nullable=False),
 )
 
+oauth_spent_states = sa.Table(
+    "oauth_spent_states", metadata,
+    sa.Column("nonce_sha256", BYTEA, primary_key=True),
+    sa.Column("expires_at", TZ, nullable=False),
+    sa.Index("oauth_spent_states_expires_at", "expires_at"),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations", metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),

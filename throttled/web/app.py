@@ -5,8 +5,8 @@ Routes kept from the original app:
 - ``POST /api/hubspot/action`` — verify the signature on the raw body, parse, hand to the
   batcher, answer ``BLOCK`` only after the commit (invariant 1) — or, for a webhook HubSpot
   sent again after we completed its callback, what the completion said (``SUCCESS``).
-- ``GET /api/oauth/install`` → HubSpot's authorize page with a signed ``state``;
-  ``GET /api/oauth/callback`` → the install (``control/install.py``), then a page.
+- ``GET /api/oauth/install`` and ``GET /api/oauth/callback``: the install
+  (``web/oauth_routes.py``).
 - ``GET /healthz`` (process alive), ``GET /readyz`` (database reachable).
 - ``GET/PUT/DELETE /api/config/{portal_id}/{action_id}`` — operator overrides
   (``web/config_api.py``, bearer token) — only with ``THROTTLED_PUBLIC_CONFIG_API``; the admin
@@ -16,22 +16,19 @@ Routes kept from the original app:
 from __future__ import annotations
 
 import datetime as dt
-import html
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import structlog
 import trio
-from quart import Response, jsonify, redirect, request
+from quart import Response, jsonify, request
 from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 
 from throttled.clock import Clock
-from throttled.control.install import install as install_app
 from throttled.db.engine import Database
-from throttled.hubspot import oauth, outputs
+from throttled.hubspot import outputs
 from throttled.hubspot.client import HubSpotClient
-from throttled.hubspot.errors import HubSpotRefused
 from throttled.hubspot.signatures import SignatureError, SignedRequest, verify
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
@@ -43,6 +40,7 @@ from throttled.states import ExecutionState
 from throttled.web.config_api import config_blueprint
 from throttled.web.errors import RETRY_AFTER_S, register_error_handlers
 from throttled.web.hypercorn_patch import READ_TIMEOUT_S
+from throttled.web.oauth_routes import CALLBACKS_PER_MINUTE, oauth_blueprint
 
 log = structlog.get_logger("throttled.web")
 
@@ -78,6 +76,7 @@ class WebDeps:
     signature_versions: tuple[str, ...] = ("v3", "v2")
     max_body_bytes: int = MAX_BODY_BYTES
     read_timeout_s: float = READ_TIMEOUT_S  # also how long a handler waits for the whole body (then 408)
+    oauth_callbacks_per_minute: int = CALLBACKS_PER_MINUTE
     state: ServiceState = field(default_factory=ServiceState)
 
     def __repr__(self) -> str:
@@ -90,6 +89,10 @@ def create_app(deps: WebDeps) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = deps.max_body_bytes
     app.config["BODY_TIMEOUT"] = deps.read_timeout_s  # a trickled body: 408, then the connection closes
     register_error_handlers(app)
+    app.register_blueprint(oauth_blueprint(
+        db=deps.db, clock=deps.clock, tokens=deps.tokens, client=deps.client, public_url=deps.public_url,
+        client_id=deps.client_id, client_secret=deps.client_secret, authorize_url=deps.authorize_url,
+        callbacks_per_minute=deps.oauth_callbacks_per_minute))
     if deps.config_api:  # a separate switch: the admin token alone never opens the public port
         app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
     unidentified = OncePer(600.0)  # a step nothing identifies: one line per workflow per 10 minutes
@@ -157,32 +160,6 @@ def create_app(deps: WebDeps) -> QuartTrio:
         finally:
             deps.metrics.webhooks.labels(outcome).inc()
 
-    @app.get("/api/oauth/install")
-    async def install() -> ResponseReturnValue:
-        if not deps.client_id:
-            return jsonify(error="not_configured", message="HUBSPOT_CLIENT_ID is not set"), 503
-        state = oauth.make_state(deps.client_secret, deps.clock)
-        return redirect(oauth.authorize_url(deps.authorize_url, deps.client_id, deps.public_url, state))
-
-    @app.get("/api/oauth/callback")
-    async def oauth_callback() -> ResponseReturnValue:
-        if "error" in request.args:
-            return jsonify(error="authorization_denied", message=request.args.get("error_description", "")[:200]), 400
-        oauth.check_state(deps.client_secret, deps.clock, request.args.get("state"))
-        code = request.args.get("code")
-        if not code:
-            return jsonify(error="invalid_input", field="code", message="is required"), 400
-        try:
-            portal_id = await install_app(code, oauth.redirect_uri(deps.public_url), client=deps.client,
-                                      tokens=deps.tokens, db=deps.db, clock=deps.clock)
-        except HubSpotRefused as exc:
-            if exc.answer.kind != "bad_code":
-                raise  # HubSpot unavailable, rate limited or refusing our client: a 502
-            # A used or expired code (e.g. the success page reloaded): start the install again.
-            return _page("Install link expired", "This install link was already used or has expired. "
-                         "Start the installation again from HubSpot."), 400
-        return _page("Throttle installed", f"Portal {portal_id} is connected.")
-
     @app.get("/healthz")
     async def healthz() -> Response:
         return jsonify(status="ok")
@@ -201,11 +178,6 @@ _NOT_HELD_NOTES = {
     RELEASE_AFTER_TOO_LATE: "answered FAIL_CONTINUE (errorCode RELEASE_AFTER_TOO_LATE): the record's release_after lies "
                             "past the longest block; the step's date input, not the queue, is the cause",
 }
-
-
-def _page(title: str, text: str) -> Response:
-    body = f"<!doctype html><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
-    return Response(body, content_type="text/html; charset=utf-8")
 
 
 def _public_uri(public_url: str) -> str:
