@@ -153,7 +153,9 @@ async def run_daemon(
             oauth_callbacks_per_minute=settings.oauth_callbacks_per_minute,
             read_timeout_s=settings.read_timeout_s,
         )
-        admin = create_admin_app(AdminDeps(admin_db, clock, metrics, lambda: senders.active_portals, admin_token))
+        pages_token = settings.pages_token.get_secret_value() if settings.pages_token else None
+        admin = create_admin_app(AdminDeps(admin_db, clock, metrics, lambda: senders.active_portals, admin_token,
+                                           pages_token, settings.admin_hosts_allowed))
         async with trio.open_nursery() as nursery:
             if database_clock is not None:  # first: every "now" below is the database's
                 await nursery.start(partial(keep_in_sync, database_clock, db, metrics))

@@ -86,7 +86,13 @@ ENV_NAMES: dict[str, str] = {
     "cleaner_interval_s": "THROTTLED_CLEANER_INTERVAL",
     "portal_hold_s": "THROTTLED_PORTAL_HOLD",
     "oauth_callbacks_per_minute": "THROTTLED_OAUTH_CALLBACKS_PER_MINUTE",
+    "pages_token": "THROTTLED_PAGES_TOKEN",
+    "admin_hosts": "THROTTLED_ADMIN_HOSTS",
 }
+
+#: Host names the admin listener answers to unless THROTTLED_ADMIN_HOSTS says otherwise
+#: (with THROTTLED_ADMIN_BIND's host, when it is not a wildcard).
+DEFAULT_ADMIN_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 # Upper bounds. Past them a value overflows a timestamp or a bigint (a second new-user trial:
 # THROTTLED_JOB_LEASE=1e308 passed `config check` and crashed `run`; a block of P3000000D made
@@ -116,6 +122,7 @@ def _at_most(value: N, field: str | None) -> N:
     return value
 
 
+_HOST_NAME = re.compile(r"\*|\[?[A-Za-z0-9.:-]+\]?")
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
 
@@ -207,6 +214,12 @@ class Settings(BaseSettings):
     log_level: str = _field("INFO", "log_level", "DEBUG, INFO, WARNING or ERROR")
     admin_token: SecretStr | None = _field(None, "admin_token",
                                            "bearer token of the operator and config APIs (admin listener); unset = APIs off")
+    pages_token: SecretStr | None = _field(None, "pages_token",
+                                           "token the status page and /metrics require (Bearer, or Basic password); "
+                                           "unset = open to whoever reaches the admin listener")
+    admin_hosts: str | None = _field(None, "admin_hosts",
+                                     "Host names the admin listener answers, comma-separated, * = any; default "
+                                     "localhost, 127.0.0.1, ::1 and THROTTLED_ADMIN_BIND's host; others get 421")
     public_config_api: bool = _field(False, "public_config_api",
                                      "also serve the config API on the public listener (with THROTTLED_ADMIN_TOKEN)")
     hold_after: int = _field(3, "hold_after", "HubSpot failures in a row that put a queue on hold")
@@ -283,7 +296,17 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("admin_token")
+    @field_validator("admin_hosts")
+    @classmethod
+    def _check_admin_hosts(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        names = [h.strip() for h in value.split(",")]
+        if not any(names) or not all(_HOST_NAME.fullmatch(h) for h in names if h):
+            raise ValueError("must be host names or addresses, comma-separated (e.g. localhost,metrics.internal), or *")
+        return value
+
+    @field_validator("admin_token", "pages_token")
     @classmethod
     def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -398,6 +421,16 @@ class Settings(BaseSettings):
     def effective_public_url(self) -> str:
         """``public_url``, or ``http://{bind}`` when unset (local runs)."""
         return self.public_url or f"http://{self.bind}"
+
+    @property
+    def admin_hosts_allowed(self) -> tuple[str, ...] | None:
+        """Host names the admin listener answers to; ``None`` = any (``THROTTLED_ADMIN_HOSTS=*``)."""
+        if self.admin_hosts is not None:
+            names = tuple(h.strip() for h in self.admin_hosts.split(",") if h.strip())
+            return None if "*" in names else names
+        host = self.admin_bind.rpartition(":")[0].strip("[]")
+        wildcard_or_known = host in ("", "0.0.0.0", "::", *DEFAULT_ADMIN_HOSTS)  # noqa: S104  # the wildcards, compared
+        return DEFAULT_ADMIN_HOSTS + (() if wildcard_or_known else (host,))
 
     @property
     def renew_margin_s(self) -> float:

@@ -87,3 +87,17 @@ def test_cleaner_cron_from_the_interval():
     assert job.every == dt.timedelta(seconds=15) and (job.name, job.kind) == (CLEANER_CRON.name, CLEANER_CRON.kind)
     now = dt.datetime(2026, 1, 1, 12, 0, 44, tzinfo=dt.UTC)
     assert job.slot_key(now) == "cron:cleaner:2026-01-01T12:00:30Z"
+
+
+def test_admin_hosts_default_to_loopback_names_and_the_bind_host():
+    assert load_settings(admin_bind="127.0.0.1:8081").admin_hosts_allowed == ("localhost", "127.0.0.1", "::1")
+    assert load_settings(admin_bind="10.1.2.3:8081").admin_hosts_allowed == ("localhost", "127.0.0.1", "::1", "10.1.2.3")
+    assert load_settings(admin_bind="0.0.0.0:8081").admin_hosts_allowed == ("localhost", "127.0.0.1", "::1")
+    assert load_settings(admin_hosts="a.internal, b.internal").admin_hosts_allowed == ("a.internal", "b.internal")
+    assert load_settings(admin_hosts="*").admin_hosts_allowed is None
+
+
+def test_admin_hosts_that_are_not_host_names_are_refused():
+    for bad in ("", " , ", "http://x.example", "a b", "x/y"):
+        with pytest.raises(SettingsError, match="THROTTLED_ADMIN_HOSTS"):
+            load_settings(admin_hosts=bad)

@@ -19,8 +19,13 @@ POST /api/admin/jobs/<id>/retry       job; 404 unknown, 409 when not retryable
 POST /api/admin/jobs/<id>/cancel      job; 404 unknown, 409 when already final
 GET  /api/admin/portals               {"portals": [portal]} — status, token expiry, never tokens
 GET/PUT/DELETE /api/config/<p>/<a>    the config API (``web/config_api.py``), same token
-GET  /admin                           HTML status page, read-only, no token needed
+GET  /admin                           HTML status page, read-only
+GET  /metrics                         Prometheus text format
 ====================================  ==================================================
+
+``/admin`` and ``/metrics`` need no token unless ``THROTTLED_PAGES_TOKEN`` is set (then it, or
+the admin token: Bearer, or the password of HTTP Basic). Every route answers ``421`` to a
+``Host`` outside ``THROTTLED_ADMIN_HOSTS`` (DNS rebinding; ``web/auth.py``).
 
 Bad parameters answer 400 ``{"error": "invalid_input", "field", "message"}``.
 """
@@ -31,7 +36,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from quart import Blueprint, Quart, Response, jsonify, request
+from quart import Blueprint, Response, jsonify, request
 from quart_trio import QuartTrio
 from sqlalchemy.engine import Connection
 
@@ -42,7 +47,7 @@ from throttled.db.engine import Database
 from throttled.ids import MAX_ID
 from throttled.ingest.inputs import InvalidInput
 from throttled.service.metrics import CONTENT_TYPE, Metrics
-from throttled.web.auth import bearer_guard
+from throttled.web.auth import bearer_guard, host_guard, pages_guard
 from throttled.web.config_api import config_blueprint
 from throttled.web.errors import register_error_handlers
 from throttled.web.reuse import Reused
@@ -58,6 +63,8 @@ class AdminDeps:
     metrics: Metrics
     portal_tasks: Callable[[], int]
     admin_token: str | None = None
+    pages_token: str | None = None  # THROTTLED_PAGES_TOKEN: unset = the pages are open
+    allowed_hosts: tuple[str, ...] | None = ("localhost", "127.0.0.1", "::1")  # None = any Host
 
     def __repr__(self) -> str:
         return "AdminDeps()"
@@ -67,14 +74,10 @@ def create_admin_app(deps: AdminDeps) -> QuartTrio:
     """Build the admin app around ``deps``: metrics, the operator API, the status page."""
     app = QuartTrio("throttled-admin")
     register_error_handlers(app)
-
-    scrape = Reused(lambda: deps.metrics.render(deps.db, deps.portal_tasks()), METRICS_AGE_S)
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(await scrape.get(), content_type=CONTENT_TYPE)
-
-    register_admin_routes(app, deps)
+    app.before_request(host_guard(deps.allowed_hosts))
+    app.register_blueprint(_api_blueprint(deps))
+    app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
+    app.register_blueprint(_pages_blueprint(deps))
     return app
 
 
@@ -89,23 +92,28 @@ _PAGE_HEADERS = {
 }
 
 
-def register_admin_routes(app: Quart, deps: AdminDeps) -> None:
-    """Mount the operator API and the status page on the admin ``app``."""
-    app.register_blueprint(_api_blueprint(deps))
-    app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
+def _pages_blueprint(deps: AdminDeps) -> Blueprint:
+    """The status page and the metrics: read-only, no secrets; open unless a pages token is
+    set (the listener binds to loopback by default, THROTTLED_ADMIN_BIND=127.0.0.1:8081)."""
+    pages = Blueprint("admin_pages", __name__)
+    pages.before_request(pages_guard(deps.pages_token, deps.admin_token))
 
-    # No token on the status page: it is read-only, shows no secrets, and the admin listener
-    # binds to loopback by default (THROTTLED_ADMIN_BIND=127.0.0.1:8081); expose that port
-    # only to people who may see every queue and portal.
     async def build_page() -> str:
         snapshot = await deps.db.transaction(status_snapshot, deps.clock.now())
         return render_status_page(snapshot)
 
     page = Reused(build_page, PAGE_AGE_S)
+    scrape = Reused(lambda: deps.metrics.render(deps.db, deps.portal_tasks()), METRICS_AGE_S)
 
-    @app.get("/admin")
+    @pages.get("/admin")
     async def status_page() -> Response:
         return Response(await page.get(), content_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+    @pages.get("/metrics")
+    async def metrics() -> Response:
+        return Response(await scrape.get(), content_type=CONTENT_TYPE)
+
+    return pages
 
 
 def _api_blueprint(deps: AdminDeps) -> Blueprint:
