@@ -40,6 +40,7 @@ from throttled.jobs.notifier import Notifier
 from throttled.jobs.scheduler import Scheduler, SchedulerConfig, new_owner_id
 from throttled.service.clock_sync import keep_in_sync
 from throttled.service.liveness import keep_alive
+from throttled.service.memory import trim_after_floods
 from throttled.service.metrics import Metrics
 from throttled.service.systemd import SystemdNotifier, watchdog, watchdog_interval_s
 from throttled.settings import Settings
@@ -48,6 +49,7 @@ from throttled.throttle.job import THROTTLE_JOB_KIND
 from throttled.throttle.worker import ThrottleWorker, WorkerConfig
 from throttled.web.admin_app import AdminDeps, create_admin_app
 from throttled.web.app import WebDeps, create_app
+from throttled.web.edge_limits import ADMIN_BODY_BUDGET_BYTES, ADMIN_MAX_CONNECTIONS, Edge, EdgeLimits, raise_open_file_limit
 from throttled.web.hypercorn_patch import serve
 
 log = structlog.get_logger("throttled.daemon")
@@ -106,6 +108,10 @@ async def run_daemon(
     clock = clock or database_clock
     notifier = notifier or SystemdNotifier()
     metrics = Metrics()
+    raise_open_file_limit()
+    edge = Edge.derived(settings.max_connections, settings.body_budget_bytes, settings.max_body_bytes)
+    admin_edge = Edge(EdgeLimits(ADMIN_MAX_CONNECTIONS, ADMIN_BODY_BUDGET_BYTES, settings.max_body_bytes))
+    metrics.watch_edge(edge.numbers)
     db = Database(database_url, pool_size=settings.db_pool_size)
     # The admin listener's own small pool: however many people watch /admin, or however slow
     # a scrape, webhooks and releases never wait for a connection because of them.
@@ -167,8 +173,10 @@ async def run_daemon(
             await nursery.start(scheduler.run)
             await nursery.start(leadership.run)
             await nursery.start(cron.run)
-            admin_url = await _listen(nursery, admin, settings.admin_bind, settings.read_timeout_s, "THROTTLED_ADMIN_BIND")
-            url = await _listen(nursery, create_app(web), settings.bind, settings.read_timeout_s, "THROTTLED_BIND")
+            admin_url = await _listen(nursery, admin, settings.admin_bind, settings.read_timeout_s, "THROTTLED_ADMIN_BIND",
+                                      admin_edge)
+            url = await _listen(nursery, create_app(web), settings.bind, settings.read_timeout_s, "THROTTLED_BIND", edge)
+            nursery.start_soon(trim_after_floods, edge.connections)
             daemon = RunningDaemon(url, admin_url, db, batcher, scheduler, senders, tokens, leadership,
                                    cleaner, metrics, web)
             log.info("daemon.ready", url=url, admin_url=admin_url, owner=scheduler.owner)
@@ -186,11 +194,12 @@ async def run_daemon(
         db.dispose()
 
 
-async def _listen(nursery: trio.Nursery, app: ASGIFramework, bind: str, read_timeout_s: float, name: str) -> str:
+async def _listen(nursery: trio.Nursery, app: ASGIFramework, bind: str, read_timeout_s: float, name: str,
+                  edge: Edge) -> str:
     """Serve ``app`` on ``bind``; a bind failure names the listener and its address (it
     arrives inside an exception group from the server's nursery)."""
     try:
-        url: str = await nursery.start(partial(serve, app, bind, read_timeout_s=read_timeout_s))
+        url: str = await nursery.start(partial(serve, app, bind, read_timeout_s=read_timeout_s, edge=edge))
         return url
     except (OSError, BaseExceptionGroup) as exc:
         raise listen_failure(exc, bind, name) from None

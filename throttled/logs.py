@@ -2,12 +2,18 @@
 
 Events carry fields (``portal_id``, ``queue_id``, ``job_id``), never secrets: tokens, the
 client secret and keys are never passed to a log call.
+
+Libraries that log through the standard library (trio, hypercorn, psycopg, httpx) go through
+the same renderer — a traceback becomes the ``exception`` field of one line — at WARNING and
+above, each message template at most once a minute with the count of those not logged (an
+edge review saw trio's "accept returned EMFILE" traceback several times a second).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import structlog
 
@@ -28,6 +34,44 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    _route_standard_logging(renderer, max(logging.WARNING, logging.getLevelName(level.upper())))
+
+
+#: Seconds between two lines of the same standard-library message template.
+STDLIB_INTERVAL_S = 60.0
+
+
+class _OncePerTemplate(logging.Filter):
+    """Lets a record through once per :data:`STDLIB_INTERVAL_S` per (logger, template), with
+    ``not_logged_since`` = how many were held back since its last line."""
+
+    def __init__(self, interval_s: float) -> None:
+        super().__init__()
+        self.once = OncePer(interval_s, capacity=1000)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        missed = self.once.due((record.name, str(record.msg)), time.monotonic())
+        if missed is None:
+            return False
+        record.not_logged_since = missed
+        return True
+
+
+def _route_standard_logging(renderer: structlog.typing.Processor, level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("throttled")
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name, structlog.stdlib.add_log_level,
+            structlog.stdlib.ExtraAdder(allow=["not_logged_since"]),
+            structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.format_exc_info,
+        ],
+    ))
+    handler.addFilter(_OncePerTemplate(STDLIB_INTERVAL_S))
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "throttled"] + [handler]
+    root.setLevel(level)
 
 
 class OncePer:

@@ -87,6 +87,8 @@ ENV_NAMES: dict[str, str] = {
     "portal_hold_s": "THROTTLED_PORTAL_HOLD",
     "oauth_callbacks_per_minute": "THROTTLED_OAUTH_CALLBACKS_PER_MINUTE",
     "pages_token": "THROTTLED_PAGES_TOKEN",
+    "max_connections": "THROTTLED_MAX_CONNECTIONS",
+    "body_budget_bytes": "THROTTLED_BODY_BUDGET",
     "admin_hosts": "THROTTLED_ADMIN_HOSTS",
 }
 
@@ -103,7 +105,8 @@ MAX_BLOCK_S = 52 * 604800
 #: block under a day leaves almost no queue room.
 MIN_BLOCK_S = {"block_duration": 3600, "block_max": 86400}
 MAXIMA: dict[str, float] = {
-    "db_pool_size": 1000, "workers": 10000, "oauth_callbacks_per_minute": 10000, "hold_after": 1000, "portal_budget": 100000,
+    "db_pool_size": 1000, "workers": 10000, "oauth_callbacks_per_minute": 10000, "max_connections": 100_000,
+    "body_budget_bytes": 1024 * 1024 * 1024, "hold_after": 1000, "portal_budget": 100000,
     "poll_interval_s": 3600, "job_lease_s": 3600, "release_lease_s": 86400, "leader_ttl_s": 3600,
     "job_retention_s": 366 * 86400, "flush_interval_s": 60, "hubspot_timeout_s": 300, "hold_s": 86400,
     "config_ttl_s": 86400, "portal_budget_window_s": 3600, "shutdown_grace_s": 3600,
@@ -233,6 +236,12 @@ class Settings(BaseSettings):
     signature_versions: str = _field("v3,v2", "signature_versions",
                                      "webhook signature versions accepted, comma-separated (v3, v2, v1)")
     max_body_bytes: int = _field(65536, "max_body_bytes", "largest request body accepted, bytes; larger ones get 413")
+    max_connections: int = _field(0, "max_connections",
+                                  "connections the public listener holds at once; 0 = derived from the open-file "
+                                  "limit. At the cap the longest idle one is closed; with none idle, 503")
+    body_budget_bytes: int = _field(16 * 1024 * 1024, "body_budget_bytes",
+                                    "request-body bytes the public listener admits at once (announced sizes); "
+                                    "beyond it 503 + Retry-After")
     read_timeout_s: float = _field(30.0, "read_timeout_s",
                                    "seconds a client may take to send a request's head, and its body; slower ones are cut")
     cleaner_interval_s: float = _field(60.0, "cleaner_interval_s", "seconds between cleaner runs (at least 1)")
@@ -362,11 +371,18 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("db_pool_size", "workers", "hold_after", "portal_budget", "max_body_bytes",
-                     "oauth_callbacks_per_minute")
+                     "oauth_callbacks_per_minute", "body_budget_bytes")
     @classmethod
     def _check_positive_int(cls, value: int, info: ValidationInfo) -> int:
         if value < 1:
             raise ValueError("must be at least 1")
+        return _at_most(value, info.field_name)
+
+    @field_validator("max_connections")
+    @classmethod
+    def _check_max_connections(cls, value: int, info: ValidationInfo) -> int:
+        if value != 0 and value < 8:
+            raise ValueError("must be 0 (derived from the open-file limit) or at least 8")
         return _at_most(value, info.field_name)
 
     @field_validator(

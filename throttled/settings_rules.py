@@ -21,6 +21,8 @@ class _Timings(Protocol):
     admin_bind: str
     block_duration: str
     block_max: str
+    max_body_bytes: int
+    body_budget_bytes: int
 
     @property
     def block_seconds(self) -> tuple[int, int]: ...
@@ -48,6 +50,10 @@ def combination_error(s: _Timings) -> str | None:
     if s.bind == s.admin_bind and not s.bind.endswith(":0"):
         # The public and the admin listener cannot share an address: the second fails to bind.
         return f"THROTTLED_BIND and THROTTLED_ADMIN_BIND are both {s.bind}: the admin listener needs an address of its own"
+    if s.body_budget_bytes < s.max_body_bytes:
+        # A body the size of the limit must fit the budget, or such a webhook is refused forever.
+        return (f"THROTTLED_BODY_BUDGET ({s.body_budget_bytes}) must be at least THROTTLED_MAX_BODY "
+                f"({s.max_body_bytes}): a body at the limit would never be admitted")
     shortest, longest = s.block_seconds
     if longest < shortest:
         # Every block lies between the two; a longest below the shortest leaves none.

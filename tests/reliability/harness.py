@@ -83,8 +83,9 @@ class DaemonProcess:
     Its stdout and stderr go to ``log`` (appended across restarts).
     """
 
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log: Path, argv_prefix: Sequence[str] = ()) -> None:
         self.name = name
+        self.argv_prefix = list(argv_prefix)  # e.g. prlimit: the command runs it, which execs the daemon
         self.port, self.admin_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
@@ -99,7 +100,7 @@ class DaemonProcess:
         started = time.monotonic()
         with self.log.open("ab") as sink:
             self.process = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "throttled", "run"], env=self.env, stdout=sink, stderr=sink)
+                [*self.argv_prefix, sys.executable, "-m", "throttled", "run"], env=self.env, stdout=sink, stderr=sink)
         self.starts += 1
         with trio.fail_after(timeout_s):
             while not await self.ready(http):

@@ -8,6 +8,8 @@ database at scrape time, so they are the same from every daemon.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -15,6 +17,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy.engine import Connection
 
 from throttled.db import executions as executions_sql
@@ -63,6 +67,11 @@ class Metrics:
                              "ones are counted by throttled_releases_total and the like", ["state"], registry=r)
         self.jobs = Gauge("throttled_jobs", "Jobs by state (whole database)", ["state"], registry=r)
 
+    def watch_edge(self, numbers: Callable[[], Mapping[str, int]]) -> None:
+        """Export the public listener's limits: ``numbers()`` gives ``connections``,
+        ``evicted``, ``refused``, ``body_bytes`` and ``bodies_refused`` (``web/edge_limits.py``)."""
+        self.registry.register(_EdgeCollector(numbers))
+
     async def render(self, db: Database, portal_tasks: int) -> bytes:
         """Read the database gauges, then the exposition text."""
         counts = await db.transaction(_state_counts)
@@ -76,3 +85,25 @@ class Metrics:
 
 def _state_counts(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
     return executions_sql.count_active(conn), jobs_sql.count_by_state(conn)
+
+
+class _EdgeCollector(Collector):
+    """Reads the public listener's counts at scrape time."""
+
+    def __init__(self, numbers: Callable[[], Mapping[str, int]]) -> None:
+        self._numbers = numbers
+
+    def collect(self) -> Iterator[Metric]:
+        n = self._numbers()
+        yield GaugeMetricFamily("throttled_http_connections", "Open connections of the public listener",
+                                value=n["connections"])
+        yield CounterMetricFamily("throttled_http_connections_evicted",
+                                  "Idle connections closed because the listener was at THROTTLED_MAX_CONNECTIONS",
+                                  value=n["evicted"])
+        yield CounterMetricFamily("throttled_http_connections_refused",
+                                  "Connections answered 503 at the cap with none idle to close", value=n["refused"])
+        yield GaugeMetricFamily("throttled_http_body_bytes", "Request-body bytes admitted now (THROTTLED_BODY_BUDGET)",
+                                value=n["body_bytes"])
+        yield CounterMetricFamily("throttled_http_bodies_refused",
+                                  "Requests answered 503 because THROTTLED_BODY_BUDGET could not cover their body",
+                                  value=n["bodies_refused"])

@@ -25,11 +25,16 @@ cancellation. Once a head is in, the app bounds the body (Quart's ``BODY_TIMEOUT
 same setting, a 408) and its own work (every network call has a deadline), so the
 connection no longer times reads — hypercorn's per-read timeout would also cut a client
 waiting silently for a slow answer. :func:`_worker_serve` is Hypercorn's ``worker_serve``
-cut down to plain TCP, so that it can use :class:`_Connection`.
+cut down to plain TCP, so that it can use :class:`_Connection`, with an accept loop of our
+own: each listener holds at most its connection cap and admits bodies within its body budget
+(``edge_limits.py``), and a failing ``accept`` (out of descriptors) is logged once a minute as
+one JSON line instead of trio's multi-line traceback per attempt.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 from collections.abc import Awaitable, Callable
 from functools import partial
 from math import inf
@@ -46,12 +51,20 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ASGIFramework, ConnectionState, LifespanState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from throttled.logs import OncePer
+from throttled.web.body_budget import budget_bodies
+from throttled.web.edge_limits import ConnectionTable, Edge
 from throttled.web.unread_body import close_if_body_unread
 
 log = structlog.get_logger("throttled.web.hypercorn_patch")
 
 #: Default seconds a client may take to send a request's head (and, via the app, its body).
 READ_TIMEOUT_S = 30.0
+#: ``accept`` errors that mean "no resources now" (trio's own list): wait, do not crash.
+_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_BUSY_BODY = b'{"error": "busy", "message": "too many connections, retry later"}'
+_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY)
 
 
 def hypercorn_config(bind: str, *, keep_alive_s: float = 75.0, read_timeout_s: float = READ_TIMEOUT_S) -> Config:
@@ -80,6 +93,7 @@ async def serve(
     bind: str,
     *,
     read_timeout_s: float = READ_TIMEOUT_S,
+    edge: Edge | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -88,11 +102,13 @@ async def serve(
     Reports the bound base URL (e.g. ``"http://127.0.0.1:41234"``) through ``task_status``,
     so ``await nursery.start(serve, app, "127.0.0.1:0")`` returns the real port. A client
     silent for ``read_timeout_s``, or whose request head takes longer than that from its
-    first byte, is disconnected.
+    first byte, is disconnected. ``edge``: the listener's connection cap and body budget
+    (default: derived from the open-file limit).
     """
     config = hypercorn_config(bind, read_timeout_s=read_timeout_s)
+    edge = edge or Edge.derived()
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(_worker_serve, app, config, shutdown_trigger=shutdown_trigger))
+        binds = await nursery.start(partial(_worker_serve, app, config, edge, shutdown_trigger=shutdown_trigger))
         task_status.started(binds[0])
 
 
@@ -104,11 +120,24 @@ class _Connection(TCPServer):
         self._awaiting_head = True  # between requests (hypercorn reports "idle")
         self._head_deadline = inf  # set by the first byte of a request head
         self._read_scope: trio.CancelScope | None = None  # the receive now waiting, if any
+        self._evicted = False
+        self.table: ConnectionTable | None = None  # set when admitted
+
+    def evict(self) -> None:
+        """Close this connection (it waits for a request head): the listener is at its cap."""
+        self._evicted = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
 
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Updated):
             self._awaiting_head = event.idle  # idle=False: a whole head was parsed
             self._head_deadline = inf
+            if self.table is not None:
+                if event.idle:
+                    self.table.idle(self, trio.current_time())
+                else:
+                    self.table.busy(self)
             if event.idle and self._read_scope is not None:
                 # A response went out: the receive already waiting (with no deadline while the
                 # request ran) now waits for the next head, so it gets that deadline. Without
@@ -124,7 +153,7 @@ class _Connection(TCPServer):
 
     async def _read_data(self) -> None:
         timeout = self.config.read_timeout or inf
-        while True:
+        while not self._evicted:
             deadline = min(trio.current_time() + timeout, self._head_deadline) if self._awaiting_head else inf
             data = None
             try:
@@ -134,7 +163,7 @@ class _Connection(TCPServer):
                 break
             finally:
                 self._read_scope = None
-            if data is None:  # the deadline passed
+            if data is None:  # the deadline passed, or evicted
                 break
             if self._awaiting_head and self._head_deadline == inf:
                 self._head_deadline = trio.current_time() + timeout
@@ -153,28 +182,66 @@ class _Connection(TCPServer):
 
 
 async def _serve_connection(app: AppWrapper, config: Config, context: WorkerContext, state: ConnectionState,
-                            stream: trio.SocketStream) -> None:
-    """One connection, start to end. Its failure stays its own: connections share a nursery,
-    so an exception escaping one would stop the listener and the daemon with it (a second
-    new-user trial: DATA frames on an HTTP/2 stream the server had just answered raised
-    ``KeyError`` in hypercorn's HTTP/2 code and took the daemon down)."""
+                            table: ConnectionTable, stream: trio.SocketStream) -> None:
+    """One connection, start to end: admitted under the listener's cap (else answered 503),
+    and its failure stays its own: connections share a nursery, so an exception escaping one
+    would stop the listener and the daemon with it (a second new-user trial: DATA frames on
+    an HTTP/2 stream the server had just answered raised ``KeyError`` in hypercorn's HTTP/2
+    code and took the daemon down)."""
+    connection = _Connection(app, config, context, state, stream)
+    if not table.admit(connection, connection.evict, trio.current_time()):
+        await _refuse(stream)
+        return
+    connection.table = table
     try:
-        await _Connection(app, config, context, state, stream)
+        await connection
     except Exception as exc:
         log.warning("http.connection_failed", error=type(exc).__name__)
         with trio.CancelScope(shield=True):
             await stream.aclose()
+    finally:
+        table.close(connection)
+
+
+async def _refuse(stream: trio.SocketStream) -> None:
+    """Answer 503 without reading the request, then close (at most a second's work)."""
+    with trio.move_on_after(1.0), contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await stream.send_all(_REFUSED)
+    with trio.CancelScope(shield=True):
+        await stream.aclose()
+
+
+async def _accept_forever(listener: trio.SocketListener, handler: Callable[[trio.SocketStream], Awaitable[None]],
+                          connections: trio.Nursery, table: ConnectionTable) -> None:
+    """trio's ``serve_listeners`` loop for one listener, with its capacity errors logged as
+    one structured line a minute (with how many were not logged) instead of a traceback each."""
+    failures = OncePer(60.0)
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            if exc.errno not in _CAPACITY_ERRNOS:
+                raise
+            missed = failures.due(exc.errno, trio.current_time())
+            if missed is not None:
+                log.error("http.accept_failed", error=errno.errorcode.get(exc.errno or 0, str(exc.errno)),
+                          open_connections=len(table), not_logged_since=missed)
+            await trio.sleep(0.1)
+            continue
+        connections.start_soon(handler, stream)
 
 
 async def _worker_serve(
     app: ASGIFramework,
     config: Config,
+    edge: Edge,
     *,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``hypercorn.trio.run.worker_serve`` for plain TCP listeners, with :class:`_Connection`."""
-    wrapped = wrap_app(close_if_body_unread(app), config.wsgi_max_body_size, None)
+    budgeted = budget_bodies(app, edge.bodies, edge.limits.max_body_bytes)
+    wrapped = wrap_app(close_if_body_unread(budgeted), config.wsgi_max_body_size, None)
     state: LifespanState = {}
     lifespan = Lifespan(wrapped, config, state)
     context = WorkerContext(None)
@@ -190,8 +257,10 @@ async def _worker_serve(
             task_status.started([f"http://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets])
             try:
                 async with trio.open_nursery() as nursery:
-                    handler = partial(_serve_connection, wrapped, config, context, ConnectionState(state.copy()))
-                    nursery.start_soon(partial(trio.serve_listeners, handler, listeners, handler_nursery=connections))
+                    handler = partial(_serve_connection, wrapped, config, context, ConnectionState(state.copy()),
+                                      edge.connections)
+                    for listener in listeners:
+                        nursery.start_soon(_accept_forever, listener, handler, connections, edge.connections)
                     if shutdown_trigger is None:
                         await trio.sleep_forever()
                     await shutdown_trigger()
