@@ -127,6 +127,9 @@ async def test_a_ten_secondly_429_from_the_token_endpoint_is_waited_out_not_held
     assert 9.5 <= waited <= 20, waited
 
 
+WEBHOOKS_DURING_REFRESH = 30  # 0.25 s apart: 7.5 s or more, inside the refreshes' 8 s
+
+
 async def test_slow_token_refreshes_hold_no_connection_the_webhooks_need(empty_database):
     url = sa.engine.make_url(libpq_url(empty_database))
     name, server = url.database, url.set(database="postgres").render_as_string(hide_password=False)
@@ -146,19 +149,19 @@ async def test_slow_token_refreshes_hold_no_connection_the_webhooks_need(empty_d
                 state.expire_access_tokens(portal, time.time())
                 await _enroll(stack, [f"ap-{portal}-9101-r-0"], portal_id=portal)
             latencies = []
-            deadline = trio.current_time() + 10.0
-            n = 0
-            while trio.current_time() < deadline:  # a webhook every 0.25 s while the refreshes wait
+            for n in range(WEBHOOKS_DURING_REFRESH):  # a webhook every 0.25 s while the refreshes wait
                 started = trio.current_time()
                 await _enroll(stack, [f"ap-{stack.portal_id}-9101-w{n}"])
                 latencies.append(trio.current_time() - started)
-                n += 1
                 await trio.sleep(max(0.0, 0.25 - latencies[-1]))
             done = await settled_completions(stack, ids=[f"ap-{p}-9101-r-0" for p in portals], timeout_s=30)
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             for guard in guards:
                 conn.execute(f'ALTER DATABASE "{name}" RESET {guard}')
-    assert max(latencies) < 1.0, max(latencies)  # before: up to 8.0 s
-    assert len(latencies) >= 30
+    # Before: up to 8.0 s, the token endpoint's latency. A webhook that waited for a refresh
+    # would take several seconds; a fast one takes milliseconds (0.94 s seen beside two CPU
+    # hogs and a full suite), so half the refresh time tells the two apart on any machine.
+    assert max(latencies) < 4.0, max(latencies)
+    assert len(latencies) == WEBHOOKS_DURING_REFRESH
     assert {c["callbackId"] for c in done} >= {f"ap-{p}-9101-r-0" for p in portals}  # every refresh went through
