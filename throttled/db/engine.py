@@ -43,16 +43,26 @@ def make_engine(url: str, pool_size: int, session_timezone: str = "UTC") -> Engi
     always driven by psycopg 3. Connections time out after 5 s so an outage fails fast.
     Every time we store is an aware UTC datetime in a ``timestamptz`` column, so the
     session time zone changes nothing stored; UTC just makes values read back print in UTC.
+    It is set by a statement on each new connection, not as a startup option: PgBouncer
+    refuses the ``options`` startup parameter (``FATAL: unsupported startup parameter``).
     """
-    return sa.create_engine(
+    engine = sa.create_engine(
         normalize_url(url),
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=10,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"connect_timeout": 5, "options": f"-c timezone={session_timezone}"},
+        connect_args={"connect_timeout": 5},
     )
+
+    @sa.event.listens_for(engine, "connect")
+    def set_session_timezone(dbapi_connection: Any, _record: Any) -> None:  # psycopg.Connection
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('timezone', %s, false)", (session_timezone,))
+        dbapi_connection.commit()  # or the pool's reset-on-return rollback would undo it
+
+    return engine
 
 
 def normalize_url(url: str) -> str:
