@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -153,33 +154,36 @@ async def local_stack(
     clock: Clock | None = None,
     overrides: dict[str, Any] | None = None,
     sandbox_config: dict[str, Any] | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> AsyncIterator[Stack]:
     """Start the sandbox and ``daemons`` daemons on one database; install one portal.
 
-    ``overrides``: daemon settings by field name; ``sandbox_config``: :class:`SandboxConfig` fields
-    (e.g. ``rate_limit_interval_s``). Yields a :class:`Stack`; everything stops when the
-    block exits.
+    ``overrides``: daemon settings by field name (they win over the stack's own: a ``bind`` and
+    ``public_url`` put a proxy in front); ``sandbox_config``: :class:`SandboxConfig` fields
+    (e.g. ``rate_limit_interval_s``); ``verify``: how the stack's HTTP client checks TLS (a
+    proxy's test certificate). Yields a :class:`Stack`; everything stops when the block exits.
     """
     client_id, client_secret = "demo-client", "demo-secret-" + secrets.token_hex(8)
-    async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as http:
+    async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30, verify=verify) as http:
         config = SandboxConfig(client_id=client_id, client_secret=client_secret, app_id=4242,
                                default_portal_id=portal_id, **(sandbox_config or {}))
         sandbox = await nursery.start(partial(serve_sandbox, config))
         running: list[RunningDaemon] = []
+        first_public_url = ""
         key = generate_key()  # one for all the daemons: they share the database
         for _ in range(daemons):
             port = free_port()
-            settings = load_settings(
-                database_url=database_url, bind=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}",
-                admin_bind="127.0.0.1:0",
-                hubspot_client_id=client_id, hubspot_client_secret=client_secret,
-                hubspot_api_base=sandbox.url, hubspot_authorize_url=f"{sandbox.url}/oauth/authorize",
-                encryption_key=key,
-                **(overrides or {}),
-            )
+            fields: dict[str, Any] = {
+                "database_url": database_url, "bind": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
+                "admin_bind": "127.0.0.1:0", "hubspot_client_id": client_id, "hubspot_client_secret": client_secret,
+                "hubspot_api_base": sandbox.url, "hubspot_authorize_url": f"{sandbox.url}/oauth/authorize",
+                "encryption_key": key,
+            }
+            settings = load_settings(**(fields | (overrides or {})))
+            first_public_url = first_public_url or settings.effective_public_url
             running.append(await nursery.start(partial(run_daemon, settings, database_url, clock=clock)))
         hubspot = Hubspot(sandbox.url, client_secret, http)
-        installed = await hubspot.install(running[0].url)
+        installed = await hubspot.install(first_public_url)  # through a proxy, when one is in front
         try:
             yield Stack(hubspot, sandbox.state, running, settings, installed)
         finally:
