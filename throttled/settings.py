@@ -439,6 +439,11 @@ class Settings(BaseSettings):
         return self.public_url or f"http://{self.bind}"
 
     @property
+    def pages_token_set(self) -> bool:
+        """Whether ``THROTTLED_PAGES_TOKEN`` is set."""
+        return self.pages_token is not None
+
+    @property
     def admin_hosts_allowed(self) -> tuple[str, ...] | None:
         """Host names the admin listener answers to; ``None`` = any (``THROTTLED_ADMIN_HOSTS=*``)."""
         if self.admin_hosts is not None:

@@ -8,10 +8,52 @@ the README's settings section lists them.
 from __future__ import annotations
 
 from typing import Protocol
+from urllib.parse import urlsplit
 
 #: Seconds a release's lease must have left, beyond the call itself, for its outcome to be
 #: written before the lease lapses (one database round trip, with room for a slow one).
 RECORD_SLACK_S = 1.0
+
+
+#: Values of HUBSPOT_CLIENT_SECRET that are placeholders, not a HubSpot app's secret (a UUID).
+PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme", "secret", "replace-me", "xxx", "todo"})
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")  # noqa: S104  # compared, never bound
+
+
+class _Deployment(Protocol):
+    bind: str
+    admin_bind: str
+    public_url: str | None
+    admin_hosts: str | None
+
+    def secret(self, name: str) -> str: ...
+
+    @property
+    def pages_token_set(self) -> bool: ...
+
+
+def deployment_warnings(s: _Deployment) -> list[str]:
+    """Settings that work but are probably not what a production daemon wants, as one line
+    each naming the variable (``config check`` prints them, ``run`` logs them)."""
+    found = []
+    secret = s.secret("hubspot_client_secret")
+    if secret.lower() in PLACEHOLDER_SECRETS or secret.startswith("replace-with") or len(secret) < 16:
+        found.append("HUBSPOT_CLIENT_SECRET looks like a placeholder (HubSpot's are 36-character UUIDs): "
+                     "every webhook will fail its signature")
+    if not s.public_url:
+        found.append(f"THROTTLED_PUBLIC_URL is unset: signatures are checked against http://{s.bind}, "
+                     "so every webhook HubSpot sends to an https URL will be refused")
+    elif s.public_url.lower().startswith("http://") and not _loopback(s.public_url):
+        found.append("THROTTLED_PUBLIC_URL is http://: HubSpot calls only https URLs (put a TLS proxy in front)")
+    admin_host = s.admin_bind.rpartition(":")[0]
+    if admin_host in _WILDCARD_HOSTS and not s.pages_token_set:
+        found.append(f"THROTTLED_ADMIN_BIND is {s.admin_bind}: the status page and metrics are open to other hosts; "
+                     "set THROTTLED_PAGES_TOKEN (and THROTTLED_ADMIN_HOSTS to the names they use)")
+    return found
+
+
+def _loopback(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 class _Timings(Protocol):

@@ -11,6 +11,7 @@ import re
 import pytest
 import structlog
 
+MANY_TESTS = 20
 SECRET_PATTERNS = [
     re.compile(r"demo-secret-[0-9a-f]{16}"),   # client secrets of local_stack
     re.compile(r"[A-Za-z0-9_-]{100,}"),        # OAuth access/refresh tokens
@@ -20,7 +21,7 @@ SECRET_PATTERNS = [
 
 
 @pytest.fixture(scope="session", autouse=True)
-def logs_hold_no_secrets(tmp_path_factory):
+def logs_hold_no_secrets(tmp_path_factory, request):
     path = tmp_path_factory.mktemp("logs") / "e2e.jsonl"
     with path.open("w") as sink:
         structlog.configure(
@@ -32,6 +33,9 @@ def logs_hold_no_secrets(tmp_path_factory):
         yield
         structlog.reset_defaults()
     text = path.read_text()
-    assert text.strip(), "the e2e tests should have logged something to check"
+    # A whole e2e run starts daemons, which log: an empty file then means logging went
+    # elsewhere and the scan below checked nothing. A hand-picked few tests may log nothing.
+    if request.session.testscollected >= MANY_TESTS:
+        assert text.strip(), "the e2e tests should have logged something to check"
     leaks = sorted({m.group(0)[:12] + "…" for pattern in SECRET_PATTERNS for m in pattern.finditer(text)})
     assert not leaks, f"secrets in the e2e logs ({path}): {leaks}"

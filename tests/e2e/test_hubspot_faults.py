@@ -471,13 +471,13 @@ async def test_register_creates_the_action_and_a_wrong_key_is_rejected_without_l
     definition = action_definition("https://throttle.example.org")
     async with trio.open_nursery() as nursery:
         sandbox = await nursery.start(serve_sandbox, config)
-        created = await register(sandbox.url, 4242, "dev-key-f00dfeed-4242", definition)
+        created, was_new = await register(sandbox.url, 4242, "dev-key-f00dfeed-4242", definition)
         with pytest.raises(HubSpotRejected) as wrong_key:
             await register(sandbox.url, 4242, "not-the-key-5eca1", definition)
         with pytest.raises(HubSpotRejected) as wrong_app:
             await register(sandbox.url, 999, "dev-key-f00dfeed-4242", definition)
         nursery.cancel_scope.cancel()
-    assert created["id"] and created["revisionId"] == "1"
+    assert was_new and created["id"] and created["revisionId"] == "1"
     assert created["actionUrl"] == "https://throttle.example.org/api/hubspot/action"
     assert created["inputFields"] == definition["inputFields"] and created["labels"]["en"]
     assert len(sandbox.state.actions.definitions) == 1  # the refused ones stored nothing
@@ -485,3 +485,21 @@ async def test_register_creates_the_action_and_a_wrong_key_is_rejected_without_l
     for error in (wrong_key.value, wrong_app.value):
         assert "not-the-key-5eca1" not in str(error) and "dev-key-f00dfeed" not in str(error)
         assert "not-the-key-5eca1" not in repr(error) and "dev-key-f00dfeed" not in repr(error)
+
+
+async def test_registering_again_updates_the_action_instead_of_adding_a_second():
+    config = SandboxConfig(client_id="cid", client_secret="secret", app_id=4242,
+                           developer_api_key="dev-key-f00dfeed-4242")
+    definition = action_definition("https://throttle.example.org")
+    other = action_definition("https://other.example.org")  # another deployment's action: left alone
+    async with trio.open_nursery() as nursery:
+        sandbox = await nursery.start(serve_sandbox, config)
+        await register(sandbox.url, 4242, "dev-key-f00dfeed-4242", other)
+        first, first_new = await register(sandbox.url, 4242, "dev-key-f00dfeed-4242", definition)
+        definition["labels"]["en"]["actionName"] = "Throttle (renamed)"
+        second, second_new = await register(sandbox.url, 4242, "dev-key-f00dfeed-4242", definition)
+        nursery.cancel_scope.cancel()
+    assert (first_new, second_new) == (True, False)
+    assert second["id"] == first["id"] and second["revisionId"] == "2"
+    assert second["labels"]["en"]["actionName"] == "Throttle (renamed)"
+    assert len(sandbox.state.actions.definitions) == 2  # before: a third, one more per run

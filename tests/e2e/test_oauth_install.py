@@ -63,6 +63,7 @@ async def test_a_state_installs_once_and_only_from_the_browser_that_started_it(e
         portals = await _portal_ids(empty_database)
 
     assert done.status_code == 200 and "is connected" in done.text
+    assert f'href="https://app.hubspot.com/workflows/{stack.portal_id}"' in done.text  # the way back
     assert "Max-Age=0" in done.headers["set-cookie"] or "expires=" in done.headers["set-cookie"].lower()
     reasons = [(r.status_code, r.json().get("reason")) for r in (from_stranger, wrong_cookie, replayed, again)]
     assert reasons == [(400, "no_cookie"), (400, "other_browser"), (400, "spent"), (400, "spent")]

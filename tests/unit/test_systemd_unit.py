@@ -41,3 +41,24 @@ def test_unit_speaks_notify_with_a_watchdog():
     for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "User=throttled", "NoNewPrivileges=yes",
                  "ProtectSystem=strict", "CapabilityBoundingSet=", "SystemCallFilter=@system-service"):
         assert line in text, line
+
+
+def test_a_settings_error_stops_the_unit_instead_of_a_restart_loop():
+    # `run` exits 2 on a bad setting (throttled/cli/common.py); restarting cannot fix that.
+    from click.testing import CliRunner
+
+    from throttled.cli import main
+
+    assert "RestartPreventExitStatus=2" in UNIT.read_text()
+    result = CliRunner().invoke(main, ["run"], env={"THROTTLED_BIND": "nonsense", "HUBSPOT_CLIENT_SECRET": "s" * 24})
+    assert result.exit_code == 2, result.output
+
+
+def test_the_environment_example_names_only_real_settings_and_the_key_ring():
+    from throttled.settings import ENV_NAMES
+
+    example = UNIT.with_name("throttled.env.example").read_text()
+    names = re.findall(r"^#?([A-Z][A-Z0-9_]+)=", example, flags=re.M)
+    assert set(names) <= set(ENV_NAMES.values()), set(names) - set(ENV_NAMES.values())
+    assert "THROTTLED_ENCRYPTION_KEYS" in names and "THROTTLED_ADMIN_TOKEN" in names
+    assert "THROTTLED_ENCRYPTION_KEY=" not in example  # the legacy single key

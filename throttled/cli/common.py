@@ -69,13 +69,19 @@ def _known_problem(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
-def database_url(settings: Settings) -> str:
-    """``THROTTLED_DATABASE_URL``, or the embedded PostgreSQL's URL (started if needed)."""
+def database_url(settings: Settings, *, create_embedded: bool = False) -> str:
+    """``THROTTLED_DATABASE_URL``, or the embedded PostgreSQL's URL (started if needed).
+
+    Only ``run`` and ``demo`` pass ``create_embedded``: operator commands with no URL use an
+    embedded database that ``run`` made, and never create one (as root, one would appear in
+    ``/var/lib/throttled`` beside the real one, and the command would act on its emptiness).
+    Raises RuntimeError (one line for the CLI) when there is none to use.
+    """
     if settings.database_url:
         return settings.database_url
     from throttled.db.embedded import start_embedded
 
-    return start_embedded(settings.data_dir)
+    return start_embedded(settings.data_dir, create=create_embedded)
 
 
 def in_database(config_file: Path | None, fn: Callable[..., R], *args: Any) -> R:

@@ -42,6 +42,7 @@ def config_check(config_file: Path | None, check_database: bool) -> None:
 
     from throttled.db.schema import SchemaNotCurrent, latest, pending
     from throttled.settings import ENV_NAMES, load_settings
+    from throttled.settings_rules import deployment_warnings
 
     settings = load_settings(config_file)
     settings.require("hubspot_client_secret")
@@ -54,6 +55,8 @@ def config_check(config_file: Path | None, check_database: bool) -> None:
             value = sa.engine.make_url(value).render_as_string(hide_password=True)
         click.echo(f"{variable:32} {'(unset)' if value is None else value}")
     click.echo(f"{'key ring':32} current {ring.key_id}, {len(ring.key_ids)} key(s)")
+    for warning in deployment_warnings(settings):
+        click.echo(f"warning: {warning}", err=True)
     if check_database:
         missing = in_database(config_file, pending)
         if missing:

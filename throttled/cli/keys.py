@@ -73,7 +73,9 @@ def hubspot() -> None:
 
 @hubspot.command("action-definition")
 @config_option
-@click.option("--register", is_flag=True, help="Create it on the app (HUBSPOT_APP_ID, HUBSPOT_DEVELOPER_API_KEY).")
+@click.option("--register", is_flag=True,
+              help="Create it on the app, or update the app's action with the same actionUrl "
+                   "(HUBSPOT_APP_ID, HUBSPOT_DEVELOPER_API_KEY).")
 @handle_errors
 def hubspot_action_definition(config_file: Path | None, register: bool) -> None:
     """Print the Throttle action definition (actionUrl from THROTTLED_PUBLIC_URL), or register it."""
@@ -90,8 +92,9 @@ def hubspot_action_definition(config_file: Path | None, register: bool) -> None:
     app_id = settings.hubspot_app_id
     assert app_id is not None  # require() above
     try:
-        created = trio.run(register_action, settings.hubspot_api_base, app_id,
-                           settings.secret("hubspot_developer_api_key"), definition)
+        answer, created = trio.run(register_action, settings.hubspot_api_base, app_id,
+                                   settings.secret("hubspot_developer_api_key"), definition)
     except HubSpotError as exc:
         fail(f"registration failed: {exc}", 1)
-    click.echo(f"registered action {created.get('id')} on app {settings.hubspot_app_id} ({definition['actionUrl']})")
+    done = "registered" if created else "updated"
+    click.echo(f"{done} action {answer.get('id')} on app {settings.hubspot_app_id} ({definition['actionUrl']})")

@@ -25,14 +25,19 @@ if TYPE_CHECKING:  # for annotations only: the commands import the daemon where 
 @handle_errors
 def run(config_file: Path | None) -> None:
     """Serve HubSpot's webhooks and release held enrollments until SIGTERM/SIGINT."""
+    import structlog
+
     from throttled import logs
     from throttled.daemon import run_daemon
+    from throttled.settings_rules import deployment_warnings
 
     settings = load_settings(config_file)
     settings.require("hubspot_client_secret")
     settings.key_ring()
     logs.configure(settings.log_level)
-    url = database_url(settings)
+    for warning in deployment_warnings(settings):
+        structlog.get_logger("throttled.settings").warning("settings.warning", message=warning)
+    url = database_url(settings, create_embedded=True)
 
     async def main_task() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

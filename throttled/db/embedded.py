@@ -21,10 +21,11 @@ def default_data_dir() -> Path:
     return platformdirs.user_data_path("throttled")
 
 
-def start_embedded(data_dir: Path | None = None, name: str = "pg") -> str:
+def start_embedded(data_dir: Path | None = None, name: str = "pg", *, create: bool = True) -> str:
     """Start (or reuse) the embedded server in ``data_dir/name``; return its database URL.
 
-    The server stops when the last process using it exits.
+    The server stops when the last process using it exits. ``create=False`` uses only a
+    cluster that exists already (operator commands).
     Raises:
         RuntimeError: the server could not be started (message says where its log is), or
             as root the data folder is unsafe (:class:`~throttled.db.embedded_root.UnsafeDataFolder`).
@@ -37,6 +38,10 @@ def start_embedded(data_dir: Path | None = None, name: str = "pg") -> str:
 
     base = data_dir or default_data_dir()
     folder = base / name
+    if not create and not (folder / "PG_VERSION").exists():
+        raise RuntimeError(f"no embedded PostgreSQL in {folder}, and this command never creates one: set "
+                           "THROTTLED_DATABASE_URL to the daemons' database (the embedded one is made by "
+                           "`throttled run` or `throttled demo`)")
     if os.geteuid() == 0:
         from throttled.db.embedded_root import prepare_as_root
 

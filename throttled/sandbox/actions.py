@@ -43,6 +43,20 @@ class ActionDefinitions:
         self.definitions.append(stored)
         return copy.deepcopy(stored)
 
+    def update(self, app_id: int, hapikey: str | None, definition_id: str, body: Any) -> dict[str, Any]:
+        """Replace the fields ``body`` names in a definition and bump its ``revisionId``;
+        raises 401 or 404 as :meth:`create`, 404 for an unknown id, 400 for an invalid result."""
+        self._check(app_id, hapikey)
+        for stored in self.definitions:
+            if stored["id"] == definition_id:
+                updated = copy.deepcopy(stored) | copy.deepcopy(body if isinstance(body, dict) else {})
+                validate_definition(updated)
+                updated |= {"id": definition_id, "revisionId": str(int(stored["revisionId"]) + 1)}
+                stored.clear()
+                stored.update(updated)
+                return copy.deepcopy(stored)
+        raise SandboxError(404, api_error("OBJECT_NOT_FOUND", f"Action definition {definition_id} not found"))
+
     def list(self, app_id: int, hapikey: str | None) -> dict[str, Any]:
         """``{"results": [definition, ...]}`` of the app; raises 401 or 404 as :meth:`create`."""
         self._check(app_id, hapikey)

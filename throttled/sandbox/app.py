@@ -89,6 +89,11 @@ def create_app(state: SandboxState, clock: Callable[[], float] = time.time) -> Q
         """Create a custom action definition (§8): 201 with its ``id`` and ``revisionId``."""
         return state.actions.create(app_id, request.args.get("hapikey"), await _json_body()), 201
 
+    @app.patch("/automation/v4/actions/<int:app_id>/<definition_id>")
+    async def actions_update(app_id: int, definition_id: str) -> Any:
+        """Update a custom action definition (§8): the stored definition, ``revisionId`` + 1."""
+        return state.actions.update(app_id, request.args.get("hapikey"), definition_id, await _json_body())
+
     @app.get("/automation/v4/actions/<int:app_id>")
     async def actions_list(app_id: int) -> Any:
         """``{"results": [...]}``: the app's action definitions (§8)."""

@@ -131,7 +131,7 @@ class Hubspot:
                 location += f"&portal_id={portal_id}"
             response = await self.http.get(location)
         response.raise_for_status()
-        return int(response.text.split("Portal ", 1)[1].split(" ", 1)[0])
+        return int(response.text.split("HubSpot account ", 1)[1].split(" ", 1)[0])
 
 
 @dataclass

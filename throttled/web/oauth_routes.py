@@ -31,7 +31,7 @@ from throttled.hubspot.errors import HubSpotError, HubSpotRefused
 from throttled.hubspot.tokens import TokenStore
 from throttled.logs import OncePer
 from throttled.web.limits import SlidingWindowLimit
-from throttled.web.pages import page
+from throttled.web.pages import installed_page, page
 
 log = structlog.get_logger("throttled.web.oauth")
 
@@ -118,6 +118,6 @@ def oauth_blueprint(*, db: Database, clock: Clock, tokens: TokenStore, client: H
         except HubSpotError:
             failed("hubspot_unreachable")
             raise
-        return page("Throttle installed", f"Portal {portal_id} is connected."), 200
+        return installed_page(portal_id), 200
 
     return blueprint
