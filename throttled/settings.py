@@ -39,6 +39,7 @@ from pydantic_settings import (
 )
 
 from throttled.crypto import KeyRing, fingerprint, parse_key, parse_key_ring
+from throttled.db.urls import sqlalchemy_url
 from throttled.settings_rules import combination_error, renew_margin_s
 from throttled.throttle.block_length import BlockLimits
 
@@ -275,12 +276,13 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        scheme = value.partition("://")[0].lower()
+        if scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+            raise ValueError("must be a PostgreSQL URL (postgresql://…)")
         try:
-            backend = sa.engine.make_url(value.replace("postgres://", "postgresql://", 1)).get_backend_name()
+            sa.engine.make_url(sqlalchemy_url(value))
         except (sa.exc.ArgumentError, ValueError):
             raise ValueError("must be a PostgreSQL URL, e.g. postgresql://user@host:5432/db") from None
-        if backend != "postgresql":
-            raise ValueError("must be a PostgreSQL URL (postgresql://…)")
         return value
 
     @field_validator("encryption_key")
@@ -324,6 +326,10 @@ class Settings(BaseSettings):
         if any(c.isspace() for c in token) or not token.isprintable():
             # A header value loses its surrounding whitespace in transit: such a token could never match.
             raise ValueError("must not contain spaces, tabs, line breaks or control characters")
+        if not token.isascii():
+            # HTTP header values are bytes clients send as Latin-1 or UTF-8 at will: a bearer
+            # token outside ASCII could never be matched reliably (a new-user trial).
+            raise ValueError("must be ASCII (letters, digits and punctuation)")
         if len(token) < 16:
             raise ValueError("must be at least 16 characters (e.g. `throttled keys generate`)")
         return value

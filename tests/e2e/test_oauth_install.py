@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from throttled.db.engine import Database
 from throttled.hubspot.oauth import COOKIE
 from throttled.testing import local_stack
+from throttled.web.oauth_routes import FAILURES_LOGGED_PER_MINUTE
 
 OTHER_PORTAL = 777001
 
@@ -67,6 +68,7 @@ async def test_a_state_installs_once_and_only_from_the_browser_that_started_it(e
     assert "Max-Age=0" in done.headers["set-cookie"] or "expires=" in done.headers["set-cookie"].lower()
     reasons = [(r.status_code, r.json().get("reason")) for r in (from_stranger, wrong_cookie, replayed, again)]
     assert reasons == [(400, "no_cookie"), (400, "other_browser"), (400, "spent"), (400, "spent")]
+    assert "set-cookie" not in from_stranger.headers  # a foreign callback never clears the install cookie
     assert after - before == 1, "only the first callback reached HubSpot"
     assert OTHER_PORTAL not in portals and stack.portal_id in portals
     failures = [e for e in logs if e["event"] == "oauth.install_failed"]
@@ -82,6 +84,10 @@ async def test_callbacks_beyond_the_limit_are_refused_before_hubspot_and_counted
         daemon = stack.daemons[0].url
         before = await _code_exchanges(stack)  # the stack's own install spent one of the five
         with capture_logs() as logs:
+            # Junk callbacks (no state, a forged one) never count against the limit: before,
+            # five of them locked the next real install out (a new-user trial).
+            for query in ("", "?state=forged&code=x") * 15:
+                assert (await browser.get(f"{daemon}/api/oauth/callback{query}")).status_code == 400
             statuses = []
             for _ in range(20):
                 callback, _cookie = await _start(browser, daemon)
@@ -93,5 +99,7 @@ async def test_callbacks_beyond_the_limit_are_refused_before_hubspot_and_counted
 
     assert statuses.count(200) == limit - 1 and statuses.count(429) == 20 - (limit - 1), statuses
     assert exchanges == limit - 1
-    limited = [e for e in logs if e["event"] == "oauth.install_failed" and e["reason"] == "rate_limited"]
-    assert len(limited) == 1 and limited[0]["not_logged_since"] == 0
+    failed = [e for e in logs if e["event"] == "oauth.install_failed"]
+    limited = [e for e in failed if e["reason"] == "rate_limited"]
+    assert len(limited) == FAILURES_LOGGED_PER_MINUTE  # 16 refused: 10 lines, the rest counted
+    assert len([e for e in failed if e["reason"] == "missing"]) == FAILURES_LOGGED_PER_MINUTE  # 15 junk

@@ -36,16 +36,24 @@ class PostgresCluster:
     server log's tail if a tool fails.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, standby_of: PostgresCluster | None = None, settings: dict[str, str] | None = None) -> None:
+        """A new cluster (``initdb``), or with ``standby_of`` a streaming standby of that
+        running primary (``pg_basebackup -R``: it follows the primary until promoted).
+        ``settings``: server settings given at every start (``-c name=value``)."""
         self.bin = _bin_dir()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="throttled-reliability-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
+        self.settings = dict(settings or {})
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        if standby_of is None:
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        else:
+            self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres",
+                      "-D", str(self.data), "-R", "-X", "stream", "--no-sync")
 
     @property
     def url(self) -> str:
@@ -55,11 +63,16 @@ class PostgresCluster:
     def start(self) -> None:
         """Start and wait until it accepts connections (crash recovery included)."""
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop in ``mode``: ``smart``, ``fast`` or ``immediate``."""
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
+    def promote(self) -> None:
+        """A standby becomes a primary (``pg_ctl promote``), waiting until it accepts writes."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "promote")
 
     def restart(self, mode: str) -> None:
         self.stop(mode)

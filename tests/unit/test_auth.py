@@ -19,6 +19,11 @@ def test_hosts_compare_without_port_case_brackets_or_trailing_dot():
     assert normal_host("") == ""
 
 
+def test_malformed_hosts_normalize_to_nothing():
+    for host in ("[::1]evil.example", "[::1", "localhost:abc", "[::1]:80x"):
+        assert normal_host(host) == "", host
+
+
 def test_basic_takes_the_token_as_password_under_any_user_name():
     assert basic_password_matches(_basic("anyone:tok-123"), "tok-123")
     assert basic_password_matches(_basic(":tok-123"), "tok-123")

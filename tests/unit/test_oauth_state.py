@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 import trio
+from itsdangerous import URLSafeTimedSerializer
 
 from throttled.clock import TrioClock
 from throttled.hubspot.oauth import STATE_MAX_AGE_S, InvalidState, check_state, make_state, nonce_digest
@@ -20,33 +21,43 @@ def _reason(state: str | None, cookie: str | None, secret: str = SECRET) -> str:
     return caught.value.reason
 
 
-async def test_the_starting_browser_gets_its_nonce_back(autojump_clock):
+async def test_the_starting_browser_completes_its_install(autojump_clock):
     clock = TrioClock(EPOCH)
     issued = make_state(SECRET, clock)
     await trio.sleep(STATE_MAX_AGE_S - 1)
-    assert check_state(SECRET, clock, issued.state, issued.nonce) == issued.nonce
-    assert issued.nonce not in repr(issued) and issued.state not in repr(issued)
+    committed = check_state(SECRET, clock, issued.state, issued.browser_secret)
+    assert committed and issued.browser_secret not in committed
+    assert issued.browser_secret not in repr(issued) and issued.state not in repr(issued)
+
+
+async def test_the_state_does_not_reveal_the_cookie(autojump_clock):
+    # A new-user trial: the state carried the cookie's value readably (itsdangerous signs, it
+    # does not encrypt), so a stranger holding the state made the cookie and installed.
+    issued = make_state(SECRET, TrioClock(EPOCH))
+    _valid, readable = URLSafeTimedSerializer("anyone").loads_unsafe(issued.state)  # no secret needed to read
+    assert isinstance(readable, str) and issued.browser_secret not in readable
+    assert _reason(issued.state, readable) == "other_browser"
 
 
 async def test_a_state_older_than_ten_minutes_is_refused(autojump_clock):
     issued = make_state(SECRET, TrioClock(EPOCH))
     await trio.sleep(STATE_MAX_AGE_S + 1)
-    assert _reason(issued.state, issued.nonce) == "forged_or_expired"
+    assert _reason(issued.state, issued.browser_secret) == "forged_or_expired"
 
 
 async def test_refusals_name_their_reason(autojump_clock):
     issued = make_state(SECRET, TrioClock(EPOCH))
     other = make_state(SECRET, TrioClock(EPOCH))
-    assert _reason(None, issued.nonce) == "missing"
-    assert _reason(issued.state, issued.nonce, secret="another-secret-" + "y" * 20) == "forged_or_expired"
-    assert _reason(issued.state[:-2] + "xx", issued.nonce) == "forged_or_expired"
+    assert _reason(None, issued.browser_secret) == "missing"
+    assert _reason(issued.state, issued.browser_secret, secret="another-secret-" + "y" * 20) == "forged_or_expired"
+    assert _reason(issued.state[:-2] + "xx", issued.browser_secret) == "forged_or_expired"
     assert _reason(issued.state, None) == "no_cookie"
-    assert _reason(issued.state, other.nonce) == "other_browser"
+    assert _reason(issued.state, other.browser_secret) == "other_browser"
 
 
-async def test_nonces_are_fresh_and_stored_only_as_digests(autojump_clock):
+async def test_browser_secrets_are_fresh_and_spent_only_as_digests(autojump_clock):
     clock = TrioClock(EPOCH)
-    nonces = {make_state(SECRET, clock).nonce for _ in range(100)}
-    assert len(nonces) == 100
-    nonce = next(iter(nonces))
-    assert len(nonce_digest(nonce)) == 32 and nonce.encode() not in nonce_digest(nonce)
+    issued = [make_state(SECRET, clock) for _ in range(100)]
+    assert len({i.browser_secret for i in issued}) == 100
+    committed = check_state(SECRET, clock, issued[0].state, issued[0].browser_secret)
+    assert len(nonce_digest(committed)) == 32 and committed.encode() not in nonce_digest(committed)

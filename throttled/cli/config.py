@@ -41,8 +41,10 @@ def config_check(config_file: Path | None, check_database: bool) -> None:
     import sqlalchemy as sa
 
     from throttled.db.schema import SchemaNotCurrent, latest, pending
+    from throttled.db.urls import sqlalchemy_url
     from throttled.settings import ENV_NAMES, load_settings
     from throttled.settings_rules import deployment_warnings
+    from throttled.web.edge_limits import Edge, raise_open_file_limit
 
     settings = load_settings(config_file)
     settings.require("hubspot_client_secret")
@@ -52,7 +54,10 @@ def config_check(config_file: Path | None, check_database: bool) -> None:
         if hasattr(value, "get_secret_value"):
             value = "(set)"
         elif field == "database_url" and value:
-            value = sa.engine.make_url(value).render_as_string(hide_password=True)
+            value = sa.engine.make_url(sqlalchemy_url(value)).render_as_string(hide_password=True)
+        elif field == "max_connections" and value == 0:
+            raise_open_file_limit()  # as `run` does first
+            value = f"0 (derived from the open-file limit: {Edge.derived().limits.max_connections})"
         click.echo(f"{variable:32} {'(unset)' if value is None else value}")
     click.echo(f"{'key ring':32} current {ring.key_id}, {len(ring.key_ids)} key(s)")
     for warning in deployment_warnings(settings):

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 import trio
 from sqlalchemy.engine import Connection, Engine
 
+from throttled.db.urls import libpq_uri, sqlalchemy_url
+
 T = TypeVar("T")
 
 # Errors that mean "the database is not reachable right now", as opposed to a bug.
@@ -66,15 +68,13 @@ def make_engine(url: str, pool_size: int, session_timezone: str = "UTC") -> Engi
 
 
 def normalize_url(url: str) -> str:
-    """``url`` with the ``postgresql+psycopg`` driver name."""
-    parsed = sa.engine.make_url(url.replace("postgres://", "postgresql://", 1))
-    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    """``url`` with the ``postgresql+psycopg`` driver name (several hosts: ``db/urls.py``)."""
+    return sqlalchemy_url(url)
 
 
 def libpq_url(url: str) -> str:
     """``url`` as a plain libpq URI (for a raw psycopg connection, e.g. LISTEN)."""
-    parsed = sa.engine.make_url(normalize_url(url))
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    return libpq_uri(url)
 
 
 class Database:

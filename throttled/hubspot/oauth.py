@@ -2,11 +2,14 @@
 the browser that started the install — pure, no I/O.
 
 Authorize URL shape from ``../shared/docs/hubspot-protocol.md`` §6: ``client_id``, ``scope``
-(space-separated), ``redirect_uri`` and ``state``. The ``state`` carries a random nonce,
-signed with the app's client secret by ``itsdangerous``, and expires after 10 minutes; the
-same nonce goes to the installing browser in a cookie (:data:`COOKIE`), and a callback whose
-cookie does not match is refused — so a ``state`` seen elsewhere (a log, a shared link) cannot
-install a portal from another browser. That each state is spent once is kept in the database
+(space-separated), ``redirect_uri`` and ``state``. The installing browser gets a random
+secret in a cookie (:data:`COOKIE`); the ``state`` carries only its SHA-256, signed with the
+app's client secret by ``itsdangerous`` (which signs, it does not encrypt: anything in the
+state is readable) and expires after 10 minutes. A callback whose cookie does not hash to
+the state's value is refused — so a ``state`` seen elsewhere (a log, a shared link, the
+authorize URL) cannot install a portal from another browser: the cookie cannot be read
+back from it. A new-user trial found the first version putting the cookie's value itself in
+the state. That each state is spent once is kept in the database
 (``db/oauth_states.py``); this module only says which nonce a callback spends.
 """
 
@@ -47,10 +50,11 @@ class InvalidState(Exception):
 
 @dataclass(frozen=True, slots=True)
 class IssuedState:
-    """A new install's ``state`` (for the authorize URL) and ``nonce`` (for the cookie)."""
+    """A new install's ``state`` (for the authorize URL) and ``browser_secret`` (for the
+    cookie; never in the state)."""
 
     state: str
-    nonce: str
+    browser_secret: str
 
     def __repr__(self) -> str:
         return "IssuedState(…)"
@@ -88,37 +92,43 @@ def authorize_url(authorize_base: str, client_id: str, public_url: str, state: s
 
 
 def make_state(client_secret: str, clock: Clock) -> IssuedState:
-    """A fresh signed state (a random 128-bit nonce plus the clock's timestamp, seconds)."""
-    nonce = secrets.token_urlsafe(16)
-    return IssuedState(_serializer(client_secret, clock).dumps(nonce), nonce)
+    """A fresh signed state: the SHA-256 of a new random 128-bit browser secret, plus the
+    clock's timestamp (seconds)."""
+    browser_secret = secrets.token_urlsafe(16)
+    return IssuedState(_serializer(client_secret, clock).dumps(_digest(browser_secret)), browser_secret)
 
 
 def check_state(client_secret: str, clock: Clock, state: str | None, cookie: str | None) -> str:
-    """The nonce ``state`` carries, if it may complete an install from this browser.
+    """What the state commits to, if it may complete an install from this browser.
 
     Args:
         state: the callback's ``state`` query parameter.
         cookie: the value of the :data:`COOKIE` cookie the callback came with.
     Returns:
-        the nonce, to be spent once (``db/oauth_states.py``).
+        the state's value (the browser secret's SHA-256, hex), to be spent once
+        (``db/oauth_states.py``).
     Raises:
         InvalidState: missing, forged, older than :data:`STATE_MAX_AGE_S` seconds by the
-            clock, or not the state of the browser's cookie.
+            clock, or not made for the browser's cookie.
     """
     if not state:
         raise InvalidState("missing", "missing state")
     try:
-        nonce = _serializer(client_secret, clock).loads(state, max_age=STATE_MAX_AGE_S)
+        committed = _serializer(client_secret, clock).loads(state, max_age=STATE_MAX_AGE_S)
     except BadSignature:
         raise InvalidState("forged_or_expired", "state is forged or expired: start the install again") from None
     if not cookie:
         raise InvalidState("no_cookie", "this browser did not start the install (no install cookie): "
                            "start the install again, with cookies allowed")
-    if not isinstance(nonce, str) or not hmac.compare_digest(nonce.encode(), cookie.encode()):
+    if not isinstance(committed, str) or not hmac.compare_digest(committed.encode(), _digest(cookie).encode()):
         raise InvalidState("other_browser", "the install was started in another browser: start it again here")
-    return nonce
+    return committed
 
 
-def nonce_digest(nonce: str) -> bytes:
-    """SHA-256 of a nonce: what the spent-state table keeps (never the nonce itself)."""
-    return hashlib.sha256(nonce.encode()).digest()
+def nonce_digest(committed: str) -> bytes:
+    """SHA-256 of a state's value: what the spent-state table keeps."""
+    return hashlib.sha256(committed.encode()).digest()
+
+
+def _digest(browser_secret: str) -> str:
+    return hashlib.sha256(browser_secret.encode()).hexdigest()

@@ -93,10 +93,15 @@ def basic_password_matches(header: str, token: str) -> bool:
 
 def normal_host(host: str) -> str:
     """A ``Host`` value (or an allow-list entry) without port, brackets, trailing dot or case:
-    ``"LocalHost.:8081"`` → ``"localhost"``, ``"[::1]:8081"`` → ``"::1"``."""
+    ``"LocalHost.:8081"`` → ``"localhost"``, ``"[::1]:8081"`` → ``"::1"``; ``""`` for one
+    that is malformed (``"[::1]evil.example"``, ``"localhost:abc"``), which no list allows."""
     host = host.strip().lower()
     if host.startswith("["):
-        host = host[1:].partition("]")[0]
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
+        address, bracket, rest = host[1:].partition("]")
+        well_formed = bracket and (rest == "" or (rest.startswith(":") and rest[1:].isdigit()))
+        return address if well_formed else ""
+    if host.count(":") == 1:
+        host, _, port = host.partition(":")
+        if not port.isdigit():
+            return ""
     return host.rstrip(".")

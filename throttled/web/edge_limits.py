@@ -9,9 +9,9 @@ heap by 130 MB. So each listener has
   longest (waiting for a request head: a kept-alive client between requests, or one that
   has sent nothing or only part of a head), so clients that are sending requests keep being
   served; only when every connection is inside a request is the new one refused (``503``);
-- a **body budget**: before a request's body is read, its size (``Content-Length``, or the
-  body limit for a chunked one) is reserved from the listener's budget; a request the budget
-  cannot cover is answered ``503`` + ``Retry-After`` at once, its body never read.
+- a **body budget**: the bytes of request bodies the listener holds at once, counted as they
+  arrive after a small down payment per request (``body_budget.py``); a request that cannot
+  fit is answered ``503`` + ``Retry-After``, its body unread.
 
 The defaults come from the process's open-file limit (:func:`default_max_connections`),
 raised to its hard limit at start (:func:`raise_open_file_limit`).
@@ -22,6 +22,8 @@ from __future__ import annotations
 import resource
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from throttled.logs import OncePer
 
 #: Descriptors kept free of connections: database pools, HubSpot connections, the admin
 #: listener, the log, the systemd socket, the embedded server's files.
@@ -92,6 +94,7 @@ class ConnectionTable:
         self.peak = 0  # most open at once since the last :meth:`reset_peak`
         self.evicted = 0
         self.refused = 0
+        self.refusals_logged = OncePer(60.0)  # this listener's refusal lines: once a minute
 
     def __len__(self) -> int:
         return len(self._open)
@@ -157,6 +160,14 @@ class BodyBudget:
             self.refused += 1
             return False
         self.reserved += size
+        return True
+
+    def fits(self, size: int) -> bool:
+        """Whether ``size`` more bytes would fit now (nothing reserved; a ``False`` is
+        counted as refused)."""
+        if self.reserved + size > self.budget_bytes:
+            self.refused += 1
+            return False
         return True
 
     def release(self, size: int) -> None:

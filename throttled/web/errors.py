@@ -18,6 +18,7 @@ delays an enrollment and loses none.
 from __future__ import annotations
 
 import structlog
+import trio
 from quart import Quart, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -26,6 +27,7 @@ from throttled.hubspot.errors import HubSpotError
 from throttled.hubspot.oauth import InvalidState
 from throttled.hubspot.signatures import SignatureError
 from throttled.ingest.payload import InvalidInput
+from throttled.logs import OncePer
 
 log = structlog.get_logger("throttled.web")
 
@@ -34,6 +36,7 @@ RETRY_AFTER_S = 10
 
 def register_error_handlers(app: Quart) -> None:
     """Install the handlers above on ``app``."""
+    slow_bodies = OncePer(60.0)
 
     @app.errorhandler(InvalidInput)
     async def invalid_input(exc: InvalidInput) -> tuple[Response, int]:
@@ -58,6 +61,11 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+        if exc.code == 408:
+            missed = slow_bodies.due("body_timeout", trio.current_time())
+            if missed is not None:
+                log.warning("http.refused", kind="body_timeout", not_logged_since=missed,
+                            note="a request body slower than THROTTLED_READ_TIMEOUT: answered 408")
         if exc.code == 413:
             # The unread rest of the body is still on the connection: close it, or the
             # next request on this keep-alive connection would be read from the middle.

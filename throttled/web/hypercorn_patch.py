@@ -52,6 +52,7 @@ from hypercorn.typing import AppWrapper, ASGIFramework, ConnectionState, Lifespa
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from throttled.logs import OncePer
+from throttled.web.bad_host import refuse_bad_host
 from throttled.web.body_budget import budget_bodies
 from throttled.web.edge_limits import ConnectionTable, Edge
 from throttled.web.unread_body import close_if_body_unread
@@ -190,6 +191,10 @@ async def _serve_connection(app: AppWrapper, config: Config, context: WorkerCont
     code and took the daemon down)."""
     connection = _Connection(app, config, context, state, stream)
     if not table.admit(connection, connection.evict, trio.current_time()):
+        missed = table.refusals_logged.due("connection_cap", trio.current_time())
+        if missed is not None:
+            log.warning("http.refused", kind="connection_cap", open_connections=len(table), not_logged_since=missed,
+                        note="every connection is inside a request at THROTTLED_MAX_CONNECTIONS: answered 503")
         await _refuse(stream)
         return
     connection.table = table
@@ -240,7 +245,7 @@ async def _worker_serve(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``hypercorn.trio.run.worker_serve`` for plain TCP listeners, with :class:`_Connection`."""
-    budgeted = budget_bodies(app, edge.bodies, edge.limits.max_body_bytes)
+    budgeted = budget_bodies(refuse_bad_host(app), edge.bodies, edge.limits.max_body_bytes)
     wrapped = wrap_app(close_if_body_unread(budgeted), config.wsgi_max_body_size, None)
     state: LifespanState = {}
     lifespan = Lifespan(wrapped, config, state)
