@@ -53,7 +53,7 @@ class PostgresCluster:
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         else:
             self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres",
-                      "-D", str(self.data), "-R", "-X", "stream", "--no-sync")
+                      "-D", str(self.data), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast")
 
     @property
     def url(self) -> str:

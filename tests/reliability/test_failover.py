@@ -25,12 +25,15 @@ from throttled.testing import Step
 from .harness import Load, database_health, drain, leftovers, reliability_stack, scale, settle, verdict
 from .postgres import PostgresCluster
 
-STEPS = [Step(workflow_id=21, action_id=1, limit=20, period=1, unit="seconds"),
-         Step(workflow_id=22, action_id=1, limit=15, period=2, unit="seconds", mode="smooth")]
-SYNCHRONOUS = {"synchronous_standby_names": "'*'", "synchronous_commit": "on"}
-
-
-def _wait_for_sync(primary: PostgresCluster) -> None:
+STEPS = [Step(workflow_id=21, action_id=1, limit=40, period=1, unit="seconds"),
+         Step(workflow_id=22, action_id=1, limit=30, period=2, unit="seconds", mode="smooth")]
+def _make_synchronous(primary: PostgresCluster) -> None:
+    """Once the standby streams: commits wait for it (``synchronous_commit=on`` is the default).
+    Set before, every commit — ``CREATE DATABASE`` included — would wait for a standby that
+    does not exist yet."""
+    with psycopg.connect(primary.url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        conn.execute("SELECT pg_reload_conf()")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with psycopg.connect(primary.url, autocommit=True) as conn:
@@ -41,7 +44,7 @@ def _wait_for_sync(primary: PostgresCluster) -> None:
 
 
 def _clusters(name: str) -> tuple[PostgresCluster, PostgresCluster]:
-    primary = PostgresCluster(settings=SYNCHRONOUS)
+    primary = PostgresCluster()
     primary.start()
     with psycopg.connect(primary.url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -52,7 +55,7 @@ def _clusters(name: str) -> tuple[PostgresCluster, PostgresCluster]:
         db.dispose()
     standby = PostgresCluster(standby_of=primary)
     standby.start()
-    _wait_for_sync(primary)
+    _make_synchronous(primary)
     return primary, standby
 
 
@@ -65,7 +68,7 @@ async def test_primary_killed_under_load_and_the_standby_promoted_loses_nothing(
         async with reliability_stack(url, log_dir) as stack:
             load = Load(stack, STEPS, rate=30, prefix="fo")
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(load.run, scale(14, 40))
+                nursery.start_soon(load.run, scale(10, 40))
                 await trio.sleep(scale(4, 10))
                 acked_before = set(load.acked)
                 await trio.to_thread.run_sync(primary.stop, "immediate")
