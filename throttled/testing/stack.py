@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 import socket
 import ssl
@@ -131,7 +132,9 @@ class Hubspot:
                 location += f"&portal_id={portal_id}"
             response = await self.http.get(location)
         response.raise_for_status()
-        return int(response.text.split("HubSpot account ", 1)[1].split(" ", 1)[0])
+        found = re.search(r"(?:HubSpot account|Portal) (\d+) is connected", response.text)  # today's page, or older
+        assert found, f"no install success page: {response.text[:200]}"
+        return int(found.group(1))
 
 
 @dataclass
