@@ -21,6 +21,7 @@ from bench.common import bench_database, markdown_table
 from throttled import logs
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
+from throttled.settings import MAXIMA
 from throttled.testing import Step, enrollment_body, local_stack
 from throttled.throttle.block_length import BlockLimits
 
@@ -58,7 +59,7 @@ async def main(total: int) -> None:
     step_of = [Step(workflow_id=q, action_id=1, limit=100_000, period=1, unit="seconds") for q in range(QUEUES)]
     with bench_database() as url:
         async with local_stack(url, overrides={"log_level": "WARNING", "workers": 64, "db_pool_size": 16,
-                                               "portal_budget": 1_000_000},
+                                               "portal_budget": MAXIMA["portal_budget"]},
                                sandbox_config={"rate_limit_max": 1_000_000_000}) as stack:
             daemon, portal = stack.daemons[0], stack.portal_id
             t0 = time.time() + START_DELAY_S
