@@ -34,7 +34,7 @@ def test_release_after_as_epoch_milliseconds():
     [
         ({"mode": "turbo"}, "inputFields.mode"),
         ({"priority": "10"}, "inputFields.priority"),
-        ({"priority": "high"}, "inputFields.priority"),
+        ({"priority": "highest"}, "inputFields.priority"),
         ({"shared_queue": "a b"}, "inputFields.shared_queue"),
         ({"release_after": "tomorrow"}, "inputFields.release_after"),
         ({"release_after": "2026-05-01T09:00:00"}, "inputFields.release_after"),
@@ -63,3 +63,9 @@ def test_bad_overrides(body, field):
     with pytest.raises(InvalidInput) as info:
         parse_override(body)
     assert info.value.field == field
+
+
+def test_priority_in_hubspots_words_maps_onto_the_scale():
+    for word, expected in (("HIGH", 7), ("high", 7), (" Medium ", 5), ("LOW", 2), ("NONE", 0), ("URGENT", 9)):
+        assert parse_inputs({**BASE, "priority": word}).priority == expected, word
+    assert parse_inputs({**BASE, "priority": 8}).priority == 8  # numbers as before

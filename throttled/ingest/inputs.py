@@ -4,7 +4,8 @@ Required: ``max_throughput`` (int ≥ 1), ``time_period`` (int ≥ 1), ``time_un
 (``seconds|minutes|hours|days|weeks``). Optional (names fixed by the team's payload
 samples): ``mode`` (``burst`` | ``smooth``), ``shared_queue`` (a name shared by several
 steps of a portal), ``release_days`` / ``release_hours`` / ``time_zone`` (a release
-window), ``priority`` (0–9, higher first), and ``release_after`` (release no earlier than:
+window), ``priority`` (0–9, higher first, or HubSpot's priority words:
+:data:`PRIORITY_WORDS`), and ``release_after`` (release no earlier than:
 ISO-8601 with an offset, or Unix epoch milliseconds as HubSpot sends datetime values).
 Numbers may arrive as strings or JSON numbers (protocol notes §1).
 """
@@ -27,6 +28,11 @@ TIME_UNITS = tuple(UNIT_SECONDS)
 MAX_THROUGHPUT = 1_000_000
 MAX_PERIOD_SECONDS = 366 * 86400
 MAX_PRIORITY = 9
+#: HubSpot's priority property values (tasks' ``hs_task_priority``: NONE, LOW, MEDIUM, HIGH;
+#: tickets' ``hs_ticket_priority`` adds URGENT), case-insensitive, so a step can take its
+#: priority from a record (``{{task.hs_task_priority}}``). Spread over 0–9 with room between
+#: them for numeric priorities to sit in.
+PRIORITY_WORDS = {"none": 0, "low": 2, "medium": 5, "high": 7, "urgent": 9}
 
 
 class InvalidInput(Exception):
@@ -69,9 +75,21 @@ def parse_inputs(inputs: Mapping[str, Any]) -> ExecutionInputs:
     return ExecutionInputs(
         step=StepSettings(max_throughput, time_period, time_unit, mode, window),
         shared_name=_shared_name(inputs.get("shared_queue")),
-        priority=0 if _blank(priority) else parse_int(priority, "inputFields.priority", 0, MAX_PRIORITY),
+        priority=_priority(priority),
         not_before=_timestamp(inputs.get("release_after"), "inputFields.release_after"),
     )
+
+
+def _priority(value: Any) -> int:
+    if _blank(value):
+        return 0
+    if isinstance(value, str) and value.strip().lower() in PRIORITY_WORDS:
+        return PRIORITY_WORDS[value.strip().lower()]
+    try:
+        return parse_int(value, "inputFields.priority", 0, MAX_PRIORITY)
+    except InvalidInput:
+        words = ", ".join(w.upper() for w in PRIORITY_WORDS)
+        raise InvalidInput("inputFields.priority", f"must be 0 to {MAX_PRIORITY} or one of {words}") from None
 
 
 def parse_int(value: Any, field: str, minimum: int, maximum: int = MAX_ID) -> int:
