@@ -36,11 +36,15 @@ async def listen(url: str, channels: Mapping[str, Callable[[str | None], None]],
     limiter = trio.CapacityLimiter(1)  # its own thread, outside the pool's limiter
     backoff = 0.5
     started = False
+    lost = False  # a connection was lost: say so when it is back
     while True:
         conn = None
         try:
             conn = await trio.to_thread.run_sync(_connect, libpq_url(url), list(channels), limiter=limiter)
             backoff = 0.5
+            if lost:
+                log.info("listener.reconnected", channels=sorted(channels))
+                lost = False
             if not started:
                 task_status.started()
                 started = True
@@ -49,6 +53,7 @@ async def listen(url: str, channels: Mapping[str, Callable[[str | None], None]],
                     channels[channel](payload or None)
         except (psycopg.Error, OSError) as exc:
             log.warning("listener.disconnected", error=type(exc).__name__, retry_in_s=backoff)
+            lost = True
             if not started:
                 task_status.started()
                 started = True
