@@ -16,10 +16,13 @@ demo: $(STAMP)
 	$(VENV)/bin/throttled demo
 
 # ruff and mypy (settings in pyproject.toml) run first: any error stops the run before the tests.
+# Unit and integration tests run in parallel (as in `check`); the end-to-end and reliability
+# suites one test at a time (real daemons, timing, the reliability report), slowest listed.
 test: $(STAMP)
 	$(VENV)/bin/ruff check throttled tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q --durations=15
+	$(VENV)/bin/pytest -q -n 4 -m "not slow" tests/unit tests/integration
+	$(VENV)/bin/pytest -q --durations=15 tests/e2e tests/reliability
 
 # The fast loop: the same checks, then unit and integration tests (no e2e, no reliability), in parallel;
 # under a minute.
