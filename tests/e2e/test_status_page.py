@@ -9,15 +9,13 @@ script installs Debian's ``chromium``) and is skipped elsewhere.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import struct
 from pathlib import Path
 
-import pytest
 import trio
 
+from tests.support.processes import debian_binary
 from tests.support.seed import seed_queues
 from throttled.testing import local_stack
 
@@ -27,13 +25,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    message = "headless Chromium not found: apt-get install -y chromium"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    return debian_binary("chromium", "chromium-browser", package="chromium")
 
 
 async def _browse(chromium: str, profile: Path, *args: str) -> bytes:

@@ -11,33 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.processes import debian_binary, stop, wait_for_port
+
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "throttled.conf"
-
-
-def _binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if found:
-        return found
-    message = "nginx not found: apt-get install -y nginx-light"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -77,7 +65,7 @@ def site_config(upstream_port: int, port: int, cert: Path, key: Path, upstream_k
 def running_nginx(upstream_port: int, port: int, *, upstream_keepalive: str = "20s") -> Iterator[Path]:
     """nginx on ``127.0.0.1:port`` (TLS) proxying to the daemon on ``upstream_port``; yields
     the certificate's path (to verify against)."""
-    binary = _binary()
+    binary = debian_binary("nginx", package="nginx-light")
     folder = Path(tempfile.mkdtemp(prefix="thr-nginx-"))
     cert, key = self_signed(folder)
     (folder / "site.conf").write_text(site_config(upstream_port, port, cert, key, upstream_keepalive))
@@ -94,26 +82,9 @@ def running_nginx(upstream_port: int, port: int, *, upstream_keepalive: str = "2
     process = subprocess.Popen([binary, "-e", str(folder / "startup.log"), "-p", str(folder),
                                 "-c", str(folder / "nginx.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(port, process, folder)
+        wait_for_port(port, process, "nginx", lambda: "".join(
+            p.read_text() for p in (folder / "startup.log", folder / "error.log") if p.exists()))
         yield cert
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process)
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], folder: Path) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            logs = "".join(p.read_text() for p in (folder / "startup.log", folder / "error.log") if p.exists())
-            raise AssertionError(f"nginx exited {process.returncode}: {logs[-2000:]}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError("nginx did not listen within 10 s")

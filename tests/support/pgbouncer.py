@@ -9,36 +9,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
+from tests.support.processes import debian_binary, stop, wait_for_port
 from throttled.db.engine import libpq_url
 from throttled.testing import free_port
-
-
-def _binary() -> str:
-    found = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
-    if found:
-        return found
-    message = "PgBouncer not found: apt-get install -y pgbouncer"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @contextmanager
 def running_pgbouncer(upstream_url: str, pool_mode: str = "session") -> Iterator[str]:
     """PgBouncer on a free loopback port forwarding every database to ``upstream_url``'s
     server; yields ``upstream_url`` with host and port replaced by PgBouncer's."""
-    binary = _binary()
+    binary = debian_binary("pgbouncer", package="pgbouncer")
     upstream = sa.engine.make_url(libpq_url(upstream_url))
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="thr-pgb-"))
@@ -55,27 +43,10 @@ def running_pgbouncer(upstream_url: str, pool_mode: str = "session") -> Iterator
     ]))
     argv = [binary, str(ini)] + (["-u", "nobody"] if os.geteuid() == 0 else [])
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    log = folder / "pgbouncer.log"
     try:
-        _wait_for_port(port, process, folder)
+        wait_for_port(port, process, "pgbouncer", lambda: log.read_text() if log.exists() else "")
         yield upstream.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process)
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], folder: Path) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log = folder / "pgbouncer.log"
-            raise AssertionError(f"pgbouncer exited {process.returncode}: {log.read_text()[-2000:] if log.exists() else ''}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError("pgbouncer did not listen within 10 s")

@@ -16,9 +16,10 @@ from hypercorn.typing import (
     ASGIReceiveEvent,
     ASGISendCallable,
     ASGISendEvent,
-    HTTPScope,
     Scope,
 )
+
+from throttled.web.body_budget import announced_body_size
 
 
 def close_if_body_unread(app: ASGIFramework) -> ASGIFramework:
@@ -27,7 +28,7 @@ def close_if_body_unread(app: ASGIFramework) -> ASGIFramework:
     received the body's last part. Other requests and the app's own headers pass unchanged."""
 
     async def wrapped(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        if scope["type"] != "http" or not _announces_body(scope):
+        if scope["type"] != "http" or announced_body_size(scope, 1) == 0:
             await app(scope, receive, send)
             return
         body_done = False
@@ -48,13 +49,3 @@ def close_if_body_unread(app: ASGIFramework) -> ASGIFramework:
         await app(scope, tracked_receive, tracked_send)
 
     return wrapped
-
-
-def _announces_body(scope: HTTPScope) -> bool:
-    for name, value in scope.get("headers", []):
-        name = name.lower()
-        if name == b"transfer-encoding":
-            return True
-        if name == b"content-length":
-            return value.strip() not in (b"", b"0")
-    return False
