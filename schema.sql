@@ -113,7 +113,8 @@ CREATE TABLE IF NOT EXISTS action_executions (
     last_failure_reason  text,
     leased_by            text,                   -- while 'releasing': the daemon holding it
     sent_at              timestamptz,            -- while 'releasing': when its last call started
-    finished_at          timestamptz             -- when it reached a final state (pruned after the retention)
+    finished_at          timestamptz,            -- when it reached a final state (pruned after the retention)
+    arrival_position     integer                 -- its place in line on arrival (1 = next), for the outputs
 );
 -- The worker's hot queries: next pending (priority, then arrival), in-flight count, recent
 -- releases.

@@ -33,7 +33,11 @@ async def test_a_webhook_sent_again_is_blocked_before_its_release_and_done_after
 
     completion = next(c for c in done if c["callbackId"] == first)
     assert again_released.status_code == 200
-    assert again_released.json()["outputFields"] == completion["outputFields"] == {"hs_execution_state": "SUCCESS"}
+    # The same outputs as the completion said: done, held this long, released then, first in line.
+    assert again_released.json()["outputFields"] == completion["outputFields"]
+    fields = completion["outputFields"]
+    assert fields["hs_execution_state"] == "SUCCESS" and fields["position_on_arrival"] == "1"
+    assert 0 <= int(fields["held_seconds"]) < 10 and fields["released_at"].endswith("Z")
     assert again_held.status_code == 200
     assert rest_of_block(again_held.json(), 7 * 86400)  # the rest of its first block, not a new one
     assert [tuple(r) for r in counts] == [(first, "released"), (second, "pending")]  # each stored once

@@ -22,8 +22,10 @@ def test_block_durations_are_days_and_clock_units(span, text):
     assert outputs.block(span) == {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": text}}
 
 
-def _declared_outputs() -> dict[str, set[str]]:
-    return {f["typeDefinition"]["name"]: {o["value"] for o in f["typeDefinition"]["options"]}
+def _declared_outputs() -> dict[str, set[str] | None]:
+    """Output name → its options (``None``: a free value, e.g. a number)."""
+    return {f["typeDefinition"]["name"]: ({o["value"] for o in f["typeDefinition"]["options"]}
+                                          if "options" in f["typeDefinition"] else None)
             for f in DEFINITION["outputFields"]}
 
 
@@ -38,7 +40,25 @@ def test_every_output_we_send_is_declared_with_its_value(answer):
     for name, value in fields.items():
         if not name.startswith("hs_"):
             assert name in declared, f"{name} is not an output field of the action definition"
-            assert value in declared[name], f"{name}={value} is not one of its options"
+            options = declared[name]
+            assert options is not None and value in options, f"{name}={value} is not one of its options"
+
+
+def test_a_release_says_how_long_it_was_held_when_and_from_where_in_line():
+    received = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
+    sent = dt.datetime(2026, 12, 1, 10, 30, 5, 900_000, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    fields = outputs.release_fields(received, sent, 42)
+    assert fields == {"held_seconds": "91805", "released_at": "2026-12-01T09:30:05Z", "position_on_arrival": "42"}
+    body = outputs.completion(fields)
+    assert body == {"outputFields": {"hs_execution_state": "SUCCESS", **fields}, "typedOutputs": {}}
+    declared = _declared_outputs()
+    for name in fields:  # declared as free values (numbers, text): any string of the right shape
+        assert name in declared and declared[name] is None, name
+    assert set(outputs.RELEASE_OUTPUTS) == set(fields)
+    # Records stored before positions were kept, or a clock that stepped back: no lie, no negative.
+    assert outputs.release_fields(None, sent, None) == {"released_at": "2026-12-01T09:30:05Z"}
+    assert outputs.release_fields(sent, received, None)["held_seconds"] == "0"
+    assert outputs.already_completed(fields) == {"outputFields": body["outputFields"]}
 
 
 def test_every_error_code_has_an_execution_rule_with_an_english_message():

@@ -39,14 +39,20 @@ class NewExecution:
     expires_at: dt.datetime
     priority: int = 0
     not_before: dt.datetime | None = None
+    arrival_position: int | None = None  # its place in line on arrival (1 = next)
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """An execution already stored, as a webhook HubSpot sent again finds it."""
+    """An execution already stored, as a webhook HubSpot sent again finds it; a released
+    one also with what its completion said (``received_at``, ``sent_at`` of the call that
+    completed it, ``arrival_position``), so the answer repeats the same outputs."""
 
     state: str
     expires_at: dt.datetime
+    received_at: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
+    arrival_position: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,8 @@ class Lease:
     portal_id: int
     queue_id: str
     lease_until: dt.datetime
+    received_at: dt.datetime | None = None  # for the completion's outputs
+    arrival_position: int | None = None
 
 
 def insert_executions(conn: Connection, executions: Sequence[NewExecution], now: dt.datetime) -> set[str]:
@@ -69,16 +77,17 @@ def insert_executions(conn: Connection, executions: Sequence[NewExecution], now:
     return set(conn.execute(
         text(
             """INSERT INTO action_executions (callback_id, portal_id, queue_id, object_type, object_id,
-                                              input_fields, priority, not_before, received_at, expires_at)
+                                              input_fields, priority, not_before, received_at, expires_at,
+                                              arrival_position)
                SELECT e.callback_id, e.portal_id, e.queue_id, e.object_type, e.object_id,
-                      e.input_fields, e.priority, e.not_before, :now, e.expires_at
+                      e.input_fields, e.priority, e.not_before, :now, e.expires_at, e.arrival_position
                FROM unnest(CAST(:callback_ids AS text[]), CAST(:portal_ids AS bigint[]),
                            CAST(:queue_ids AS text[]), CAST(:object_types AS text[]),
                            CAST(:object_ids AS text[]), CAST(:inputs AS jsonb[]),
                            CAST(:priorities AS smallint[]), CAST(:not_befores AS timestamptz[]),
-                           CAST(:expires AS timestamptz[]))
+                           CAST(:expires AS timestamptz[]), CAST(:positions AS integer[]))
                     WITH ORDINALITY AS e(callback_id, portal_id, queue_id, object_type, object_id,
-                                         input_fields, priority, not_before, expires_at, ord)
+                                         input_fields, priority, not_before, expires_at, arrival_position, ord)
                ORDER BY e.ord  -- seq follows arrival order
                ON CONFLICT (callback_id) DO NOTHING
                RETURNING callback_id"""
@@ -93,18 +102,20 @@ def insert_executions(conn: Connection, executions: Sequence[NewExecution], now:
             "priorities": [e.priority for e in executions],
             "not_befores": [e.not_before for e in executions],
             "expires": [e.expires_at for e in executions],
+            "positions": [e.arrival_position for e in executions],
             "now": now,
         },
     ).scalars())
 
 
 def stored(conn: Connection, callback_ids: Sequence[str]) -> dict[str, Stored]:
-    """State and block end of those of ``callback_ids`` that are stored."""
+    """State, block end and outputs' facts of those of ``callback_ids`` that are stored."""
     if not callback_ids:
         return {}
-    rows = conn.execute(text("SELECT callback_id, state, expires_at FROM action_executions WHERE callback_id = ANY(:ids)"),
+    rows = conn.execute(text("""SELECT callback_id, state, expires_at, received_at, sent_at, arrival_position
+                               FROM action_executions WHERE callback_id = ANY(:ids)"""),
                         {"ids": list(callback_ids)}).all()
-    return {r.callback_id: Stored(r.state, r.expires_at) for r in rows}
+    return {r.callback_id: Stored(r.state, r.expires_at, r.received_at, r.sent_at, r.arrival_position) for r in rows}
 
 
 def blocks_ending_after(conn: Connection, callback_ids: Sequence[str], after: dt.datetime
@@ -318,12 +329,13 @@ def take_pending(
                UPDATE action_executions e SET state = 'releasing', lease_until = :lease_until,
                                               leased_by = :owner, sent_at = NULL
                FROM next WHERE e.callback_id = next.callback_id
-               RETURNING e.callback_id, e.portal_id, e.queue_id, e.priority, e.seq"""
+               RETURNING e.callback_id, e.portal_id, e.queue_id, e.priority, e.seq, e.received_at,
+                         e.arrival_position"""
         ),
         {"queue_id": queue_id, "limit": limit, "now": now, "lease_until": lease_until, "owner": owner},
     ).all()
     rows = sorted(rows, key=lambda r: (-r.priority, r.seq))
-    return [Lease(r.callback_id, r.portal_id, r.queue_id, lease_until) for r in rows]
+    return [Lease(r.callback_id, r.portal_id, r.queue_id, lease_until, r.received_at, r.arrival_position) for r in rows]
 
 
 def pending_outlook(conn: Connection, queue_id: str, now: dt.datetime) -> tuple[bool, dt.datetime | None]:

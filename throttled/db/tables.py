@@ -95,6 +95,7 @@ action_executions = sa.Table(
     sa.Column("leased_by", sa.Text),
     sa.Column("sent_at", TZ),
     sa.Column("finished_at", TZ),
+    sa.Column("arrival_position", sa.Integer),
     sa.Index("action_executions_pending", "queue_id", sa.text("priority DESC"), "seq",
              postgresql_where=sa.text("state = 'pending'")),
     sa.Index("action_executions_not_before", "queue_id", "not_before",

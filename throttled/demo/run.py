@@ -109,12 +109,15 @@ async def _watch(stack: Stack, console: Console) -> list[dict[str, Any]]:
 def _table(sent: dict[str, str], completions: list[dict[str, Any]], portal_id: int, title: str) -> Table:
     received = Counter(sent.values())
     released: dict[str, list[float]] = defaultdict(list)
+    outputs: dict[str, list[dict[str, str]]] = defaultdict(list)
     for c in completions:
         released[sent.get(c["callbackId"], "?")].append(c["completedAt"])
+        outputs[sent.get(c["callbackId"], "?")].append(c["outputFields"])
     table = Table(title=title)
     table.add_column("queue", no_wrap=True)
     table.add_column("kind", no_wrap=True)
-    for column in ("limit", "received", "released", "most in any window", "span"):
+    for column in ("limit", "received", "released", "most in any window", "span", "max held s",
+                   "max line"):
         table.add_column(column, justify="right", no_wrap=True)
     for step in _queues(portal_id):
         queue_id = step.queue_id(portal_id)
@@ -123,7 +126,10 @@ def _table(sent: dict[str, str], completions: list[dict[str, Any]], portal_id: i
         window = f"{worst} / {step.limit}" if worst <= step.limit else f"[red]{worst} / {step.limit}[/]"
         span = f"{max(times) - min(times):.1f} s" if times else "-"
         kind = "shared, 2 steps" if step.shared else step.mode
-        table.add_row(queue_id, kind, step.label, str(received[queue_id]), str(len(times)), window, span)
+        held = [int(f.get("held_seconds", 0)) for f in outputs.get(queue_id, [])]
+        line = [int(f.get("position_on_arrival", 0)) for f in outputs.get(queue_id, [])]
+        table.add_row(queue_id, kind, step.label, str(received[queue_id]), str(len(times)), window, span,
+                      str(max(held, default="-")), str(max(line, default="-")))
     return table
 
 
@@ -138,6 +144,8 @@ def _report(console: Console, sent: dict[str, str], completions: list[dict[str, 
         if max_per_window([c["completedAt"] for c in completions if sent.get(c["callbackId"]) == s.queue_id(portal_id)],
                           s.period * UNIT_SECONDS[s.unit]) > s.limit
     ]
+    if completions:  # what a later workflow step can branch on
+        console.print(f"outputs of the last completion, for later workflow steps: {completions[-1]['outputFields']}")
     console.print(f"sent {planned}, acknowledged {len(sent)}, completed {len(set(ids))}, "
                   f"missing {len(missing)}, completed twice {len(twice)}, windows over limit {len(over)}")
     return len(sent) == planned and not missing and not twice and not over

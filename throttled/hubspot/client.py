@@ -14,7 +14,7 @@ and never logged or put in exception messages.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -115,20 +115,22 @@ class HubSpotClient:
             yield
 
     async def complete(self, access_token: str, callback_ids: Sequence[str], portal_id: int, *,
-                       in_slot: bool = False) -> Answer:
+                       in_slot: bool = False, fields: Mapping[str, Mapping[str, str]] | None = None) -> Answer:
         """Complete callbacks with ``hs_execution_state = SUCCESS``: one id through the single
         endpoint, 2–100 through the batch endpoint (204 either way, protocol notes §5).
 
-        ``in_slot``: the caller holds :meth:`slot` for this portal. Returns HubSpot's answer,
+        ``in_slot``: the caller holds :meth:`slot` for this portal. ``fields``: callback id →
+        that release's outputs (``outputs.release_fields``). Returns HubSpot's answer,
         classified (``done`` on success); never raises for an HTTP or transport failure.
         """
-        output = outputs.completion()
+        fields = fields or {}
         if len(callback_ids) == 1:
             path = f"{self.callbacks_path}/{quote(callback_ids[0], safe='')}/complete"
-            endpoint, body = Endpoint.COMPLETE_ONE, output
+            endpoint, body = Endpoint.COMPLETE_ONE, outputs.completion(fields.get(callback_ids[0]))
         else:
             path = f"{self.callbacks_path}/complete"
-            endpoint, body = Endpoint.COMPLETE_BATCH, {"inputs": [{"callbackId": cid, **output} for cid in callback_ids]}
+            endpoint, body = Endpoint.COMPLETE_BATCH, {"inputs": [{"callbackId": cid, **outputs.completion(fields.get(cid))}
+                                                                  for cid in callback_ids]}
         response = await self._call("POST", path, bearer=access_token, json=body, portal_id=portal_id, in_slot=in_slot)
         if isinstance(response, Answer):
             return response

@@ -5,6 +5,13 @@ Protocol notes §2 and §5: a completion (and a synchronous answer to the webhoo
 (``SUCCESS``, ``FAIL_CONTINUE``) or that it is held (``BLOCK``, with
 ``hs_expiration_duration``, ISO-8601). A completion also needs ``typedOutputs`` (send ``{}``).
 
+A release also tells later steps how it went, in outputs the action definition declares:
+``held_seconds`` (whole seconds from our receipt of the webhook to the completion call),
+``released_at`` (when the completion call started, ISO-8601 UTC, e.g.
+``2026-11-30T19:10:00Z``) and ``position_on_arrival`` (the record's place in its queue when it
+arrived, 1 = next to go; left out for records stored before it was kept). A workflow can
+branch on them ("held more than a day"). Values are strings, as ``outputFields`` requires.
+
 An action that ends without a release also says why, in two outputs the action definition
 declares (``action_definition.json``, §8): ``throttle_outcome`` for later workflow steps to
 branch on, and ``errorCode``, which the definition's ``executionRules`` match to show a
@@ -14,6 +21,7 @@ sentence in the record's workflow history.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 #: ``throttle_outcome`` → ``errorCode`` of an action that ended without a release; the
@@ -22,9 +30,28 @@ ERROR_CODES = {"failed": "COMPLETION_REFUSED", "expired": "BLOCK_EXPIRED", "queu
                "release_after_too_late": "RELEASE_AFTER_TOO_LATE"}
 
 
-def completion() -> dict[str, Any]:
-    """The body of one callback completion: released, the workflow goes on."""
-    return {"outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}}
+#: The outputs of a release, as the action definition declares them.
+RELEASE_OUTPUTS = ("held_seconds", "released_at", "position_on_arrival")
+
+
+def completion(fields: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The body of one callback completion: released, the workflow goes on; ``fields`` are
+    the release's outputs (:func:`release_fields`)."""
+    return {"outputFields": {"hs_execution_state": "SUCCESS", **(fields or {})}, "typedOutputs": {}}
+
+
+def release_fields(received_at: dt.datetime | None, released_at: dt.datetime,
+                   arrival_position: int | None) -> dict[str, str]:
+    """The outputs of a release sent at ``released_at`` (aware) for a record received at
+    ``received_at`` (aware; ``None``: unknown, only ``released_at`` is given) that stood
+    ``arrival_position`` in line on arrival: ``{"held_seconds", "released_at",
+    "position_on_arrival"}`` as strings."""
+    fields = {"released_at": released_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if received_at is not None:
+        fields["held_seconds"] = str(max(0, int((released_at - received_at).total_seconds())))
+    if arrival_position is not None:
+        fields["position_on_arrival"] = str(arrival_position)
+    return fields
 
 
 def block(expires_in: dt.timedelta) -> dict[str, Any]:
@@ -46,10 +73,10 @@ def iso_duration(span: dt.timedelta) -> str:
     return "P" + (f"{days}D" if days else "") + (f"T{clock}" if clock else "")
 
 
-def already_completed() -> dict[str, Any]:
+def already_completed(fields: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The answer to a webhook HubSpot sent again after we completed its callback: what the
-    completion said (the execution is done), not a second hold."""
-    return {"outputFields": dict(completion()["outputFields"])}
+    completion said (the execution is done, with the same ``fields``), not a second hold."""
+    return {"outputFields": dict(completion(fields)["outputFields"])}
 
 
 def ended_unreleased(state: str) -> dict[str, Any]:

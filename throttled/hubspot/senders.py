@@ -32,7 +32,7 @@ from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.db.executions import Lease
-from throttled.hubspot import recorder, send_policy
+from throttled.hubspot import outputs, recorder, send_policy
 from throttled.hubspot.answers import Action, Answer, RefersTo
 from throttled.hubspot.client import HubSpotClient
 from throttled.hubspot.recorder import HoldConfig, Recorder
@@ -257,15 +257,15 @@ class PortalSenders:
             log.info("callbacks.lease_lapsed", dropped=len(due) - len(renewed))
         return self._still_held(releases)
 
-    async def _start_sending(self, releases: Sequence[Lease]) -> list[Lease]:
+    async def _start_sending(self, releases: Sequence[Lease]) -> tuple[list[Lease], dt.datetime]:
         """Stamp the releases a call is about to start on (``sent_at``: from here on a crash
         counts them as maybe completed) and renew the leases too close to lapsing; returns
-        those still ours. Ones whose lease lapsed (or that another daemon took back) are
-        dropped from our hands unsent."""
+        those still ours and the stamp (the ``released_at`` their outputs give). Ones whose
+        lease lapsed (or that another daemon took back) are dropped from our hands unsent."""
         now = self.clock.now()
         releases = self._still_held(releases)
         if not releases:
-            return []
+            return [], now
         leases = {r.callback_id: self._held[r.callback_id].current for r in releases}
         soon = now + dt.timedelta(seconds=self.config.renew_margin_s)
         until = now + dt.timedelta(seconds=self.config.release_lease_s)
@@ -280,7 +280,7 @@ class PortalSenders:
                 del self._held[callback_id]
         if len(kept) < len(leases):
             log.info("callbacks.lease_lapsed", dropped=len(leases) - len(kept))
-        return self._still_held(releases)
+        return self._still_held(releases), now
 
     async def _portal_held(self, portal_id: int) -> bool:
         """Whether HubSpot refused this portal as a whole and the database still holds it (a
@@ -424,11 +424,12 @@ class _Batch:
         """One completion call on the ids still leased for the whole call."""
         assert self.token is not None
         async with self.q.client.slot(self.portal_id):
-            live = await self.q._start_sending(self.releases(ids))
+            live, sent_at = await self.q._start_sending(self.releases(ids))
             if not live:
                 return Reply((), None)
             sent = tuple(r.callback_id for r in live)
-            answer = await self.q.client.complete(self.token, sent, self.portal_id, in_slot=True)
+            fields = {r.callback_id: outputs.release_fields(r.received_at, sent_at, r.arrival_position) for r in live}
+            answer = await self.q.client.complete(self.token, sent, self.portal_id, in_slot=True, fields=fields)
         if answer.action is Action.RETRY:
             log.info("callbacks.transient_failure", portal_id=self.portal_id, size=len(sent), error=answer.reason)
         elif answer.action is Action.WAIT:

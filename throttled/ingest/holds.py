@@ -36,6 +36,7 @@ class Hold:
     block: dt.timedelta | None
     release: dt.datetime | None
     reason: str | None = None
+    position: int | None = None  # its place in line on arrival (1 = next)
 
     @property
     def refused(self) -> bool:
@@ -69,14 +70,14 @@ def plan_holds(conn: Connection, enrollments: Sequence[Enrollment], now: dt.date
             positions.append(outlook.ahead_of(e.priority) + ahead + 1)
             earlier[e.priority] += 1
         lowest_waiting = min((p for p, n in outlook.backlog.items() if n), default=None)
-        for e, release in zip(group, outlook.releases(positions, until), strict=True):
+        for e, position, release in zip(group, positions, outlook.releases(positions, until), strict=True):
             reason = QUEUE_TOO_LONG
             if release is not None and e.not_before is not None and e.not_before > release:
                 due = outlook.schedule.hours.next_open(e.not_before) if outlook.schedule.hours else e.not_before
                 release, reason = (due, reason) if due <= until else (None, RELEASE_AFTER_TOO_LATE)
             wait = release - now if release is not None else None
             block = block_for(limits, wait, outlook.period)
-            holds[e.callback_id] = Hold(block, release, None if block else reason)
+            holds[e.callback_id] = Hold(block, release, None if block else reason, position)
             if block and lowest_waiting is not None and e.priority > lowest_waiting:
                 jumped.add(queue_id)
     return Plan(holds, jumped)

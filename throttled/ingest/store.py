@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from throttled.db import executions as executions_sql
 from throttled.db import queues as queues_sql
+from throttled.hubspot import outputs
 from throttled.ingest.holds import Hold, plan_holds
 from throttled.ingest.payload import Enrollment
 from throttled.states import ExecutionState
@@ -52,6 +53,7 @@ class Answer:
     refused: str | None = None  # why it was refused (``holds.QUEUE_TOO_LONG``, …), or None
     release: dt.datetime | None = None  # a refused one's forecast release (None: past the horizon)
     block: dt.timedelta | None = None  # a new one's block, as chosen (answered as is)
+    outputs: dict[str, str] | None = None  # a released one's: what its completion said
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,8 @@ def store_enrollments(
         conn,
         [
             executions_sql.NewExecution(e.callback_id, e.portal_id, str(e.queue_id), e.object_type, e.object_id,
-                                        e.input_fields, now + _block(holds[e.callback_id]), e.priority, e.not_before)
+                                        e.input_fields, now + _block(holds[e.callback_id]), e.priority, e.not_before,
+                                        holds[e.callback_id].position)
             for e in held
         ],
         now,
@@ -100,12 +103,18 @@ def store_enrollments(
     refused = Counter(str(e.queue_id) for e in fresh if holds[e.callback_id].refused)
     queues_sql.note_refused(conn, dict(refused), now)
     ensure_throttle_jobs(conn, [(q.queue_id, q.portal_id, q.action_id) for q in ordered], now)
-    answers = {cid: Answer(s.state, s.expires_at) for cid, s in known.items()}
+    answers = {cid: Answer(s.state, s.expires_at, outputs=_release_outputs(s)) for cid, s in known.items()}
     for e in fresh:
         hold = holds[e.callback_id]
         answers[e.callback_id] = (Answer(ExecutionState.PENDING, refused=hold.reason, release=hold.release) if hold.block is None
                                   else Answer(ExecutionState.PENDING, now + hold.block, block=hold.block))
     return Stored(new, answers, plan.jumped)
+
+
+def _release_outputs(s: executions_sql.Stored) -> dict[str, str] | None:
+    if s.state != ExecutionState.RELEASED or s.sent_at is None:
+        return None
+    return outputs.release_fields(s.received_at, s.sent_at, s.arrival_position)
 
 
 def _block(hold: Hold) -> dt.timedelta:

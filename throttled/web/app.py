@@ -147,7 +147,7 @@ def create_app(deps: WebDeps) -> QuartTrio:
                 return jsonify(outputs.not_held(answer.refused))
             if answer.state == ExecutionState.RELEASED:  # HubSpot sent it again after we completed it: it is done
                 outcome = "already_completed"
-                return jsonify(outputs.already_completed())
+                return jsonify(outputs.already_completed(answer.outputs))
             # A new record: the block chosen for it. One HubSpot sent again: the rest of its block.
             remaining = answer.block or (answer.expires_at - deps.clock.now() if answer.expires_at else None)
             if answer.state in (ExecutionState.FAILED, ExecutionState.EXPIRED) or remaining is None \
