@@ -87,6 +87,26 @@ CREATE TABLE IF NOT EXISTS throttle_configs (
         (max_throughput IS NULL) = (time_period IS NULL) AND (time_period IS NULL) = (time_unit IS NULL))
 );
 
+-- Named throttles a customer manages on /app and picks in the workflow editor (optionsUrl);
+CREATE TABLE IF NOT EXISTS named_throttles (
+    portal_id             bigint NOT NULL,
+    slug                  text NOT NULL,
+    display_name          text NOT NULL,
+    max_throughput        integer NOT NULL CHECK (max_throughput >= 1),
+    time_period           integer NOT NULL CHECK (time_period >= 1),
+    time_unit             text NOT NULL
+                          CHECK (time_unit IN ('seconds', 'minutes', 'hours', 'days', 'weeks')),
+    mode                  text NOT NULL DEFAULT 'burst' CHECK (mode IN ('burst', 'smooth')),
+    release_days          smallint CHECK (release_days BETWEEN 1 AND 127),
+    release_start_minute  smallint CHECK (release_start_minute BETWEEN 0 AND 1439),
+    release_end_minute    smallint CHECK (release_end_minute BETWEEN 0 AND 1440),
+    time_zone             text,
+    state                 text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'inactive', 'deleted')),
+    created_at            timestamptz NOT NULL,
+    updated_at            timestamptz NOT NULL,
+    PRIMARY KEY (portal_id, slug)
+);
+
 -- One row per enrolled record held at a step. callback_id is unique: a webhook HubSpot
 -- retries is stored once. seq gives arrival order (received_at ties inside one commit).
 CREATE TABLE IF NOT EXISTS action_executions (

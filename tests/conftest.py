@@ -26,7 +26,7 @@ pytest_plugins = ["tests.support.deadlines", "tests.support.clocks"]
 
 UTC = dt.UTC
 EPOCH = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # trio time 0 under TrioClock in tests
-TABLES = "portals, queues, throttle_configs, action_executions, jobs, leaders, nodes, oauth_spent_states"
+TABLES = "portals, queues, throttle_configs, action_executions, jobs, leaders, nodes, oauth_spent_states, named_throttles"
 
 
 def server_url() -> str:

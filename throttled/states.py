@@ -104,6 +104,16 @@ class QueueState(enum.StrEnum):
     DRAINING = "draining"
 
 
+class NamedThrottleState(enum.StrEnum):
+    """A named throttle's state (``named_throttles.state``): ``active`` takes new records;
+    ``inactive`` and ``deleted`` answer a step naming it with a clear outcome (``hubspot/
+    outputs.py``) and keep releasing what is already held."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    DELETED = "deleted"
+
+
 class PortalStatus(enum.StrEnum):
     """A portal's status (``portals.status``)."""
 

@@ -73,6 +73,24 @@ throttle_configs = sa.Table(
     sa.UniqueConstraint("portal_id", "action_id", name="throttle_configs_portal_action"),
 )
 
+named_throttles = sa.Table(
+    "named_throttles", metadata,
+    sa.Column("portal_id", sa.BigInteger, primary_key=True),
+    sa.Column("slug", sa.Text, primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("max_throughput", sa.Integer, nullable=False),
+    sa.Column("time_period", sa.Integer, nullable=False),
+    sa.Column("time_unit", sa.Text, nullable=False),
+    sa.Column("mode", sa.Text, nullable=False, server_default="burst"),
+    sa.Column("release_days", sa.SmallInteger),
+    sa.Column("release_start_minute", sa.SmallInteger),
+    sa.Column("release_end_minute", sa.SmallInteger),
+    sa.Column("time_zone", sa.Text),
+    sa.Column("state", sa.Text, nullable=False, server_default="active"),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("updated_at", TZ, nullable=False),
+)
+
 action_executions = sa.Table(
     "action_executions", metadata,
     sa.Column("callback_id", sa.Text, primary_key=True),

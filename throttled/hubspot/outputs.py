@@ -27,7 +27,8 @@ from typing import Any
 #: ``throttle_outcome`` → ``errorCode`` of an action that ended without a release; the
 #: action definition declares both fields and one execution rule per code.
 ERROR_CODES = {"failed": "COMPLETION_REFUSED", "expired": "BLOCK_EXPIRED", "queue_too_long": "QUEUE_TOO_LONG",
-               "release_after_too_late": "RELEASE_AFTER_TOO_LATE"}
+               "release_after_too_late": "RELEASE_AFTER_TOO_LATE", "throttle_inactive": "THROTTLE_INACTIVE",
+               "throttle_deleted": "THROTTLE_DELETED", "throttle_unknown": "THROTTLE_UNKNOWN"}
 
 
 #: The outputs of a release, as the action definition declares them.
@@ -87,11 +88,12 @@ def ended_unreleased(state: str) -> dict[str, Any]:
 
 
 def not_held(reason: str) -> dict[str, Any]:
-    """The answer to a webhook whose record no block up to the longest could hold until its
-    forecast release — ``reason`` ``queue_too_long`` (the queue's backlog and rate) or
-    ``release_after_too_late`` (its "release no earlier than"): the action fails and the
-    workflow goes on, and the history says why (``errorCode``) — rather than a hold that
-    could only expire.
+    """The answer to a webhook whose record is not held: no block up to the longest could hold
+    it until its forecast release — ``reason`` ``queue_too_long`` (the queue's backlog and
+    rate) or ``release_after_too_late`` (its "release no earlier than") — rather than a hold
+    that could only expire; or the named throttle its step picked is ``throttle_inactive``,
+    ``throttle_deleted``, or unknown with no rate of the step's own (``throttle_unknown``).
+    The action fails, the workflow goes on, and the history says why (``errorCode``).
 
     Raises:
         KeyError: an unknown reason.

@@ -20,10 +20,12 @@ from throttled.hubspot.errors import HubSpotRejected, HubSpotUnavailable
 
 
 def action_definition(public_url: str) -> dict[str, Any]:
-    """The definition with ``actionUrl`` = ``{public_url}/api/hubspot/action``."""
+    """The definition with ``{public_url}`` filled in everywhere: ``actionUrl`` =
+    ``{public_url}/api/hubspot/action``, the named throttles' ``optionsUrl`` =
+    ``{public_url}/api/hubspot/options``, the customer page's address in a description."""
     text = resources.files("throttled.hubspot").joinpath("action_definition.json").read_text()
-    definition: dict[str, Any] = json.loads(text)
-    definition["actionUrl"] = definition["actionUrl"].replace("{public_url}", public_url.rstrip("/"))
+    base = json.dumps(public_url.rstrip("/"))[1:-1]  # as it must appear inside a JSON string
+    definition: dict[str, Any] = json.loads(text.replace("{public_url}", base))
     return definition
 
 

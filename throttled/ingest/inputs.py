@@ -1,7 +1,9 @@
 """The step's input fields — the throttle's settings — parsed and validated; pure.
 
 Required: ``max_throughput`` (int ≥ 1), ``time_period`` (int ≥ 1), ``time_unit``
-(``seconds|minutes|hours|days|weeks``). Optional (names fixed by the team's payload
+(``seconds|minutes|hours|days|weeks``) — unless ``shared_queue`` names a throttle, whose
+named settings (``db/named_throttles.py``) then apply; given together with one, they are
+checked and then overruled by its settings. Optional (names fixed by the team's payload
 samples): ``mode`` (``burst`` | ``smooth``), ``shared_queue`` (a name shared by several
 steps of a portal), ``release_days`` / ``release_hours`` / ``time_zone`` (a release
 window), ``priority`` (0–9, higher first, or HubSpot's priority words:
@@ -47,9 +49,10 @@ class InvalidInput(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ExecutionInputs:
-    """Everything the inputs say: the step's settings plus this execution's own."""
+    """Everything the inputs say: the step's settings (``None``: none given, the named
+    throttle of ``shared_name`` must supply them) plus this execution's own."""
 
-    step: StepSettings
+    step: StepSettings | None
     shared_name: str | None
     priority: int
     not_before: dt.datetime | None
@@ -61,23 +64,68 @@ def parse_inputs(inputs: Mapping[str, Any]) -> ExecutionInputs:
     Raises:
         InvalidInput: naming the first bad field.
     """
-    max_throughput = parse_int(inputs.get("max_throughput"), "inputFields.max_throughput", 1, MAX_THROUGHPUT)
-    time_period = parse_int(inputs.get("time_period"), "inputFields.time_period", 1, MAX_PERIOD_SECONDS)
-    time_unit = _choice(inputs.get("time_unit"), "inputFields.time_unit", TIME_UNITS, required=True)
-    if time_period * UNIT_SECONDS[time_unit] > MAX_PERIOD_SECONDS:
-        raise InvalidInput("inputFields.time_period", "period longer than 366 days")
-    mode = _choice(inputs.get("mode"), "inputFields.mode", MODES) or "burst"
-    try:
-        window = parse_business_hours(inputs.get("release_days"), inputs.get("release_hours"), inputs.get("time_zone"))
-    except HoursError as exc:
-        raise InvalidInput(exc.field, exc.message) from None
-    priority = inputs.get("priority")
+    shared_name = _shared_name(inputs.get("shared_queue"))
+    rate_given = any(not _blank(inputs.get(k)) for k in _RATE_FIELDS)
     return ExecutionInputs(
-        step=StepSettings(max_throughput, time_period, time_unit, mode, window),
-        shared_name=_shared_name(inputs.get("shared_queue")),
-        priority=_priority(priority),
+        step=parse_settings(inputs, "inputFields.") if rate_given or shared_name is None else None,
+        shared_name=shared_name,
+        priority=_priority(inputs.get("priority")),
         not_before=_timestamp(inputs.get("release_after"), "inputFields.release_after"),
     )
+
+
+_RATE_FIELDS = ("max_throughput", "time_period", "time_unit")
+
+
+def parse_settings(fields: Mapping[str, Any], prefix: str = "") -> StepSettings:
+    """A throttle's settings from ``fields`` (a step's inputs, or the customer page's form):
+    ``max_throughput``, ``time_period``, ``time_unit`` (required), ``mode``,
+    ``release_days``, ``release_hours``, ``time_zone``; ``prefix`` goes before each field
+    name in errors (``inputFields.``).
+
+    Raises:
+        InvalidInput: naming the first bad field.
+    """
+    max_throughput = parse_int(fields.get("max_throughput"), f"{prefix}max_throughput", 1, MAX_THROUGHPUT)
+    time_period = parse_int(fields.get("time_period"), f"{prefix}time_period", 1, MAX_PERIOD_SECONDS)
+    time_unit = _choice(fields.get("time_unit"), f"{prefix}time_unit", TIME_UNITS, required=True)
+    if time_period * UNIT_SECONDS[time_unit] > MAX_PERIOD_SECONDS:
+        raise InvalidInput(f"{prefix}time_period", "period longer than 366 days")
+    mode = _choice(fields.get("mode"), f"{prefix}mode", MODES) or "burst"
+    try:
+        window = parse_business_hours(fields.get("release_days"), fields.get("release_hours"), fields.get("time_zone"))
+    except HoursError as exc:
+        raise InvalidInput(prefix + exc.field.removeprefix("inputFields."), exc.message) from None
+    return StepSettings(max_throughput, time_period, time_unit, mode, window)
+
+
+@dataclass(frozen=True, slots=True)
+class NamedThrottleInput:
+    """A named throttle as the customer's form gives it: ``slug`` (what steps name),
+    ``display_name`` (1-100 printable characters) and its settings."""
+
+    slug: str
+    display_name: str
+    settings: StepSettings
+
+
+def parse_named_throttle(form: Mapping[str, Any], slug: str | None = None) -> NamedThrottleInput:
+    """Validate the customer page's named-throttle form (``slug``, ``display_name`` and the
+    fields of :func:`parse_settings`); ``slug`` given: an edit of that one (the form's is
+    ignored).
+
+    Raises:
+        InvalidInput: naming the first bad field.
+    """
+    name = form.get("display_name")
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > 100 or not name.isprintable():
+        raise InvalidInput("display_name", "1 to 100 printable characters are required")
+    if slug is None:
+        slug = _shared_name(form.get("slug"), "slug")
+        if slug is None:
+            raise InvalidInput("slug", "is required")
+    return NamedThrottleInput(slug, name, parse_settings(form))
 
 
 def _priority(value: Any) -> int:
@@ -135,13 +183,13 @@ def _choice(value: Any, field: str, allowed: tuple[str, ...], required: bool = F
     return choice
 
 
-def _shared_name(value: Any) -> str | None:
+def _shared_name(value: Any, field: str = "inputFields.shared_queue") -> str | None:
     if _blank(value):
         return None
     try:
         return shared_queue(0, value.strip() if isinstance(value, str) else "").shared_name
     except ValueError as exc:
-        raise InvalidInput("inputFields.shared_queue", str(exc)) from None
+        raise InvalidInput(field, str(exc)) from None
 
 
 def _timestamp(value: Any, field: str) -> dt.datetime | None:

@@ -61,7 +61,7 @@ class Enrollment:
     action_id: int
     object_type: str | None
     object_id: str | None
-    step: StepSettings
+    step: StepSettings | None  # None: the named throttle of shared_name must supply it
     shared_name: str | None
     priority: int
     not_before: dt.datetime | None
@@ -124,7 +124,7 @@ def parse_enrollment(body: bytes) -> Enrollment:
 
 
 def _step(callback_id: str, portal_id: int, context: dict[str, Any], origin: dict[str, Any],
-          step: StepSettings) -> tuple[int, int, str]:
+          step: StepSettings | None) -> tuple[int, int, str]:
     """``(action_id, lane, source)`` of the step (module docstring)."""
     if context.get("actionId") is not None:
         return parse_int(context["actionId"], "context.actionId", minimum=0), 0, "actionId"
@@ -132,7 +132,7 @@ def _step(callback_id: str, portal_id: int, context: dict[str, Any], origin: dic
     if match and int(match[1]) == portal_id and int(match[3]) <= MAX_ID:
         return int(match[3]), 0, "callbackId"
     definition = parse_int(origin.get("actionDefinitionId"), "origin.actionDefinitionId", minimum=0)
-    return definition, settings_lane(step), "settings"
+    return definition, settings_lane(step) if step else 0, "settings"
 
 
 def settings_lane(step: StepSettings) -> int:

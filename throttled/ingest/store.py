@@ -17,29 +17,28 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection
 
 from throttled.db import executions as executions_sql
+from throttled.db import named_throttles as named_sql
 from throttled.db import queues as queues_sql
 from throttled.hubspot import outputs
 from throttled.ingest.holds import Hold, plan_holds
+from throttled.ingest.named import resolve
 from throttled.ingest.payload import Enrollment
 from throttled.states import ExecutionState
 from throttled.throttle.block_length import BlockLimits
 from throttled.throttle.job import ensure_throttle_jobs
-from throttled.throttle.policy import days_mask
+from throttled.throttle.policy import stored_columns
+from throttled.throttle.step import StepSettings
 
 
 def queue_settings(e: Enrollment) -> queues_sql.QueueSettings:
-    """The queue row an enrollment asks for (its step's settings)."""
-    step, hours = e.step, e.step.hours
-    return queues_sql.QueueSettings(
-        queue_id=str(e.queue_id), portal_id=e.portal_id,
-        action_id=None if e.shared_name else e.action_id,
-        max_throughput=step.max_throughput, time_period=step.time_period, time_unit=step.time_unit,
-        mode=step.mode,
-        release_days=days_mask(hours.days) if hours else None,
-        release_start_minute=hours.start_minute if hours else None,
-        release_end_minute=hours.end_minute if hours else None,
-        time_zone=hours.time_zone if hours else None,
-    )
+    """The queue row an enrollment asks for (its step's settings, resolved: ``named.py``)."""
+    assert e.step is not None, "named.resolve gave it settings"
+    return step_row(str(e.queue_id), e.portal_id, None if e.shared_name else e.action_id, e.step)
+
+
+def step_row(queue_id: str, portal_id: int, action_id: int | None, step: StepSettings) -> queues_sql.QueueSettings:
+    """The queue row of ``step``'s settings (``action_id`` ``None`` for a shared queue)."""
+    return queues_sql.QueueSettings(queue_id=queue_id, portal_id=portal_id, action_id=action_id, **stored_columns(step))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +77,19 @@ def store_enrollments(
     A ``callback_id`` already stored (HubSpot retried) is skipped, so a repeated webhook is
     stored once; its current state and block are returned, for the answer. A new one is
     held for the block its forecast release needs (``ingest/holds.py``) or refused — not
-    stored, counted on its queue — when no block up to ``limits.longest`` covers it. The
-    last enrollment of a batch sets its queue's settings (the user may have edited the step;
-    for a shared queue, the step that enrolled last).
+    stored, counted on its queue — when no block up to ``limits.longest`` covers it. One
+    naming a throttle waits under the named throttle's settings, or is refused when that one
+    is inactive or deleted (``named.py``). The last enrollment of a batch sets its queue's
+    settings (the user may have edited the step; for an ad-hoc shared queue, the step that
+    enrolled last).
     """
+    named = named_sql.lookup(conn, {(e.portal_id, e.shared_name) for e in enrollments if e.shared_name})
+    resolved = {e.callback_id: resolve(e, named.get((e.portal_id, e.shared_name or ""))) for e in enrollments}
+    enrollments = [r for r in resolved.values() if not isinstance(r, str)]
     queues = {str(e.queue_id): queue_settings(e) for e in enrollments}
     ordered = [queues[q] for q in sorted(queues)]
     queues_sql.upsert_queues(conn, ordered, now)
-    known = executions_sql.stored(conn, sorted({e.callback_id for e in enrollments}))
+    known = executions_sql.stored(conn, sorted(resolved))
     fresh = list({e.callback_id: e for e in enrollments if e.callback_id not in known}.values())
     plan = plan_holds(conn, fresh, now, limits)
     holds = plan.holds
@@ -104,6 +108,9 @@ def store_enrollments(
     queues_sql.note_refused(conn, dict(refused), now)
     ensure_throttle_jobs(conn, [(q.queue_id, q.portal_id, q.action_id) for q in ordered], now)
     answers = {cid: Answer(s.state, s.expires_at, outputs=_release_outputs(s)) for cid, s in known.items()}
+    for cid, why in resolved.items():  # its named throttle cannot hold it (a copy already held is answered as held)
+        if isinstance(why, str) and cid not in known:
+            answers[cid] = Answer(ExecutionState.PENDING, refused=why)
     for e in fresh:
         hold = holds[e.callback_id]
         answers[e.callback_id] = (Answer(ExecutionState.PENDING, refused=hold.reason, release=hold.release) if hold.block is None

@@ -18,10 +18,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
 import trio
 from quart import redirect, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
+
+from throttled.hubspot.signatures import SignedRequest, signed_headers
 
 from .errors import SandboxError, invalid
 from .oauth import TokenVersion
@@ -154,6 +157,27 @@ def create_app(state: SandboxState, clock: Callable[[], float] = time.time) -> Q
     async def sandbox_revoke() -> Any:
         """Body ``{"portal_id": n}``: revoke its refresh tokens (as on uninstall)."""
         return {"revoked": state.revoke_refresh_tokens(await _portal_from_body())}
+
+    @app.post("/_sandbox/options")
+    async def sandbox_options() -> Any:
+        """Act as the workflow editor opening a dropdown: body ``{"url": optionsUrl,
+        "portal_id": n, "input": "shared_queue", "q": ""}`` → the sandbox POSTs a signed
+        option fetch (v3 and v2 headers, the app's client secret) to ``url`` and returns
+        ``{"status": …, "body": …}`` of the app's answer."""
+        body = await _json_body()
+        if not isinstance(body, dict) or not isinstance(body.get("url"), str):
+            raise invalid("url: required")
+        portal = _int_or_400(str(body.get("portal_id", "")), "portal_id")
+        fetch = json.dumps({
+            "origin": {"portalId": portal, "actionDefinitionId": 777, "actionDefinitionVersion": 1},
+            "inputFieldName": body.get("input", "shared_queue"), "inputFields": {},
+            "fetchOptions": {"q": body.get("q", "")},
+        }).encode()
+        signed = signed_headers(state.config.client_secret, SignedRequest("POST", body["url"], fetch),
+                                int(clock() * 1000))
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            answer = await http.post(body["url"], content=fetch, headers=signed)
+        return {"status": answer.status_code, "body": answer.json() if answer.content else None}
 
     @app.errorhandler(SandboxError)
     async def sandbox_error(error: SandboxError) -> Any:

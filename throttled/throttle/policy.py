@@ -12,7 +12,7 @@ type (the rows of ``db/queues.py`` satisfy them).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
+from typing import Any, Protocol
 
 from throttled.states import PortalStatus, QueueState
 from throttled.throttle.business_hours import BusinessHours
@@ -25,8 +25,8 @@ PAUSED_RECHECK = dt.timedelta(hours=1)
 PORTAL_RECHECK = dt.timedelta(minutes=10)
 
 
-class QueueFields(Protocol):
-    """What the policy reads of a queue (``db.queues.QueueRow``)."""
+class SettingsFields(Protocol):
+    """A throttle's settings as stored (``db.queues.QueueRow``, ``db.named_throttles.NamedThrottle``)."""
 
     @property
     def max_throughput(self) -> int: ...
@@ -44,6 +44,11 @@ class QueueFields(Protocol):
     def release_end_minute(self) -> int | None: ...
     @property
     def time_zone(self) -> str | None: ...
+
+
+class QueueFields(SettingsFields, Protocol):
+    """What the policy reads of a queue (``db.queues.QueueRow``)."""
+
     @property
     def state(self) -> str: ...
     @property
@@ -68,12 +73,28 @@ def days_mask(days: frozenset[int]) -> int:
     return sum(1 << d for d in days)
 
 
-def hours_of(queue: QueueFields) -> BusinessHours | None:
-    """The queue's stored business hours, if it has one."""
+def hours_of(queue: SettingsFields) -> BusinessHours | None:
+    """The stored business hours of a queue (or named throttle), if it has one."""
     if queue.release_days is None or queue.release_start_minute is None or queue.release_end_minute is None:
         return None
     days = frozenset(d for d in range(7) if queue.release_days & (1 << d))
     return BusinessHours(days, queue.release_start_minute, queue.release_end_minute, queue.time_zone or "UTC")
+
+
+def step_of(stored: SettingsFields) -> StepSettings:
+    """Stored settings (a named throttle's) as :class:`StepSettings`."""
+    return StepSettings(stored.max_throughput, stored.time_period, stored.time_unit, stored.mode, hours_of(stored))
+
+
+def stored_columns(step: StepSettings) -> dict[str, Any]:
+    """``step`` as the columns that store it (``max_throughput`` … ``time_zone``; the release
+    window as a weekday bitmask and local minutes, ``None`` without one)."""
+    hours = step.hours
+    return {"max_throughput": step.max_throughput, "time_period": step.time_period, "time_unit": step.time_unit,
+            "mode": step.mode, "release_days": days_mask(hours.days) if hours else None,
+            "release_start_minute": hours.start_minute if hours else None,
+            "release_end_minute": hours.end_minute if hours else None,
+            "time_zone": hours.time_zone if hours else None}
 
 
 def overrides_rate(override: OverrideFields | None) -> bool:

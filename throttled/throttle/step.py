@@ -33,3 +33,8 @@ class StepSettings:
             ValueError: limit or period below 1, or an unknown unit.
         """
         return Rate.of(self.max_throughput, self.time_period, self.time_unit)
+
+    def describe(self) -> str:
+        """The settings in words, e.g. ``20 per 1 days, smooth, mon-fri 09:00-17:00 (Europe/Berlin)``."""
+        words = f"{self.max_throughput} per {self.time_period} {self.time_unit}, {self.mode}"
+        return words + (f", {self.hours.describe()}" if self.hours else "")

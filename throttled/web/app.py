@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 import structlog
 import trio
-from quart import Response, jsonify, request
+from quart import Response, jsonify
 from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 
@@ -29,18 +29,21 @@ from throttled.clock import Clock
 from throttled.db.engine import Database
 from throttled.hubspot import outputs
 from throttled.hubspot.client import HubSpotClient
-from throttled.hubspot.signatures import SignatureError, SignedRequest, verify
+from throttled.hubspot.signatures import SignatureError
 from throttled.hubspot.tokens import TokenStore
 from throttled.ingest.batcher import Batcher
 from throttled.ingest.holds import QUEUE_TOO_LONG, RELEASE_AFTER_TOO_LATE
+from throttled.ingest.named import THROTTLE_DELETED, THROTTLE_INACTIVE, THROTTLE_UNKNOWN
 from throttled.ingest.payload import InvalidInput, parse_enrollment
 from throttled.logs import OncePer
 from throttled.service.metrics import Metrics
 from throttled.states import ExecutionState
 from throttled.web.config_api import config_blueprint
 from throttled.web.errors import RETRY_AFTER_S, register_error_handlers
+from throttled.web.hubspot_signed import signed_body
 from throttled.web.hypercorn_patch import READ_TIMEOUT_S
 from throttled.web.oauth_routes import CALLBACKS_PER_MINUTE, oauth_blueprint
+from throttled.web.options_route import options_blueprint
 
 log = structlog.get_logger("throttled.web")
 
@@ -93,6 +96,8 @@ def create_app(deps: WebDeps) -> QuartTrio:
         db=deps.db, clock=deps.clock, tokens=deps.tokens, client=deps.client, public_url=deps.public_url,
         client_id=deps.client_id, client_secret=deps.client_secret, authorize_url=deps.authorize_url,
         callbacks_per_minute=deps.oauth_callbacks_per_minute))
+    app.register_blueprint(options_blueprint(db=deps.db, clock=deps.clock, client_secret=deps.client_secret,
+                                             public_url=deps.public_url, accepted=deps.signature_versions))
     if deps.config_api:  # a separate switch: the admin token alone never opens the public port
         app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
     unidentified = OncePer(600.0)  # a step nothing identifies: one line per workflow per 10 minutes
@@ -114,12 +119,9 @@ def create_app(deps: WebDeps) -> QuartTrio:
             if deps.state.stopping:
                 outcome = "stopping"
                 return jsonify(error="stopping", message="shutting down, retry later"), 503, {"Retry-After": str(RETRY_AFTER_S)}
-            body = await request.get_data(cache=False, as_text=False, parse_form_data=False)
-            signed = SignedRequest(request.method, _public_uri(deps.public_url), body)
             outcome = "unauthorized"
             try:
-                verify(deps.client_secret, signed, request.headers, now_ms=int(deps.clock.now().timestamp() * 1000),
-                       accepted=deps.signature_versions)
+                body = await signed_body(deps.client_secret, deps.public_url, deps.clock, deps.signature_versions)
             except SignatureError as exc:
                 rejected(outcome, exc.reason)
                 raise
@@ -137,7 +139,7 @@ def create_app(deps: WebDeps) -> QuartTrio:
                                  "by their settings; steps with identical settings share one queue")
             outcome = "unavailable"
             answer = await deps.batcher.submit(enrollment)
-            if answer.refused:  # no block up to THROTTLED_BLOCK_MAX covers its forecast release
+            if answer.refused:  # no block up to THROTTLED_BLOCK_MAX covers it, or its named throttle is off
                 outcome = "too_long"
                 missed = too_long.due((str(enrollment.queue_id), answer.refused), trio.current_time())
                 if missed is not None:
@@ -177,13 +179,11 @@ _NOT_HELD_NOTES = {
                     "than the longest block; raise the step's rate or THROTTLED_BLOCK_MAX",
     RELEASE_AFTER_TOO_LATE: "answered FAIL_CONTINUE (errorCode RELEASE_AFTER_TOO_LATE): the record's release_after lies "
                             "past the longest block; the step's date input, not the queue, is the cause",
+    THROTTLE_INACTIVE: "answered FAIL_CONTINUE (errorCode THROTTLE_INACTIVE): the step picks a named throttle the "
+                       "customer deactivated on their page",
+    THROTTLE_DELETED: "answered FAIL_CONTINUE (errorCode THROTTLE_DELETED): the step picks a named throttle the "
+                      "customer deleted; the workflow needs another throttle picked",
+    THROTTLE_UNKNOWN: "answered FAIL_CONTINUE (errorCode THROTTLE_UNKNOWN): the step names a throttle the portal never "
+                      "created and gives no rate of its own",
 }
 
-
-def _public_uri(public_url: str) -> str:
-    """The URI HubSpot signed: the public base plus the raw path and query as received
-    (behind a proxy the bind address differs from what HubSpot called)."""
-    raw_path = request.scope.get("raw_path") or request.path.encode()
-    query = request.scope.get("query_string", b"")
-    uri = public_url.rstrip("/") + raw_path.decode("latin-1")
-    return uri + ("?" + query.decode("latin-1") if query else "")

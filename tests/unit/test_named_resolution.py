@@ -1,0 +1,78 @@
+"""Which settings a record naming a throttle waits under, and the customer's form (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from throttled.db.named_throttles import NamedThrottle
+from throttled.ingest.inputs import InvalidInput, parse_inputs, parse_named_throttle
+from throttled.ingest.named import THROTTLE_DELETED, THROTTLE_INACTIVE, THROTTLE_UNKNOWN, resolve
+from throttled.ingest.payload import parse_enrollment
+from throttled.testing import Step, enrollment_body
+from throttled.throttle.policy import stored_columns
+from throttled.throttle.step import StepSettings
+
+T0 = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+NAMED = StepSettings(20, 1, "days", "smooth")
+
+
+def _named(state: str) -> NamedThrottle:
+    return NamedThrottle(7, "leads", "New leads", **stored_columns(NAMED), state=state, created_at=T0, updated_at=T0)
+
+
+def _enrollment(**inputs: str):
+    data = json.loads(enrollment_body("ap-7-1-2-0", 7, Step(1, 2, 100, 1, "hours", shared="leads")))
+    data["inputFields"] = inputs
+    return parse_enrollment(json.dumps(data).encode())
+
+
+@pytest.mark.parametrize(("inputs", "named", "expected"), [
+    # A named throttle's own settings win over the step's, whether or not the step gave any.
+    ({"shared_queue": "leads", "max_throughput": "100", "time_period": "1", "time_unit": "hours"}, "active", NAMED),
+    ({"shared_queue": "leads"}, "active", NAMED),
+    # Switched off or deleted: a clear outcome, never the step's inputs as a silent default.
+    ({"shared_queue": "leads", "max_throughput": "100", "time_period": "1", "time_unit": "hours"}, "inactive",
+     THROTTLE_INACTIVE),
+    ({"shared_queue": "leads"}, "deleted", THROTTLE_DELETED),
+    # Never named: an ad-hoc shared throttle at the step's rate, or refused without one.
+    ({"shared_queue": "leads", "max_throughput": "100", "time_period": "1", "time_unit": "hours"}, None,
+     StepSettings(100, 1, "hours")),
+    ({"shared_queue": "leads"}, None, THROTTLE_UNKNOWN),
+])
+def test_a_named_throttle_decides_or_the_step_explains(inputs, named, expected):
+    outcome = resolve(_enrollment(**inputs), _named(named) if named else None)
+    if isinstance(expected, str):
+        assert outcome == expected
+    else:
+        assert not isinstance(outcome, str)
+        assert outcome.step == expected and str(outcome.queue_id) == "queue:7:shared:leads"
+
+
+def test_a_rate_is_required_without_a_throttle_name_and_checked_with_one():
+    with pytest.raises(InvalidInput) as no_rate:
+        parse_inputs({"mode": "burst"})
+    assert no_rate.value.field == "inputFields.max_throughput"
+    with pytest.raises(InvalidInput) as half:  # a rate given with a name must still be whole
+        parse_inputs({"shared_queue": "leads", "max_throughput": "5"})
+    assert half.value.field == "inputFields.time_period"
+    assert parse_inputs({"shared_queue": "leads"}).step is None
+
+
+def test_the_named_throttle_form_is_validated_field_by_field():
+    form = {"slug": "leads", "display_name": " New leads ", "max_throughput": "20", "time_period": "1",
+            "time_unit": "days", "mode": "smooth", "release_days": "mon-fri", "release_hours": "09:00-17:00",
+            "time_zone": "Europe/Berlin"}
+    item = parse_named_throttle(form)
+    assert (item.slug, item.display_name) == ("leads", "New leads")
+    assert item.settings.describe() == "20 per 1 days, smooth, mon-fri 09:00-17:00 Europe/Berlin"
+    assert parse_named_throttle({**form, "slug": "ignored"}, slug="leads").slug == "leads"  # an edit keeps its slug
+    for bad, field in [({"slug": "has space"}, "slug"), ({"slug": ""}, "slug"), ({"display_name": ""}, "display_name"),
+                       ({"display_name": "x" * 101}, "display_name"), ({"max_throughput": "0"}, "max_throughput"),
+                       ({"time_unit": "fortnights"}, "time_unit"), ({"release_hours": "9-5"}, "release_hours"),
+                       ({"time_zone": "Mars/Olympus"}, "time_zone")]:
+        with pytest.raises(InvalidInput) as exc:
+            parse_named_throttle({**form, **bad})
+        assert exc.value.field == field, bad
