@@ -76,3 +76,24 @@ def test_the_named_throttle_form_is_validated_field_by_field():
         with pytest.raises(InvalidInput) as exc:
             parse_named_throttle({**form, **bad})
         assert exc.value.field == field, bad
+
+
+def test_a_partition_key_gives_each_value_its_own_queue_under_the_steps():
+    from throttled.throttle.queue_ids import parse_queue_id
+
+    owner_a = _enrollment(shared_queue="leads", partition_key=" 4711 ")
+    owner_b = _enrollment(shared_queue="leads", partition_key="4712")
+    nobody = _enrollment(shared_queue="leads", partition_key="  ")
+    a, b = owner_a.queue_id, owner_b.queue_id
+    assert owner_a.partition_key == "4711" and nobody.partition_key is None
+    assert str(nobody.queue_id) == "queue:7:shared:leads" == str(a.parent) == str(b.parent)
+    assert a != b and str(a).startswith("queue:7:shared:leads#") and len(a.partition or "") == 16
+    assert parse_queue_id(str(a)) == a and parse_queue_id(str(nobody.queue_id)) == nobody.queue_id
+    assert a == _enrollment(shared_queue="leads", partition_key="4711").queue_id  # stable across webhooks
+    for bad in ("x" * 256, "tab\there"):
+        with pytest.raises(InvalidInput) as exc:
+            parse_inputs({"shared_queue": "leads", "partition_key": bad})
+        assert exc.value.field == "inputFields.partition_key"
+    assert parse_inputs({"shared_queue": "leads", "partition_key": 4711}).partition_key == "4711"  # a JSON number
+    with pytest.raises(ValueError, match="not a queue id"):
+        parse_queue_id("queue:7:shared:leads#not-a-digest")

@@ -16,7 +16,6 @@ from sqlalchemy.engine import Connection
 from throttled.db import named_throttles as named_sql
 from throttled.db import queues as queues_sql
 from throttled.ingest.inputs import NamedThrottleInput
-from throttled.ingest.store import step_row
 from throttled.states import NamedThrottleState
 from throttled.throttle.job import wake_throttle_job
 from throttled.throttle.policy import stored_columns
@@ -66,9 +65,9 @@ def set_named_state(conn: Connection, portal_id: int, slug: str, state: NamedThr
 
 
 def _apply(conn: Connection, portal_id: int, item: NamedThrottleInput, now: dt.datetime) -> None:
-    """Give the shared queue, if records ever waited in it, the named throttle's settings."""
-    queue_id = str(shared_queue(portal_id, item.slug))
-    if queues_sql.get_queue(conn, queue_id) is None:
-        return  # made on the first record that names it
-    queues_sql.upsert_queues(conn, [step_row(queue_id, portal_id, None, item.settings)], now)
-    wake_throttle_job(conn, queue_id, now)
+    """Give the shared queue and its partitions, if records ever waited there, the named
+    throttle's settings (a queue is made on the first record that names it)."""
+    changed = queues_sql.set_family_settings(conn, str(shared_queue(portal_id, item.slug)),
+                                             stored_columns(item.settings), now)
+    if changed:
+        wake_throttle_job(conn, changed, now)

@@ -29,7 +29,8 @@ REFUSALS_SHOWN = dt.timedelta(days=1)
 class QueueOverview:
     """A queue with its backlog: ``counts`` maps execution state → number — in a list, only
     ``pending``, ``releasing`` and ``released_last_hour``; for one queue, every state (the
-    finished ones until they are pruned)."""
+    finished ones until they are pruned). A queue with partitions (``partition_key``) counts
+    theirs too, and ``partitions`` says how many it has."""
 
     queue: QueueRow
     counts: dict[str, int]
@@ -37,6 +38,7 @@ class QueueOverview:
     portal_hold: tuple[dt.datetime | None, str] | None = None  # why its portal cannot be called: (until, reason)
     expiring: Expiring | None = None  # held records whose block ends before their forecast release
     at: dt.datetime | None = None  # when it was judged (aware UTC)
+    partitions: int = 0  # its partitions' queues (each with its own window), counted in ``counts``
 
     @property
     def stopped(self) -> bool:
@@ -97,7 +99,8 @@ class QueueOverview:
                 "override": jsonable(asdict(self.override)) if self.override else None,
                 "portal_held_until": self.portal_hold[0].isoformat() if self.portal_hold and self.portal_hold[0] else None,
                 "portal_hold_reason": self.portal_hold[1] if self.portal_hold else None,
-                "expiring": jsonable(asdict(self.expiring)) if self.expiring else None, "warnings": self.warnings}
+                "expiring": jsonable(asdict(self.expiring)) if self.expiring else None, "warnings": self.warnings,
+                "partitions": self.partitions}
 
 
 def list_queues(conn: Connection, portal_id: int | None = None, now: dt.datetime | None = None) -> list[QueueOverview]:
@@ -109,19 +112,33 @@ def list_queues(conn: Connection, portal_id: int | None = None, now: dt.datetime
     what the status page and ``/api/admin/queues`` serve to every viewer.
     """
     now = now or database_now(conn)
-    queues = queues_sql.list_queues(conn, portal_id)
-    ids = [q.queue_id for q in queues]
+    rows = queues_sql.list_queues(conn, portal_id)
+    ids = [q.queue_id for q in rows]
     counts = executions_sql.active_counts(conn, ids)
     released = executions_sql.releases_per_minute(conn, ids, now - dt.timedelta(hours=1), 60)
+    # A partition is listed within its step's queue: its counts added there.
+    family: dict[str, list[str]] = {}
+    for q in rows:
+        family.setdefault(q.parent_queue_id or q.queue_id, []).append(q.queue_id)
+    queues = [q for q in rows if q.parent_queue_id is None]
     portal_ids = sorted({q.portal_id for q in queues})
     held = portals_sql.blocks(conn, portal_ids, now)
     overrides = queues_sql.configs_of(conn, portal_ids)
     return [
-        QueueOverview(q, counts.get(q.queue_id, {}) | {"released_last_hour": sum(released[q.queue_id])},
+        QueueOverview(q, _sum([counts.get(i, {}) for i in family[q.queue_id]])
+                      | {"released_last_hour": sum(sum(released[i]) for i in family[q.queue_id])},
                       overrides.get((q.portal_id, q.action_id)) if q.action_id is not None else None,
-                      held.get(q.portal_id), _stored_expiring(q), now)
+                      held.get(q.portal_id), _stored_expiring(q), now, len(family[q.queue_id]) - 1)
         for q in queues
     ]
+
+
+def _sum(counts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for state, n in c.items():
+            total[state] = total.get(state, 0) + n
+    return total
 
 
 def _stored_expiring(q: QueueRow) -> Expiring | None:
@@ -137,11 +154,13 @@ def show_queue(conn: Connection, queue_id: str, now: dt.datetime | None = None) 
     queue = queues_sql.get_queue(conn, queue_id)
     if queue is None:
         raise NotFound(f"no queue {queue_id}")
-    counts = executions_sql.execution_counts(conn, [queue_id]).get(queue_id, {})
+    family = queues_sql.family_ids(conn, queue_id)
+    counts = _sum(list(executions_sql.execution_counts(conn, family).values()))
     override = queues_sql.get_config(conn, queue.portal_id, queue.action_id) if queue.action_id is not None else None
     now = now or database_now(conn)
     held = portals_sql.blocks(conn, [queue.portal_id], now)
-    return QueueOverview(queue, counts, override, held.get(queue.portal_id), _expiring(conn, queue_id, counts, now), now)
+    return QueueOverview(queue, counts, override, held.get(queue.portal_id), _expiring(conn, queue_id, counts, now), now,
+                         len(family) - 1)
 
 
 def expiring_for_action(conn: Connection, portal_id: int, action_id: int, now: dt.datetime) -> dict[str, Expiring]:
@@ -155,35 +174,38 @@ def _expiring(conn: Connection, queue_id: str, counts: dict[str, int], now: dt.d
 
 
 def pause_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
-    """Stop releasing from the queue until resumed (the backlog is kept)."""
-    _require(queues_sql.set_state(conn, queue_id, QueueState.PAUSED, now), queue_id)
+    """Stop releasing from the queue (and its partitions) until resumed (the backlog is kept)."""
+    _require(bool(queues_sql.set_family_state(conn, queue_id, QueueState.PAUSED, now)), queue_id)
     return show_queue(conn, queue_id, now)
 
 
 def resume_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
-    """Release again at the queue's rate; also lifts a hold, and the releases HubSpot
-    failed to take go back in line now (not when their lease runs out)."""
-    _require(queues_sql.set_state(conn, queue_id, QueueState.ACTIVE, now), queue_id)
-    executions_sql.requeue_deferred_in_queue(conn, queue_id, now)
-    wake_throttle_job(conn, queue_id, now)
-    return show_queue(conn, queue_id, now)
+    """Release again at the queue's rate (and its partitions'); also lifts a hold, and the
+    releases HubSpot failed to take go back in line now (not when their lease runs out)."""
+    return _restart(conn, queue_id, QueueState.ACTIVE, now)
 
 
 def drain_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
-    """Release the whole backlog now, ignoring the rate and business hours (and any
-    releases HubSpot failed to take); the queue is active again once empty."""
-    _require(queues_sql.set_state(conn, queue_id, QueueState.DRAINING, now), queue_id)
-    executions_sql.requeue_deferred_in_queue(conn, queue_id, now)
-    wake_throttle_job(conn, queue_id, now)
+    """Release the whole backlog (of every partition) now, ignoring the rate and business
+    hours (and any releases HubSpot failed to take); each queue is active again once empty."""
+    return _restart(conn, queue_id, QueueState.DRAINING, now)
+
+
+def _restart(conn: Connection, queue_id: str, state: QueueState, now: dt.datetime) -> QueueOverview:
+    family = queues_sql.set_family_state(conn, queue_id, state, now)
+    _require(bool(family), queue_id)
+    executions_sql.requeue_deferred_in_queue(conn, family, now)
+    wake_throttle_job(conn, family, now)
     return show_queue(conn, queue_id, now)
 
 
 def purge_queue(conn: Connection, queue_id: str, now: dt.datetime) -> int:
-    """Cancel the queue's pending backlog (never completed; HubSpot lets each enrollment
-    go on when its block expires). Returns how many were cancelled."""
-    _require(queues_sql.get_queue(conn, queue_id) is not None, queue_id)
-    cancelled = executions_sql.cancel_pending(conn, queue_id, "purged by operator", now)
-    wake_throttle_job(conn, queue_id, now)
+    """Cancel the queue's pending backlog, its partitions' too (never completed; HubSpot
+    lets each enrollment go on when its block expires). Returns how many were cancelled."""
+    family = queues_sql.family_ids(conn, queue_id)
+    _require(bool(family), queue_id)
+    cancelled = executions_sql.cancel_pending(conn, family, "purged by operator", now)
+    wake_throttle_job(conn, family, now)
     return cancelled
 
 

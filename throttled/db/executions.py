@@ -219,16 +219,17 @@ def requeue_deferred(conn: Connection, portal_id: int, now: dt.datetime) -> int:
     ).rowcount
 
 
-def requeue_deferred_in_queue(conn: Connection, queue_id: str, now: dt.datetime) -> int:
-    """An operator resumed or drained the queue: its releases that failed to send go back
-    in line now instead of waiting out their lease (counted in the window at ``now``)."""
+def requeue_deferred_in_queue(conn: Connection, queue_ids: Sequence[str], now: dt.datetime) -> int:
+    """An operator resumed or drained the queues (a queue and its partitions): their releases
+    that failed to send go back in line now instead of waiting out their lease (counted in
+    the window at ``now``)."""
     return conn.execute(
         text(
             """UPDATE action_executions SET state = 'pending', lease_until = NULL, unanswered_at = :now,
                                             leased_by = NULL, sent_at = NULL
-               WHERE queue_id = :queue_id AND state = 'releasing' AND last_failure_reason IS NOT NULL"""
+               WHERE queue_id = ANY(:queue_ids) AND state = 'releasing' AND last_failure_reason IS NOT NULL"""
         ),
-        {"queue_id": queue_id, "now": now},
+        {"queue_ids": list(queue_ids), "now": now},
     ).rowcount
 
 
@@ -406,15 +407,16 @@ def expire_overdue(conn: Connection, now: dt.datetime, limit: int = 1000) -> int
     ).rowcount
 
 
-def cancel_pending(conn: Connection, queue_id: str, reason: str, now: dt.datetime) -> int:
-    """An operator purges a queue's backlog at ``now``: its pending executions are cancelled
-    and never completed (HubSpot lets each enrollment go on when its block expires)."""
+def cancel_pending(conn: Connection, queue_ids: Sequence[str], reason: str, now: dt.datetime) -> int:
+    """An operator purges the queues' backlog (a queue and its partitions) at ``now``: their
+    pending executions are cancelled and never completed (HubSpot lets each enrollment go on
+    when its block expires)."""
     return conn.execute(
         text(
             """UPDATE action_executions SET state = 'cancelled', last_failure_reason = :reason, finished_at = :now
-               WHERE queue_id = :queue_id AND state = 'pending'"""
+               WHERE queue_id = ANY(:queue_ids) AND state = 'pending'"""
         ),
-        {"queue_id": queue_id, "reason": reason[:500], "now": now},
+        {"queue_ids": list(queue_ids), "reason": reason[:500], "now": now},
     ).rowcount
 
 
@@ -517,3 +519,13 @@ def releases_per_minute(
     for r in rows:
         history[r.queue_id][r.minute] = r.n
     return history
+
+
+def latest_pending_expiry(conn: Connection, queue_id: str) -> dt.datetime | None:
+    """The latest ``expires_at`` of the queue's pending executions — when the last block
+    HubSpot holds for it ends (``None``: nothing pending). For the customer page's forecast."""
+    latest: dt.datetime | None = conn.execute(
+        text("SELECT max(expires_at) FROM action_executions WHERE queue_id = :queue_id AND state = 'pending'"),
+        {"queue_id": queue_id},
+    ).scalar_one()
+    return latest

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -294,16 +295,18 @@ def hand_back_owned_jobs(conn: Connection, owner: str, now: dt.datetime) -> int:
     ).rowcount
 
 
-def wake_job(conn: Connection, unique_key: str, now: dt.datetime) -> bool:
-    """Make the live job holding ``unique_key`` due now if it is waiting (scheduled or
-    retryable); NOTIFYs. A running job is left alone (it decides its own next run)."""
+def wake_job(conn: Connection, unique_key: str | Sequence[str], now: dt.datetime) -> bool:
+    """Make the live jobs holding ``unique_key`` (one key, or many: a queue's partitions) due
+    now if they are waiting (scheduled or retryable); NOTIFYs. A running job is left alone
+    (it decides its own next run). Returns whether any was woken."""
+    keys = [unique_key] if isinstance(unique_key, str) else list(unique_key)
     woken = conn.execute(
         text(
             """UPDATE jobs SET state = 'available', scheduled_at = :now
-               WHERE unique_key = :key AND state IN ('scheduled', 'retryable')"""
+               WHERE unique_key = ANY(:keys) AND state IN ('scheduled', 'retryable')"""
         ),
-        {"key": unique_key, "now": now},
-    ).rowcount == 1
+        {"keys": keys, "now": now},
+    ).rowcount > 0
     if woken:
         notify(conn)
     return woken

@@ -7,8 +7,9 @@ queues of its action, and the worker reads both in one statement).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -17,7 +18,8 @@ from throttled.db.executions import LAPSED
 from throttled.states import QueueState
 
 _QUEUE_COLUMNS = """queue_id, portal_id, action_id, max_throughput, time_period, time_unit, mode,
-    release_days, release_start_minute, release_end_minute, time_zone, state, on_hold_until,
+    release_days, release_start_minute, release_end_minute, time_zone, parent_queue_id, partition_key,
+    state, on_hold_until,
     consecutive_failures, holds, last_failure_reason, refused, refused_at,
     expiring, expiring_complete, first_block_end, expiring_checked_at"""
 
@@ -41,6 +43,8 @@ class QueueSettings:
     release_start_minute: int | None = None
     release_end_minute: int | None = None
     time_zone: str | None = None
+    parent_queue_id: str | None = None  # a partition's step queue (None: not a partition)
+    partition_key: str | None = None    # a partition's key value, as sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +78,10 @@ class ConfigRow:
 
 
 _SETTINGS = ("action_id", "max_throughput", "time_period", "time_unit", "mode",
-             "release_days", "release_start_minute", "release_end_minute", "time_zone")
-_SETTING_TYPES = ("bigint", "integer", "integer", "text", "text", "smallint", "smallint", "smallint", "text")
+             "release_days", "release_start_minute", "release_end_minute", "time_zone", "parent_queue_id",
+             "partition_key")
+_SETTING_TYPES = ("bigint", "integer", "integer", "text", "text", "smallint", "smallint", "smallint", "text", "text",
+                  "text")
 
 
 def upsert_queues(conn: Connection, queues: Sequence[QueueSettings], now: dt.datetime) -> None:
@@ -207,6 +213,43 @@ def list_queues(conn: Connection, portal_id: int | None = None) -> list[QueueRow
         {"portal_id": portal_id},
     ).all()
     return [QueueRow(*r) for r in rows]
+
+
+def family_ids(conn: Connection, queue_id: str) -> list[str]:
+    """``queue_id`` and its partitions' queue ids (empty when the queue is unknown), by id."""
+    return list(conn.execute(
+        text("SELECT queue_id FROM queues WHERE queue_id = :queue_id OR parent_queue_id = :queue_id ORDER BY queue_id"),
+        {"queue_id": queue_id},
+    ).scalars())
+
+
+def set_family_settings(conn: Connection, queue_id: str, settings: Mapping[str, Any], now: dt.datetime) -> list[str]:
+    """Give ``queue_id`` and its partitions new settings (``settings``: the columns
+    ``max_throughput`` … ``time_zone``). Returns the queue ids changed."""
+    columns = ("max_throughput", "time_period", "time_unit", "mode", "release_days", "release_start_minute",
+               "release_end_minute", "time_zone")
+    return list(conn.execute(
+        text(f"""UPDATE queues SET {", ".join(f"{c} = :{c}" for c in columns)}, updated_at = :now
+                 WHERE queue_id = :queue_id OR parent_queue_id = :queue_id RETURNING queue_id"""),
+        {"queue_id": queue_id, "now": now, **{c: settings[c] for c in columns}},
+    ).scalars())
+
+
+def set_family_state(conn: Connection, queue_id: str, state: str, now: dt.datetime) -> list[str]:
+    """:func:`set_state` for ``queue_id`` and its partitions. Returns the queue ids changed
+    (empty: the queue is unknown)."""
+    if state not in (QueueState.ACTIVE, QueueState.PAUSED, QueueState.DRAINING):
+        raise ValueError(f"operators set active, paused or draining, not {state!r}")
+    return list(conn.execute(
+        text(
+            """UPDATE queues SET state = :state, updated_at = :now,
+                   on_hold_until = CASE WHEN :state = 'active' THEN NULL ELSE on_hold_until END,
+                   consecutive_failures = CASE WHEN :state = 'active' THEN 0 ELSE consecutive_failures END,
+                   holds = CASE WHEN :state = 'active' THEN 0 ELSE holds END
+               WHERE queue_id = :queue_id OR parent_queue_id = :queue_id RETURNING queue_id"""
+        ),
+        {"queue_id": queue_id, "state": state, "now": now},
+    ).scalars())
 
 
 def set_state(conn: Connection, queue_id: str, state: str, now: dt.datetime) -> bool:

@@ -68,9 +68,14 @@ CREATE TABLE IF NOT EXISTS queues (
     expiring              integer,
     expiring_complete     boolean,
     first_block_end       timestamptz,
-    expiring_checked_at   timestamptz
+    expiring_checked_at   timestamptz,
+    -- A partition of a step's queue (partition_key input): the step's queue id and the key's
+    -- value; NULL on an ordinary queue. Its queue_id is the parent's + '#' + a key digest.
+    parent_queue_id       text,
+    partition_key         text
 );
 CREATE INDEX IF NOT EXISTS queues_portal ON queues (portal_id);
+CREATE INDEX IF NOT EXISTS queues_parent ON queues (parent_queue_id) WHERE parent_queue_id IS NOT NULL;
 
 -- Operator overrides of a step's inputs, one per (portal, action) as in the original app.
 CREATE TABLE IF NOT EXISTS throttle_configs (

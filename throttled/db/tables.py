@@ -57,7 +57,10 @@ queues = sa.Table(
     sa.Column("expiring_complete", sa.Boolean),
     sa.Column("first_block_end", TZ),
     sa.Column("expiring_checked_at", TZ),
+    sa.Column("parent_queue_id", sa.Text),
+    sa.Column("partition_key", sa.Text),
     sa.Index("queues_portal", "portal_id"),
+    sa.Index("queues_parent", "parent_queue_id", postgresql_where=sa.text("parent_queue_id IS NOT NULL")),
 )
 
 throttle_configs = sa.Table(

@@ -8,7 +8,10 @@ samples): ``mode`` (``burst`` | ``smooth``), ``shared_queue`` (a name shared by 
 steps of a portal), ``release_days`` / ``release_hours`` / ``time_zone`` (a release
 window), ``priority`` (0–9, higher first, or HubSpot's priority words:
 :data:`PRIORITY_WORDS`), and ``release_after`` (release no earlier than:
-ISO-8601 with an offset, or Unix epoch milliseconds as HubSpot sends datetime values).
+ISO-8601 with an offset, or Unix epoch milliseconds as HubSpot sends datetime values), and
+``partition_key`` (typically a record property such as the owner's id: the limit then
+holds per distinct value; blank = the one shared partition; at most
+:data:`MAX_PARTITION_KEY` characters).
 Numbers may arrive as strings or JSON numbers (protocol notes §1).
 """
 
@@ -35,6 +38,7 @@ MAX_PRIORITY = 9
 #: priority from a record (``{{task.hs_task_priority}}``). Spread over 0–9 with room between
 #: them for numeric priorities to sit in.
 PRIORITY_WORDS = {"none": 0, "low": 2, "medium": 5, "high": 7, "urgent": 9}
+MAX_PARTITION_KEY = 255
 
 
 class InvalidInput(Exception):
@@ -56,6 +60,7 @@ class ExecutionInputs:
     shared_name: str | None
     priority: int
     not_before: dt.datetime | None
+    partition_key: str | None = None
 
 
 def parse_inputs(inputs: Mapping[str, Any]) -> ExecutionInputs:
@@ -71,7 +76,19 @@ def parse_inputs(inputs: Mapping[str, Any]) -> ExecutionInputs:
         shared_name=shared_name,
         priority=_priority(inputs.get("priority")),
         not_before=_timestamp(inputs.get("release_after"), "inputFields.release_after"),
+        partition_key=_partition_key(inputs.get("partition_key")),
     )
+
+
+def _partition_key(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InvalidInput("inputFields.partition_key", "must be a text or a number (e.g. the record owner's id)")
+    text = str(value).strip()
+    if len(text) > MAX_PARTITION_KEY or not text.isprintable():
+        raise InvalidInput("inputFields.partition_key", f"must be at most {MAX_PARTITION_KEY} printable characters")
+    return text
 
 
 _RATE_FIELDS = ("max_throughput", "time_period", "time_unit")

@@ -68,13 +68,17 @@ class Enrollment:
     input_fields: dict[str, Any]
     lane: int = 0                  # 0, or the settings hash of a step nothing identifies
     step_source: str = "actionId"  # actionId, callbackId or settings (module docstring)
+    partition_key: str | None = None  # the limit holds per distinct value (None: the one partition)
 
     @property
     def queue_id(self) -> QueueId:
-        """The queue this enrollment waits in: its step's, or the shared one it names."""
+        """The queue this enrollment waits in: its step's, or the shared one it names — or,
+        with a partition key, that queue's partition (``throttle/queue_ids.py``)."""
         if self.shared_name is not None:
-            return shared_queue(self.portal_id, self.shared_name)
-        return step_queue(self.portal_id, self.workflow_id, self.action_id, self.lane)
+            base = shared_queue(self.portal_id, self.shared_name)
+        else:
+            base = step_queue(self.portal_id, self.workflow_id, self.action_id, self.lane)
+        return base.partitioned(self.partition_key)
 
 
 def parse_enrollment(body: bytes) -> Enrollment:
@@ -120,6 +124,7 @@ def parse_enrollment(body: bytes) -> Enrollment:
         priority=parsed.priority,
         not_before=parsed.not_before,
         input_fields=inputs,
+        partition_key=parsed.partition_key,
     )
 
 

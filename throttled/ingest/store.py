@@ -30,15 +30,26 @@ from throttled.throttle.policy import stored_columns
 from throttled.throttle.step import StepSettings
 
 
-def queue_settings(e: Enrollment) -> queues_sql.QueueSettings:
-    """The queue row an enrollment asks for (its step's settings, resolved: ``named.py``)."""
+def queue_settings(e: Enrollment) -> list[queues_sql.QueueSettings]:
+    """The queue rows an enrollment asks for (its step's settings, resolved: ``named.py``):
+    its queue's, and for a partition also its parent's (the step's queue, which lists and
+    controls its partitions)."""
     assert e.step is not None, "named.resolve gave it settings"
-    return step_row(str(e.queue_id), e.portal_id, None if e.shared_name else e.action_id, e.step)
+    action_id = None if e.shared_name else e.action_id
+    queue_id = e.queue_id
+    if queue_id.partition is None:
+        return [step_row(str(queue_id), e.portal_id, action_id, e.step)]
+    parent = str(queue_id.parent)
+    return [step_row(parent, e.portal_id, action_id, e.step),
+            step_row(str(queue_id), e.portal_id, action_id, e.step, parent=parent, key=e.partition_key)]
 
 
-def step_row(queue_id: str, portal_id: int, action_id: int | None, step: StepSettings) -> queues_sql.QueueSettings:
-    """The queue row of ``step``'s settings (``action_id`` ``None`` for a shared queue)."""
-    return queues_sql.QueueSettings(queue_id=queue_id, portal_id=portal_id, action_id=action_id, **stored_columns(step))
+def step_row(queue_id: str, portal_id: int, action_id: int | None, step: StepSettings, *,
+             parent: str | None = None, key: str | None = None) -> queues_sql.QueueSettings:
+    """The queue row of ``step``'s settings (``action_id`` ``None`` for a shared queue; a
+    partition's ``parent`` queue id and ``key``)."""
+    return queues_sql.QueueSettings(queue_id=queue_id, portal_id=portal_id, action_id=action_id, **stored_columns(step),
+                                    parent_queue_id=parent, partition_key=key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +97,7 @@ def store_enrollments(
     named = named_sql.lookup(conn, {(e.portal_id, e.shared_name) for e in enrollments if e.shared_name})
     resolved = {e.callback_id: resolve(e, named.get((e.portal_id, e.shared_name or ""))) for e in enrollments}
     enrollments = [r for r in resolved.values() if not isinstance(r, str)]
-    queues = {str(e.queue_id): queue_settings(e) for e in enrollments}
+    queues = {row.queue_id: row for e in enrollments for row in queue_settings(e)}
     ordered = [queues[q] for q in sorted(queues)]
     queues_sql.upsert_queues(conn, ordered, now)
     known = executions_sql.stored(conn, sorted(resolved))
@@ -106,7 +117,8 @@ def store_enrollments(
     )
     refused = Counter(str(e.queue_id) for e in fresh if holds[e.callback_id].refused)
     queues_sql.note_refused(conn, dict(refused), now)
-    ensure_throttle_jobs(conn, [(q.queue_id, q.portal_id, q.action_id) for q in ordered], now)
+    waiting = {str(e.queue_id) for e in enrollments}  # a parent of partitions alone needs no job
+    ensure_throttle_jobs(conn, [(q.queue_id, q.portal_id, q.action_id) for q in ordered if q.queue_id in waiting], now)
     answers = {cid: Answer(s.state, s.expires_at, outputs=_release_outputs(s)) for cid, s in known.items()}
     for cid, why in resolved.items():  # its named throttle cannot hold it (a copy already held is answered as held)
         if isinstance(why, str) and cid not in known:

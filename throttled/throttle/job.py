@@ -45,6 +45,8 @@ def ensure_throttle_job(conn: Connection, queue_id: str, portal_id: int, action_
     return inserted
 
 
-def wake_throttle_job(conn: Connection, queue_id: str, now: dt.datetime) -> bool:
-    """Run the queue's job now (its settings or state changed), if it is waiting."""
-    return jobs_sql.wake_job(conn, throttle_job_key(queue_id), now)
+def wake_throttle_job(conn: Connection, queue_id: str | Sequence[str], now: dt.datetime) -> bool:
+    """Run the queue's job now (its settings or state changed), if it is waiting; many
+    queues (a queue and its partitions) in one statement."""
+    ids = [queue_id] if isinstance(queue_id, str) else queue_id
+    return jobs_sql.wake_job(conn, [throttle_job_key(q) for q in ids], now)
