@@ -15,7 +15,8 @@ PURE = ["throttle/rate.py", "throttle/business_hours.py", "throttle/queue_ids.py
         "throttle/step.py", "throttle/forecast.py", "throttle/block_length.py", "hubspot/signatures.py",
         "hubspot/answers.py", "hubspot/send_policy.py",
         "hubspot/outputs.py", "jobs/backoff.py", "jobs/outcomes.py", "ingest/payload.py", "ingest/inputs.py",
-        "settings_rules.py", "states.py", "ids.py", "hubspot/oauth.py", "web/limits.py", "web/edge_limits.py"]
+        "settings_rules.py", "states.py", "ids.py", "hubspot/oauth.py", "web/limits.py", "web/edge_limits.py",
+        "web/charts.py", "web/customer/session.py"]
 IO_LIBRARIES = {"trio", "httpx", "sqlalchemy", "psycopg", "quart", "quart_trio", "hypercorn", "pgserver", "socket"}
 IO_MODULES = {"throttled.db", "throttled.web", "throttled.daemon", "throttled.cli", "throttled.service",
               "throttled.jobs.scheduler", "throttled.hubspot.client", "throttled.hubspot.tokens"}

@@ -9,7 +9,17 @@ import trio
 from itsdangerous import URLSafeTimedSerializer
 
 from throttled.clock import TrioClock
-from throttled.hubspot.oauth import STATE_MAX_AGE_S, InvalidState, check_state, make_state, nonce_digest
+from throttled.hubspot.oauth import (
+    APP,
+    INSTALL,
+    STATE_MAX_AGE_S,
+    InvalidState,
+    _serializer,
+    check_state,
+    make_state,
+    nonce_digest,
+    read_state,
+)
 
 SECRET = "client-secret-" + "x" * 20
 EPOCH = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -61,3 +71,22 @@ async def test_browser_secrets_are_fresh_and_spent_only_as_digests(autojump_cloc
     assert len({i.browser_secret for i in issued}) == 100
     committed = check_state(SECRET, clock, issued[0].state, issued[0].browser_secret)
     assert len(nonce_digest(committed)) == 32 and committed.encode() not in nonce_digest(committed)
+
+
+async def test_a_state_says_what_it_is_for_and_one_without_a_purpose_is_an_install(autojump_clock):
+    clock = TrioClock(EPOCH)
+    install, sign_in = make_state(SECRET, clock), make_state(SECRET, clock, APP)
+    assert read_state(SECRET, clock, install.state, install.browser_secret).purpose == INSTALL
+    checked = read_state(SECRET, clock, sign_in.state, sign_in.browser_secret)
+    assert checked.purpose == APP and sign_in.browser_secret not in checked.nonce and checked.nonce not in repr(checked)
+    # A state as the previous version wrote it (the digest alone) reads as an install.
+    _valid, old = URLSafeTimedSerializer("anyone").loads_unsafe(install.state)
+    assert isinstance(old, str) and check_state(SECRET, clock, install.state, install.browser_secret) == old
+    # An install may not be completed with a sign-in's state, nor a state of an unknown kind.
+    assert _reason(sign_in.state, sign_in.browser_secret) == "other_purpose"
+    unknown = _serializer(SECRET, clock).dumps({"nonce": checked.nonce, "purpose": "admin"})
+    with pytest.raises(InvalidState) as caught:
+        read_state(SECRET, clock, unknown, sign_in.browser_secret)
+    assert caught.value.reason == "forged_or_expired"
+    with pytest.raises(ValueError, match="purpose"):
+        make_state(SECRET, clock, "admin")

@@ -39,6 +39,7 @@ from throttled.logs import OncePer
 from throttled.service.metrics import Metrics
 from throttled.states import ExecutionState
 from throttled.web.config_api import config_blueprint
+from throttled.web.customer.routes import customer_blueprint
 from throttled.web.errors import RETRY_AFTER_S, register_error_handlers
 from throttled.web.hubspot_signed import signed_body
 from throttled.web.hypercorn_patch import READ_TIMEOUT_S
@@ -96,6 +97,7 @@ def create_app(deps: WebDeps) -> QuartTrio:
         db=deps.db, clock=deps.clock, tokens=deps.tokens, client=deps.client, public_url=deps.public_url,
         client_id=deps.client_id, client_secret=deps.client_secret, authorize_url=deps.authorize_url,
         callbacks_per_minute=deps.oauth_callbacks_per_minute))
+    app.register_blueprint(customer_blueprint(deps))  # the customer page, /app (web/customer)
     app.register_blueprint(options_blueprint(db=deps.db, clock=deps.clock, client_secret=deps.client_secret,
                                              public_url=deps.public_url, accepted=deps.signature_versions))
     if deps.config_api:  # a separate switch: the admin token alone never opens the public port

@@ -10,6 +10,12 @@
   (``control/install.py``). The install cookie is cleared only by a callback carrying this
   browser's state: a forged link cannot cancel an install in progress.
 
+The customer page's sign-in (``GET /app/login``, ``web/customer``) goes through the same
+authorize page and comes back to the same callback — the one redirect URI registered with
+HubSpot — with a state whose purpose is ``app``: after the same checks, that callback signs
+the customer in (``web/customer/sign_in.py``: no tokens stored, no portal changed; an account
+that never installed gets ``403``) and sends them to ``/app`` with a session cookie.
+
 Every refused callback is logged as ``oauth.install_failed`` with its reason — never the
 code, the state or the cookie — up to :data:`FAILURES_LOGGED_PER_MINUTE` lines a minute per
 reason; past that, the next line says how many were not logged.
@@ -23,6 +29,7 @@ import structlog
 import trio
 from quart import Blueprint, Response, jsonify, redirect, request
 from quart.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
 
 from throttled.clock import Clock
 from throttled.control.install import install as install_app
@@ -32,6 +39,7 @@ from throttled.hubspot import oauth
 from throttled.hubspot.client import HubSpotClient
 from throttled.hubspot.errors import HubSpotError, HubSpotRefused
 from throttled.hubspot.tokens import TokenStore
+from throttled.web.customer.sign_in import NotInstalled, sign_in, start_session
 from throttled.web.limits import SlidingWindowLimit
 from throttled.web.pages import installed_page, page
 
@@ -65,11 +73,8 @@ def oauth_blueprint(*, db: Database, clock: Clock, tokens: TokenStore, client: H
     async def install() -> ResponseReturnValue:
         if not client_id:
             return jsonify(error="not_configured", message="HUBSPOT_CLIENT_ID is not set"), 503
-        issued = oauth.make_state(client_secret, clock)
-        response = redirect(oauth.authorize_url(authorize_url, client_id, public_url, issued.state))
-        response.set_cookie(oauth.COOKIE, issued.browser_secret, max_age=oauth.STATE_MAX_AGE_S,
-                            path=oauth.COOKIE_PATH, secure=secure, httponly=True, samesite="Lax")
-        return response
+        return authorize_redirect(client_secret=client_secret, clock=clock, client_id=client_id, public_url=public_url,
+                                  authorize_url=authorize_url, purpose=oauth.INSTALL)
 
     @blueprint.get("/api/oauth/callback")
     async def callback() -> ResponseReturnValue:
@@ -77,17 +82,17 @@ def oauth_blueprint(*, db: Database, clock: Clock, tokens: TokenStore, client: H
             failures.log("denied")
             return jsonify(error="authorization_denied", message=request.args.get("error_description", "")[:200]), 400
         try:
-            committed = oauth.check_state(client_secret, clock, request.args.get("state"),
-                                          request.cookies.get(oauth.COOKIE))
+            checked = oauth.read_state(client_secret, clock, request.args.get("state"),
+                                       request.cookies.get(oauth.COOKIE))
         except oauth.InvalidState as exc:
             failures.log(exc.reason)
             return jsonify(error="invalid_state", reason=exc.reason, message=str(exc)), 400
-        response, status = await _exchange(committed)
+        response, status = await _exchange(checked)
         # This browser's own state: its install attempt is over, whatever the outcome.
         response.delete_cookie(oauth.COOKIE, path=oauth.COOKIE_PATH, secure=secure, httponly=True, samesite="Lax")
         return response, status
 
-    async def _exchange(committed: str) -> tuple[Response, int]:
+    async def _exchange(checked: oauth.CheckedState) -> tuple[Response | BaseResponse, int]:
         now_s = trio.current_time()
         if not limit.admit(now_s):
             failures.log("rate_limited", limit_per_minute=limit.limit)
@@ -100,10 +105,12 @@ def oauth_blueprint(*, db: Database, clock: Clock, tokens: TokenStore, client: H
             failures.log("code_missing")
             return jsonify(error="invalid_input", field="code", message="is required"), 400
         expires_at = clock.now() + dt.timedelta(seconds=oauth.STATE_MAX_AGE_S)
-        if not await db.transaction(oauth_states.spend, oauth.nonce_digest(committed), expires_at):
+        if not await db.transaction(oauth_states.spend, oauth.nonce_digest(checked.nonce), expires_at):
             failures.log("spent")
             return jsonify(error="invalid_state", reason="spent",
                            message="this install link was already used: start the install again"), 400
+        if checked.purpose == oauth.APP:
+            return await _sign_in(code)
         try:
             portal_id = await install_app(code, oauth.redirect_uri(public_url), client=client, tokens=tokens, db=db,
                                           clock=clock)
@@ -119,7 +126,40 @@ def oauth_blueprint(*, db: Database, clock: Clock, tokens: TokenStore, client: H
             raise
         return installed_page(portal_id), 200
 
+    async def _sign_in(code: str) -> tuple[Response | BaseResponse, int]:
+        try:
+            portal_id = await sign_in(code, oauth.redirect_uri(public_url), client=client, db=db)
+        except NotInstalled:
+            return page("Not installed", "This HubSpot account has not installed the app. Ask an admin of the "
+                        "account to install Throttle first, then sign in again.",
+                        ("/api/oauth/install", "Install Throttle")), 403
+        except HubSpotRefused as exc:
+            failures.log(exc.answer.kind)
+            if exc.answer.kind != "bad_code":
+                raise
+            return page("Sign-in link expired", "This sign-in link was already used or has expired.",
+                        ("/app/login", "Sign in with HubSpot")), 400
+        except HubSpotError:
+            failures.log("hubspot_unreachable")
+            raise
+        response = redirect("/app", 303)
+        start_session(response, client_secret, clock, portal_id, secure=secure)
+        return response, 303
+
     return blueprint
+
+
+def authorize_redirect(*, client_secret: str, clock: Clock, client_id: str, public_url: str, authorize_url: str,
+                       purpose: str) -> BaseResponse:
+    """A redirect (302) to HubSpot's authorize page with a new signed state of ``purpose``
+    (``install`` or ``app``), and the browser secret it commits to in the install cookie
+    (HttpOnly, SameSite=Lax, path ``/api/oauth``, for the state's 10 minutes; ``Secure`` when
+    ``public_url`` is https). The redirect URI is always ``{public_url}/api/oauth/callback``."""
+    issued = oauth.make_state(client_secret, clock, purpose)
+    response = redirect(oauth.authorize_url(authorize_url, client_id, public_url, issued.state))
+    response.set_cookie(oauth.COOKIE, issued.browser_secret, max_age=oauth.STATE_MAX_AGE_S, path=oauth.COOKIE_PATH,
+                        secure=public_url.lower().startswith("https://"), httponly=True, samesite="Lax")
+    return response
 
 
 class _FailureLog:

@@ -17,10 +17,10 @@ from sqlalchemy.engine import Connection
 from throttled import control
 from throttled.control import PortalOverview, QueueOverview
 from throttled.states import QueueState
+from throttled.web.charts import minute_chart
 
 HISTORY_MINUTES = 60
 REFRESH_S = 30
-_BAR_W, _CHART_H = 4, 32  # px per minute, px of the tallest bar
 
 
 @dataclass(frozen=True)
@@ -64,23 +64,8 @@ def render_status_page(snap: StatusSnapshot) -> str:
 
 def release_chart(counts: list[int], end: dt.datetime) -> str:
     """An inline SVG bar chart of per-minute ``counts`` (oldest first) whose last bar is the
-    minute containing ``end``; each bar has a ``<title>`` tooltip."""
-    width = _BAR_W * len(counts)
-    peak = max(counts, default=0)
-    last_minute = end.astimezone(dt.UTC).replace(second=0, microsecond=0)
-    bars = []
-    for i, n in enumerate(counts):
-        if not n:
-            continue  # an empty minute draws nothing (a page of 1,000 idle queues stays small)
-        minute = last_minute - dt.timedelta(minutes=len(counts) - 1 - i)
-        h = max(1, round(n / peak * _CHART_H))
-        tip = escape(f"{minute:%H:%M} UTC: {n} released")
-        bars.append(f'<rect x="{i * _BAR_W}" y="{_CHART_H - h}" width="{_BAR_W - 1}" height="{h}">'
-                    f"<title>{tip}</title></rect>")
-    label = escape(f"releases per minute over the last {len(counts)} minutes, peak {peak}")
-    return (f'<svg class="chart" width="{width}" height="{_CHART_H + 1}" viewBox="0 0 {width} {_CHART_H + 1}" '
-            f'role="img" aria-label="{label}"><line x1="0" y1="{_CHART_H + 0.5}" x2="{width}" '
-            f'y2="{_CHART_H + 0.5}"/>{"".join(bars)}</svg>')
+    minute containing ``end``; each bar has a ``<title>`` tooltip (``web/charts.py``)."""
+    return minute_chart(counts, end)
 
 
 def _queues_table(snap: StatusSnapshot) -> str:
