@@ -94,3 +94,26 @@ async def test_failure_retries_with_backoff_then_discards(db, autojump_clock):
         )
         nursery.cancel_scope.cancel()
     assert attempts == [1, 2, 3]
+
+
+async def test_outcomes_are_written_in_batches_and_none_is_lost_at_shutdown(db):
+    clock = WallClock()
+    _insert_many(db, 320, clock.now())
+    ran: set[int] = set()
+
+    async def handler(run):
+        ran.add(run.job.id)
+        if run.job.args["i"] % 2:
+            return Snooze(clock.now() + dt.timedelta(days=1))  # snoozes batch too
+        return Complete()
+
+    scheduler = Scheduler(db, clock, {"count": handler}, SchedulerConfig(workers=16, poll_interval_s=0.2))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(scheduler.run)
+        await wait_until(lambda: len(ran) == 320, timeout_s=20)
+        nursery.cancel_scope.cancel()  # outcomes still buffered are flushed on the way out
+
+    assert db.transaction_sync(jobs_sql.count_by_state) == {"completed": 160, "scheduled": 160}
+    # 16 slots finish together and share one transaction: far fewer writes than jobs.
+    assert 1 <= scheduler.outcome_writes <= 320 // 4, scheduler.outcome_writes
+    assert not scheduler.completing and not scheduler.running

@@ -207,6 +207,31 @@ def complete_job(conn: Connection, job_id: int, owner: str, now: dt.datetime) ->
     return _finish(conn, job_id, owner, JobState.COMPLETED, now, None)
 
 
+def complete_jobs(conn: Connection, job_ids: Sequence[int], owner: str, now: dt.datetime) -> int:
+    """executing → completed for many jobs in one statement (the scheduler's completer);
+    returns how many ``owner`` still ran."""
+    return conn.execute(
+        text("""UPDATE jobs SET state = 'completed', finalized_at = :now, leased_until = NULL
+                WHERE id = ANY(:ids) AND state = 'executing' AND attempted_by = :owner"""),
+        {"ids": list(job_ids), "owner": owner, "now": now},
+    ).rowcount
+
+
+def snooze_jobs(conn: Connection, snoozes: Sequence[tuple[int, dt.datetime]], owner: str, now: dt.datetime) -> int:
+    """:func:`snooze_job` for many ``(job_id, until)`` in one statement; returns how many
+    ``owner`` still ran."""
+    if not snoozes:
+        return 0
+    return conn.execute(
+        text("""UPDATE jobs SET state = CASE WHEN s.until <= :now THEN 'available' ELSE 'scheduled' END,
+                              scheduled_at = s.until, attempt = attempt - 1, snoozed = snoozed + 1,
+                              leased_until = NULL
+                FROM unnest(CAST(:ids AS bigint[]), CAST(:untils AS timestamptz[])) AS s(id, until)
+                WHERE jobs.id = s.id AND jobs.state = 'executing' AND jobs.attempted_by = :owner"""),
+        {"ids": [i for i, _ in snoozes], "untils": [u for _, u in snoozes], "owner": owner, "now": now},
+    ).rowcount
+
+
 def discard_job(conn: Connection, job_id: int, owner: str, now: dt.datetime, reason: str) -> bool:
     """executing → discarded, recording ``reason`` in ``errors``."""
     return _finish(conn, job_id, owner, JobState.DISCARDED, now, reason)

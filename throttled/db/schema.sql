@@ -196,6 +196,8 @@ CREATE INDEX IF NOT EXISTS jobs_unique_key ON jobs (unique_key) WHERE unique_key
 -- The scheduler's "when is the next job due" question, whatever its priority.
 CREATE INDEX IF NOT EXISTS jobs_next_due ON jobs (scheduled_at)
     WHERE state IN ('available', 'scheduled', 'retryable');
+-- Staging reads only what it stages, never the due available jobs.
+CREATE INDEX IF NOT EXISTS jobs_staging ON jobs (scheduled_at) WHERE state IN ('scheduled', 'retryable');
 
 -- Leadership leases (one row per role, e.g. 'cron'): the holder renews at half the TTL; a
 -- lapsed lease may be taken by anyone. Unlogged: after a crash it is simply re-elected.

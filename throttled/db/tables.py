@@ -155,6 +155,7 @@ jobs = sa.Table(
     sa.Index("jobs_available", "priority", "scheduled_at", "id", postgresql_where=sa.text("state = 'available'")),
     sa.Index("jobs_unique_key", "unique_key", postgresql_where=sa.text("unique_key IS NOT NULL")),
     sa.Index("jobs_next_due", "scheduled_at", postgresql_where=sa.text("state IN ('available', 'scheduled', 'retryable')")),
+    sa.Index("jobs_staging", "scheduled_at", postgresql_where=sa.text("state IN ('scheduled', 'retryable')")),
     sa.Index("jobs_leases", "leased_until", postgresql_where=sa.text("state = 'executing'")),
     sa.Index("jobs_finalized", "finalized_at", postgresql_where=sa.text("state IN ('completed', 'discarded', 'cancelled')")),
 )

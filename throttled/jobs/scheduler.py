@@ -1,11 +1,14 @@
 """The job scheduler: claims due jobs, runs their handlers, applies outcomes, keeps leases.
 
 One scheduler per daemon; several daemons share one job table. It claims in batches up to
-its free worker slots (``FOR UPDATE SKIP LOCKED``), wakes on NOTIFY or when the next
-scheduled job falls due, and polls every ``poll_interval_s`` regardless, so a lost
-notification only delays work. A heartbeat renews the leases of running jobs; every
-``rescue_interval_s`` it rescues jobs whose lease lapsed (their daemon died) — safe from
-every daemon at once, so no leader is needed for it.
+its free worker slots (``FOR UPDATE SKIP LOCKED``; with no slot free it asks the database
+nothing), wakes on NOTIFY or when the next scheduled job falls due, and polls every
+``poll_interval_s`` regardless, so a lost notification only delays work. Outcomes go to a
+completer (River's): buffered and written together, one transaction per batch — a batch
+grows while the previous one commits — with the slot freed at once and the lease kept by
+the heartbeat until written; a crash before the write runs the job again (at least once, as
+before). A heartbeat renews the leases; every ``rescue_interval_s`` it rescues jobs whose
+lease lapsed (their daemon died) — safe from every daemon at once, so no leader is needed.
 """
 
 from __future__ import annotations
@@ -94,6 +97,10 @@ class Scheduler:
         self.config = config
         self.owner = owner or new_owner_id()
         self.running: dict[int, jobs_sql.Job] = {}
+        self.completing: dict[int, jobs_sql.Job] = {}  # ran; outcome waiting for the completer
+        self.outcome_writes = 0  # completer transactions (each writes a batch of outcomes)
+        self._outcomes: list[tuple[jobs_sql.Job, Outcome]] = []
+        self._outcome_ready = trio.Event()
         self.progress = 0  # claims + outcomes applied; a watchdog can watch it move
         self.loops = 0  # fetch-loop turns, idle ones included: the watchdog's sign of life
         self.rescued = 0
@@ -116,9 +123,9 @@ class Scheduler:
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` seconds for running jobs to finish; True if they did."""
         with trio.move_on_after(timeout_s):
-            while self.running:
+            while self.running or self.completing:
                 await trio.sleep(0.02)
-        return not self.running
+        return not self.running and not self.completing
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled. On exit, running jobs are handed back (available now)."""
@@ -128,9 +135,12 @@ class Scheduler:
                     await nursery.start(self.notifier.run)
                 nursery.start_soon(self._heartbeat)
                 nursery.start_soon(self._rescue_loop)
+                nursery.start_soon(self._completer)
                 task_status.started()
                 await self._fetch_loop(nursery)
         finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await self._flush_outcomes()  # what ran is recorded, not run again
             with trio.CancelScope(shield=True):
                 await self._hand_back_owned()
 
@@ -143,6 +153,9 @@ class Scheduler:
             wait_s = self.config.poll_interval_s
             try:
                 free = self.config.workers - len(self.running) if self._claiming else 0
+                if free <= 0:  # nothing to claim into: no transaction, wait for a slot (or a stop)
+                    await self._wake.wait()
+                    continue
                 now = self.clock.now()
                 jobs, next_due = await self.db.transaction(self._claim, free, now)
                 for job in jobs:
@@ -171,8 +184,10 @@ class Scheduler:
     async def _execute(self, job: jobs_sql.Job) -> None:
         try:
             outcome = await self._run_handler(job)
-            if outcome is not None:
-                await self._apply(job, outcome)
+            if outcome is not None and not isinstance(outcome, Applied):
+                self.completing[job.id] = job
+                self._outcomes.append((job, outcome))
+                self._outcome_ready.set()
         finally:
             self.running.pop(job.id, None)
             self.progress += 1
@@ -191,18 +206,43 @@ class Scheduler:
             log.warning("job.failed", job_id=job.id, kind=job.kind, attempt=job.attempt, error=repr(exc)[:300])
             return Retry(f"{type(exc).__name__}: {exc}"[:1000])
 
-    async def _apply(self, job: jobs_sql.Job, outcome: Outcome) -> None:
-        if isinstance(outcome, Applied):
+    # -- the completer -------------------------------------------------------------
+
+    async def _completer(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            await self._flush_outcomes()
+
+    async def _flush_outcomes(self) -> None:
+        """Write every buffered outcome in one transaction (retried briefly on an outage)."""
+        self._outcome_ready = trio.Event()
+        batch, self._outcomes = self._outcomes, []
+        if not batch:
             return
-        for delay in (0.0, 0.5, 1.0, 2.0):
-            await trio.sleep(delay)
-            try:
-                await self.db.transaction(self._apply_sync, job, outcome, self.clock.now())
-                return
-            except DatabaseUnavailable:
-                continue
-        # Could not record the outcome: the lease will lapse and the job run again.
-        log.warning("job.outcome_lost", job_id=job.id, outcome=type(outcome).__name__)
+        try:
+            for delay in (0.0, 0.5, 1.0, 2.0):
+                await trio.sleep(delay)
+                try:
+                    await self.db.transaction(self._write_outcomes, batch, self.clock.now())
+                    self.outcome_writes += 1
+                    return
+                except DatabaseUnavailable:
+                    continue
+            # Could not record them: the leases will lapse and the jobs run again.
+            log.warning("job.outcomes_lost", jobs=len(batch), job_ids=[job.id for job, _ in batch][:20])
+        finally:
+            for job, _ in batch:
+                self.completing.pop(job.id, None)
+            self.progress += 1
+
+    def _write_outcomes(self, conn: Connection, batch: list[tuple[jobs_sql.Job, Outcome]], now: dt.datetime) -> None:
+        done = [job.id for job, outcome in batch if isinstance(outcome, Complete)]
+        snoozed = [(job.id, outcome.until) for job, outcome in batch if isinstance(outcome, Snooze)]
+        jobs_sql.complete_jobs(conn, done, self.owner, now)
+        jobs_sql.snooze_jobs(conn, snoozed, self.owner, now)
+        for job, outcome in batch:
+            if not isinstance(outcome, (Complete, Snooze)):
+                self._apply_sync(conn, job, outcome, now)
 
     def _apply_sync(self, conn: Connection, job: jobs_sql.Job, outcome: Outcome, now: dt.datetime) -> None:
         if isinstance(outcome, Complete):
@@ -224,7 +264,7 @@ class Scheduler:
     async def _heartbeat(self) -> None:
         while True:
             await trio.sleep(self.config.lease_s / 3)
-            ids = list(self.running)
+            ids = [*self.running, *self.completing]
             if not ids:
                 continue
             until = self.clock.now() + dt.timedelta(seconds=self.config.lease_s)
