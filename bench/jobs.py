@@ -1,7 +1,10 @@
 """Job table benchmark: empty jobs claimed and completed per second, 1 / 4 / 16 workers,
 next to procrastinate draining the same number of empty jobs on the same PostgreSQL server
-in the same run (each in a fresh database). procrastinate is installed only for this
-benchmark, in ``bench/.venv-procrastinate`` (created on first run).
+in the same run (each in a fresh database), PgQueuer draining them 100 per dequeue, and the
+physical ceiling of our own tables: one SQL statement claiming and completing 100 jobs,
+repeated on one connection (no Python per job). procrastinate and PgQueuer are installed
+only for this benchmark, in ``bench/.venv-procrastinate`` and ``bench/.venv-pgqueuer``
+(created on first run).
 
 Usage: ``THROTTLED_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
          .venv/bin/python bench/jobs.py [jobs_per_run]``
@@ -27,16 +30,26 @@ from throttled.jobs.scheduler import Scheduler, SchedulerConfig
 from throttled.testing import scratch_database, server_url
 
 HERE = Path(__file__).resolve().parent
-VENV = HERE / ".venv-procrastinate"
-WORKERS = (1, 4, 16)
+WORKERS = (1, 4, 16, 100)
+PGQUEUER_BATCH = 100
+
+
+def _bench_python(name: str, *packages: str) -> Path:
+    """The interpreter of ``bench/.venv-{name}`` with ``packages`` (made on first use)."""
+    venv = HERE / f".venv-{name}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+    return python
 
 
 def _procrastinate_python() -> Path:
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "procrastinate==3.10.0"], check=True)
-    return python
+    return _bench_python("procrastinate", "procrastinate==3.10.0")
+
+
+def _pgqueuer_python() -> Path:
+    return _bench_python("pgqueuer", "pgqueuer==1.6.0", "asyncpg")
 
 
 async def _ours(url: str, n: int, workers: int) -> float:
@@ -71,9 +84,46 @@ def _theirs(url: str, n: int, workers: int) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
+def _pgqueuer(url: str, n: int) -> float:
+    runner = [str(_pgqueuer_python()), str(HERE / "_pgqueuer_runner.py"), libpq_url(url), str(n), str(PGQUEUER_BATCH)]
+    out = subprocess.run(runner, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def _ceiling(url: str, n: int) -> float:
+    """Seconds for one connection to claim-and-complete ``n`` jobs 100 per statement."""
+    db = Database(url, pool_size=2)
+    db.transaction_sync(migrate)
+    now = WallClock().now()
+    db.transaction_sync(lambda c: c.execute(sa.text(
+        "INSERT INTO jobs (kind, scheduled_at, inserted_at) SELECT 'empty', :now, :now FROM generate_series(1, :n)"),
+        {"now": now, "n": n}))
+    step = sa.text("""WITH due AS (SELECT id FROM jobs WHERE state = 'available' ORDER BY priority, scheduled_at, id
+                                   LIMIT 100 FOR UPDATE SKIP LOCKED)
+                      UPDATE jobs SET state = 'completed', finalized_at = :now, attempt = jobs.attempt + 1
+                      FROM due WHERE jobs.id = due.id""")
+    started = time.perf_counter()
+    while db.transaction_sync(lambda c: c.execute(step, {"now": now}).rowcount):
+        pass
+    seconds = time.perf_counter() - started
+    db.dispose()
+    return seconds
+
+
+def _fresh(server: str, run, *args):
+    url, drop = scratch_database(server)
+    try:
+        return run(url, *args)
+    finally:
+        drop()
+
+
 def main(n: int) -> None:
     server = server_url()
     _procrastinate_python()
+    _pgqueuer_python()
+    pgqueuer = n / _fresh(server, _pgqueuer, n)
+    ceiling = n / _fresh(server, _ceiling, n)
     rows = []
     for workers in WORKERS:
         url, drop = scratch_database(server)
@@ -92,6 +142,10 @@ def main(n: int) -> None:
     print("|---|---|---|---|")
     for workers, ours, theirs in rows:
         print(f"| {workers} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f} |")
+    best = max(ours for _, ours, _ in rows)
+    print(f"\nPgQueuer 1.6 ({PGQUEUER_BATCH} per dequeue): {pgqueuer:,.0f} jobs/s — throttled's best / PgQueuer = "
+          f"{best / pgqueuer:.2f} (target ≥ 1)  \nceiling, one statement claiming and completing 100 of our jobs: "
+          f"{ceiling:,.0f} jobs/s — throttled's best / ceiling = {best / ceiling:.2f} (target ≥ 0.25)")
 
 
 if __name__ == "__main__":
