@@ -250,3 +250,43 @@ async def test_a_dead_daemons_releases_come_back_without_waiting_for_their_lease
         # them until then + 60 s, and no longer (before: lease end 120 s + 60 s = 180 s)
         assert dt.timedelta(seconds=70) <= back < dt.timedelta(seconds=75), back
         assert sixth >= back + dt.timedelta(seconds=60), sixth
+
+
+async def test_one_batch_runs_many_queues_each_by_its_own_state(db, autojump_clock):
+    clock = TrioClock(EPOCH)
+    portal = PortalSide(db, clock)
+    busy, paused, idle = (Step(workflow_id=700 + n, action_id=1, limit=2, period=1, unit="minutes") for n in range(3))
+    _store(db, busy, _ids(busy, 0, 5), EPOCH)
+    _store(db, paused, _ids(paused, 0, 3), EPOCH)
+    _store(db, idle, _ids(idle, 0, 1), EPOCH)
+    db.transaction_sync(queues_sql.set_state, paused.queue_id(PORTAL), "paused", EPOCH)
+    db.transaction_sync(lambda conn: executions_sql.cancel_pending(conn, [idle.queue_id(PORTAL)], "gone", EPOCH))
+    worker = ThrottleWorker(db, clock, portal.submit)
+    scheduler = Scheduler(db, clock, {THROTTLE_JOB_KIND: worker}, SchedulerConfig(workers=8, poll_interval_s=3600))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(scheduler.run)
+        await portal.wait_for(2, timeout_s=30)
+        await wait_until(lambda: len(_jobs_of(db, idle)) == 1 and _jobs_of(db, idle)[0][1] == "completed", timeout_s=30)
+        nursery.cancel_scope.cancel()
+
+    # The three jobs were due together: one batch, one transaction, three different outcomes.
+    assert len(portal.batches) == 1 and sorted(portal.ids) == sorted(_ids(busy, 0, 2))  # the window's 2, no more
+    states = {s.workflow_id: [state for _, state in _jobs_of(db, s)] for s in (busy, paused, idle)}
+    assert states == {700: ["scheduled"], 701: ["scheduled"], 702: ["completed"]}  # waiting, paused, done
+    assert worker.metrics.worker_runs._value.get() >= 3
+
+
+async def test_a_release_acknowledged_during_a_run_is_counted_once(db):
+    """The window's reads are one statement: a release HubSpot acknowledges between the queue
+    lock's count of sends in flight and the read of recent releases is not counted twice (a
+    double count held a queue for a whole period: 10,000 per minute stalled at 9,900)."""
+    step = Step(workflow_id=710, action_id=1, limit=10, period=1, unit="minutes")
+    queue_id = step.queue_id(PORTAL)
+    _store(db, step, _ids(step, 0, 1), EPOCH)
+    [lease] = db.transaction_sync(executions_sql.take_pending, queue_id, 1, EPOCH, EPOCH + dt.timedelta(minutes=2))
+    with db.engine.connect() as run, run.begin():  # the worker's transaction (READ COMMITTED)
+        locked = queues_sql.lock_queue(run, queue_id, EPOCH)
+        db.transaction_sync(executions_sql.mark_released, [lease.callback_id], EPOCH)  # HubSpot answers now
+        recent, in_flight = executions_sql.window_state_of(run, {queue_id: (EPOCH - dt.timedelta(minutes=1), 10)})[queue_id]
+    assert locked is not None and locked.releasing == 1  # the lock's count, before the answer
+    assert (len(recent), in_flight) == (1, 0)  # one snapshot: released, not also in flight

@@ -285,22 +285,44 @@ def recent_releases(conn: Connection, queue_id: str, since: dt.datetime, limit: 
     """Times after ``since`` that the rate window counts, newest first, at most ``limit``:
     acknowledgements, and the ``unanswered_at`` of sends whose answer never came (HubSpot may
     have completed those; a later "already completed" is counted again — on the safe side)."""
-    return list(
-        conn.execute(
-            text(
-                """(SELECT released_at AS t FROM action_executions
-                    WHERE queue_id = :queue_id AND state = 'released' AND released_at > :since
-                    ORDER BY released_at DESC LIMIT :limit)
+    return window_state_of(conn, {queue_id: (since, limit)}).get(queue_id, ([], 0))[0]
+
+
+def window_state_of(conn: Connection, wanted: Mapping[str, tuple[dt.datetime, int]]
+                    ) -> dict[str, tuple[list[dt.datetime], int]]:
+    """What each queue's window holds, many queues in one statement: ``wanted`` maps queue id
+    → ``(since, limit)``; returns queue id → ``(recent, in_flight)``: :func:`recent_releases`
+    and the executions now 'releasing'. One statement, so one snapshot: a release that
+    HubSpot acknowledges meanwhile is counted once — either in flight or released — where two
+    statements could count it twice and hold the queue for a whole period."""
+    if not wanted:
+        return {}
+    ids = list(wanted)
+    rows = conn.execute(
+        text(
+            """SELECT q.queue_id, r.t,
+                      (SELECT count(*) FROM action_executions f
+                       WHERE f.queue_id = q.queue_id AND f.state = 'releasing') AS in_flight
+               FROM unnest(CAST(:ids AS text[]), CAST(:sinces AS timestamptz[]), CAST(:limits AS integer[]))
+                    AS q(queue_id, since, lim)
+               LEFT JOIN LATERAL (
+                   (SELECT released_at AS t FROM action_executions
+                    WHERE queue_id = q.queue_id AND state = 'released' AND released_at > q.since
+                    ORDER BY released_at DESC LIMIT q.lim)
                    UNION ALL
                    (SELECT unanswered_at FROM action_executions
-                    WHERE queue_id = :queue_id AND unanswered_at IS NOT NULL AND state <> 'released'
-                      AND unanswered_at > :since
-                    ORDER BY unanswered_at DESC LIMIT :limit)
-                   ORDER BY t DESC LIMIT :limit"""
-            ),
-            {"queue_id": queue_id, "since": since, "limit": limit},
-        ).scalars()
-    )
+                    WHERE queue_id = q.queue_id AND unanswered_at IS NOT NULL AND state <> 'released'
+                      AND unanswered_at > q.since
+                    ORDER BY unanswered_at DESC LIMIT q.lim)) AS r ON true"""
+        ),
+        {"ids": ids, "sinces": [wanted[i][0] for i in ids], "limits": [wanted[i][1] for i in ids]},
+    ).all()
+    found: dict[str, tuple[list[dt.datetime], int]] = {}
+    for queue_id, t, in_flight in rows:
+        times, _ = found.setdefault(queue_id, ([], in_flight))
+        if t is not None:
+            times.append(t)
+    return {q: (sorted(times, reverse=True)[:wanted[q][1]], n) for q, (times, n) in found.items()}
 
 
 def count_releasing(conn: Connection, queue_id: str) -> int:
@@ -321,38 +343,65 @@ def take_pending(
     """Mark up to ``limit`` eligible pending executions 'releasing', leased to the daemon
     ``owner`` until ``lease_until``: higher priority first, arrival order within a priority;
     expired and not-yet-due ones are skipped."""
+    return take_pending_of(conn, {queue_id: limit}, now, lease_until, owner).get(queue_id, [])
+
+
+def take_pending_of(
+    conn: Connection, limits: Mapping[str, int], now: dt.datetime, lease_until: dt.datetime, owner: str | None = None,
+) -> dict[str, list[Lease]]:
+    """:func:`take_pending` for many queues in one statement: ``limits`` maps queue id → the
+    most to take; returns each queue's leases in release order (queues given none are left out)."""
+    wanted = {q: n for q, n in limits.items() if n > 0}
+    if not wanted:
+        return {}
     rows = conn.execute(
         text(
             f"""WITH next AS (
-                   SELECT callback_id FROM action_executions
-                   WHERE queue_id = :queue_id AND {_ELIGIBLE}
-                   ORDER BY priority DESC, seq LIMIT :limit FOR UPDATE SKIP LOCKED)
+                   SELECT e.callback_id
+                   FROM unnest(CAST(:ids AS text[]), CAST(:limits AS integer[])) AS q(queue_id, lim)
+                   CROSS JOIN LATERAL (
+                       SELECT callback_id FROM action_executions
+                       WHERE queue_id = q.queue_id AND {_ELIGIBLE}
+                       ORDER BY priority DESC, seq LIMIT q.lim FOR UPDATE SKIP LOCKED) AS e)
                UPDATE action_executions e SET state = 'releasing', lease_until = :lease_until,
                                               leased_by = :owner, sent_at = NULL
                FROM next WHERE e.callback_id = next.callback_id
                RETURNING e.callback_id, e.portal_id, e.queue_id, e.priority, e.seq, e.received_at,
                          e.arrival_position"""
         ),
-        {"queue_id": queue_id, "limit": limit, "now": now, "lease_until": lease_until, "owner": owner},
+        {"ids": list(wanted), "limits": list(wanted.values()), "now": now, "lease_until": lease_until, "owner": owner},
     ).all()
-    rows = sorted(rows, key=lambda r: (-r.priority, r.seq))
-    return [Lease(r.callback_id, r.portal_id, r.queue_id, lease_until, r.received_at, r.arrival_position) for r in rows]
+    taken: dict[str, list[Lease]] = {}
+    for r in sorted(rows, key=lambda r: (-r.priority, r.seq)):
+        taken.setdefault(r.queue_id, []).append(
+            Lease(r.callback_id, r.portal_id, r.queue_id, lease_until, r.received_at, r.arrival_position))
+    return taken
 
 
 def pending_outlook(conn: Connection, queue_id: str, now: dt.datetime) -> tuple[bool, dt.datetime | None]:
     """``(eligible_now, next_due)``: whether a pending execution may be released now, and
     otherwise when the earliest "release no earlier than" one becomes due (``None`` if no
     pending execution is waiting at all)."""
-    eligible, due = conn.execute(
+    return pending_outlooks(conn, [queue_id], now)[queue_id]
+
+
+def pending_outlooks(conn: Connection, queue_ids: Sequence[str], now: dt.datetime
+                     ) -> dict[str, tuple[bool, dt.datetime | None]]:
+    """:func:`pending_outlook` of every queue in ``queue_ids``, in one statement."""
+    if not queue_ids:
+        return {}
+    rows = conn.execute(
         text(
-            f"""SELECT EXISTS (SELECT 1 FROM action_executions WHERE queue_id = :queue_id AND {_ELIGIBLE}),
+            f"""SELECT q.queue_id,
+                       EXISTS (SELECT 1 FROM action_executions WHERE queue_id = q.queue_id AND {_ELIGIBLE}),
                        (SELECT min(not_before) FROM action_executions
-                        WHERE queue_id = :queue_id AND state = 'pending' AND expires_at > :now
-                          AND not_before > :now)"""
+                        WHERE queue_id = q.queue_id AND state = 'pending' AND expires_at > :now
+                          AND not_before > :now)
+                FROM unnest(CAST(:ids AS text[])) AS q(queue_id)"""
         ),
-        {"queue_id": queue_id, "now": now},
-    ).one()
-    return (True, now) if eligible else (False, due)
+        {"ids": list(queue_ids), "now": now},
+    ).all()
+    return {queue_id: ((True, now) if eligible else (False, due)) for queue_id, eligible, due in rows}
 
 
 def mark_released(conn: Connection, callback_ids: Sequence[str], acked_at: dt.datetime) -> int:

@@ -192,14 +192,19 @@ def renew_leases(conn: Connection, owner: str, job_ids: list[int], lease_until: 
 
 def lock_owned_job(conn: Connection, job_id: int, owner: str) -> bool:
     """Lock the job row if ``owner`` still runs it; ``False`` if it was rescued meanwhile."""
-    row = conn.execute(
+    return job_id in lock_owned_jobs(conn, [job_id], owner)
+
+
+def lock_owned_jobs(conn: Connection, job_ids: Sequence[int], owner: str) -> set[int]:
+    """Lock (in id order) the job rows ``owner`` still runs; returns their ids — any other
+    was rescued meanwhile."""
+    return set(conn.execute(
         text(
-            """SELECT id FROM jobs WHERE id = :id AND state = 'executing' AND attempted_by = :owner
-               FOR UPDATE"""
+            """SELECT id FROM jobs WHERE id = ANY(:ids) AND state = 'executing' AND attempted_by = :owner
+               ORDER BY id FOR UPDATE"""
         ),
-        {"id": job_id, "owner": owner},
-    ).first()
-    return row is not None
+        {"ids": list(job_ids), "owner": owner},
+    ).scalars())
 
 
 def complete_job(conn: Connection, job_id: int, owner: str, now: dt.datetime) -> bool:

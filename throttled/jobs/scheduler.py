@@ -17,8 +17,9 @@ import datetime as dt
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import structlog
 import trio
@@ -45,6 +46,16 @@ log = structlog.get_logger("throttled.jobs")
 Handler = Callable[["JobRun"], Awaitable[Outcome]]
 
 
+@runtime_checkable
+class BatchHandler(Protocol):
+    """A handler that can also run many claimed jobs of its kind at once (the throttle
+    worker: several queues' runs in one transaction). It applies the outcomes itself."""
+
+    async def __call__(self, run: JobRun) -> Outcome: ...
+
+    async def run_batch(self, runs: Sequence[JobRun]) -> None: ...
+
+
 def new_owner_id() -> str:
     """``host:pid:random`` — a restarted daemon is a new owner, so it never mistakes an
     old lease for its own."""
@@ -64,6 +75,7 @@ class SchedulerConfig:
     """Tuning; all durations in seconds."""
 
     workers: int = 32
+    batch_size: int = 50  # most jobs of a batch handler's kind run together (one transaction)
     poll_interval_s: float = 1.0
     lease_s: float = 30.0
     rescue_interval_s: float = 5.0
@@ -158,9 +170,7 @@ class Scheduler:
                     continue
                 now = self.clock.now()
                 jobs, next_due = await self.db.transaction(self._claim, free, now)
-                for job in jobs:
-                    self.running[job.id] = job
-                    nursery.start_soon(self._execute, job)
+                self._start(nursery, jobs)
                 if jobs:
                     self.progress += 1
                 if len(jobs) == free and free > 0:
@@ -180,6 +190,37 @@ class Scheduler:
         return jobs, jobs_sql.next_due_at(conn)
 
     # -- running -------------------------------------------------------------------
+
+    def _start(self, nursery: trio.Nursery, jobs: list[jobs_sql.Job]) -> None:
+        """Run each claimed job; those of a batch handler's kind together, ``batch_size`` at a time."""
+        batches: dict[str, list[jobs_sql.Job]] = {}
+        for job in jobs:
+            self.running[job.id] = job
+            if isinstance(self.handlers.get(job.kind), BatchHandler):
+                batches.setdefault(job.kind, []).append(job)
+            else:
+                nursery.start_soon(self._execute, job)
+        size = max(1, self.config.batch_size)
+        for kind, group in batches.items():
+            for start in range(0, len(group), size):
+                nursery.start_soon(self._execute_batch, kind, group[start:start + size])
+
+    async def _execute_batch(self, kind: str, jobs: list[jobs_sql.Job]) -> None:
+        handler = self.handlers[kind]
+        assert isinstance(handler, BatchHandler)
+        try:
+            await handler.run_batch([JobRun(job, self.owner) for job in jobs])
+        except Exception as exc:  # an outage or a bug: each job is retried later, as one alone would be
+            log.warning("job.batch_failed", kind=kind, jobs=len(jobs), error=repr(exc)[:300])
+            for job in jobs:
+                self.completing[job.id] = job
+                self._outcomes.append((job, Retry(f"{type(exc).__name__}: {exc}"[:1000])))
+            self._outcome_ready.set()
+        finally:
+            for job in jobs:
+                self.running.pop(job.id, None)
+            self.progress += 1
+            self.wake()
 
     async def _execute(self, job: jobs_sql.Job) -> None:
         try:

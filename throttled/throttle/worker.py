@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.engine import Connection
@@ -25,7 +25,7 @@ from throttled.db import jobs as jobs_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database
 from throttled.db.executions import Lease
-from throttled.db.queues import ConfigRow
+from throttled.db.queues import ConfigRow, LockedQueue
 from throttled.jobs.outcomes import Applied, LeaseLost
 from throttled.jobs.scheduler import JobRun
 from throttled.logs import OncePer
@@ -42,6 +42,26 @@ ConfigLookup = Callable[[int, int | None], Awaitable[ConfigRow | None]]
 
 async def _no_overrides(portal_id: int, action_id: int | None) -> None:
     return None
+
+
+@dataclass(eq=False)
+class _Tick:
+    """One queue's run inside :meth:`ThrottleWorker.run_many`: what was read under its lock
+    and what the run decided."""
+
+    run: JobRun
+    state: LockedQueue
+    throttle: Throttle
+    blocked: dt.datetime | None
+    in_flight: int
+    eligible: bool = False
+    next_due: dt.datetime | None = None
+    recent: list[dt.datetime] = field(default_factory=list)
+    releases: list[Lease] = field(default_factory=list)
+
+    @property
+    def queue_id(self) -> str:
+        return self.state.queue.queue_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,71 +95,129 @@ class ThrottleWorker:
         self._unusable_portals = OncePer(600.0)  # "its portal cannot be called": once per portal per 10 min
 
     async def __call__(self, run: JobRun) -> Applied:
-        queue_id = run.job.args["queue_id"]
-        action_id = run.job.args.get("action_id")
-        portal_id = run.job.portal_id  # set on every throttle job
-        override = await self.overrides(portal_id, action_id) if action_id is not None and portal_id is not None else None
-        releases = await self.db.transaction(self.run_once, run, queue_id, self.clock.now(), override)
-        self.metrics.worker_runs.inc()
-        if releases:
-            await self.submit(releases[0].portal_id, releases)
+        await self.run_batch([run])
         return Applied()
+
+    async def run_batch(self, runs: Sequence[JobRun]) -> None:
+        """Run several claimed throttle jobs (distinct queues) in one transaction — the same
+        decisions as one run each (:meth:`run_once`), in a few statements for all of them —
+        then hand each portal its releases. A job rescued from us meanwhile is left alone.
+
+        Raises:
+            DatabaseUnavailable: nothing was done; the scheduler retries the jobs.
+        """
+        items = []
+        for run in runs:
+            action_id = run.job.args.get("action_id")
+            portal_id = run.job.portal_id  # set on every throttle job
+            override = await self.overrides(portal_id, action_id) if action_id is not None and portal_id is not None \
+                else None
+            items.append((run, run.job.args["queue_id"], override))
+        releases, _lost = await self.db.transaction(self.run_many, items, self.clock.now())
+        self.metrics.worker_runs.inc(len(runs))
+        by_portal: dict[int, list[Lease]] = {}
+        for lease in releases:
+            by_portal.setdefault(lease.portal_id, []).append(lease)
+        for portal_id, leases in by_portal.items():
+            await self.submit(portal_id, leases)
 
     def run_once(self, conn: Connection, run: JobRun, queue_id: str, now: dt.datetime,
                  override: ConfigRow | None = None) -> list[Lease]:
-        """One tick inside one transaction (blocking; runs in a DB thread).
+        """One tick of one queue inside one transaction (blocking; runs in a DB thread):
+        :meth:`run_many` of one.
 
-        ``override`` is the cached operator override; a stale one (its stamp differs from the
-        database's) is read again here. Returns the releases to hand to the portal sender after
-        commit.
         Raises:
             LeaseLost: the job was rescued from us; the transaction rolls back.
         """
-        locked = queues_sql.lock_queue(conn, queue_id, now)
-        if not jobs_sql.lock_owned_job(conn, run.job.id, run.owner):
+        releases, lost = self.run_many(conn, [(run, queue_id, override)], now)
+        if lost:
             raise LeaseLost(run.job.id)
-        if locked is None:
-            jobs_sql.complete_job(conn, run.job.id, run.owner, now)
-            return []
-        queue = locked.queue
-        if queue.action_id is not None and locked.override_stamp != (override.updated_at if override else None):
-            # The cached override is older than the database's: an operator's change woke this
-            # job before its NOTIFY reached this daemon's cache. Read it here, or the snooze
-            # below would follow the old rate (an old "1 per day" would hold for a day).
-            override = queues_sql.get_config(conn, queue.portal_id, queue.action_id)
-        if locked.lapsed:
-            executions_sql.requeue_lapsed_releases(conn, queue_id, now, self.config.call_s)
-        settings = effective_settings(queue, override)
-        in_flight = locked.releasing - locked.lapsed
-        eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
-        blocked = blocked_until(queue, settings.hours, now, locked.portal)
-        if blocked is not None and eligible and (locked.portal is None or locked.portal[0] != PortalStatus.ACTIVE):
-            self._portal_unusable(queue.portal_id, locked.portal, now)
-        releases: list[Lease] = []
-        recent: list[dt.datetime] = []
-        throttle = Throttle.for_mode(settings.mode, settings.rate)
-        if blocked is None and eligible:
-            allowed = self.config.max_per_run
-            if queue.state != QueueState.DRAINING:
-                recent = executions_sql.recent_releases(conn, queue_id, now - throttle.longest_period, throttle.history)
-                allowed = min(allowed, throttle.slots_open(recent, in_flight, now))
-            lease_until = now + dt.timedelta(seconds=self.config.release_lease_s)
-            releases = executions_sql.take_pending(conn, queue_id, allowed, now, lease_until, run.owner) if allowed else []
-            if not allowed:
-                self.metrics.window_full.inc()
-            in_flight += len(releases)
-            eligible, next_due = executions_sql.pending_outlook(conn, queue_id, now)
-        if next_due is None and in_flight == 0:  # nothing waits: the job is done
-            if queue.state == QueueState.DRAINING:
-                queues_sql.set_state(conn, queue_id, QueueState.ACTIVE, now)
-            jobs_sql.complete_job(conn, run.job.id, run.owner, now)
-        else:
-            if queue.state == QueueState.DRAINING and eligible:
-                wake = now  # an operator asked for the backlog now: no rate, go again at once
-            else:
-                wake = self._next_run(throttle, recent, in_flight, eligible, next_due, blocked, bool(releases), now)
-            jobs_sql.snooze_job(conn, run.job.id, run.owner, wake, now)
         return releases
+
+    def run_many(self, conn: Connection, items: Sequence[tuple[JobRun, str, ConfigRow | None]],
+                 now: dt.datetime) -> tuple[list[Lease], list[int]]:
+        """One tick of each queue in ``items`` (``(run, queue_id, cached override)``, distinct
+        queues) inside one transaction: the queue rows locked in id order, then each job's;
+        ``(releases to hand to the portal senders after commit, ids of jobs rescued from us —
+        left untouched)``.
+
+        A cached override that is stale (its stamp differs from the database's) is read again
+        here. Each queue's reads and its leases are one statement for all the queues
+        (``db/executions.py``: ``pending_outlooks``, ``recent_releases_of``, ``take_pending_of``).
+        """
+        locked = queues_sql.lock_queues(conn, [queue_id for _, queue_id, _ in items], now)
+        owned = jobs_sql.lock_owned_jobs(conn, [run.job.id for run, _, _ in items], items[0][0].owner)
+        lost = [run.job.id for run, _, _ in items if run.job.id not in owned]
+        ticks: list[_Tick] = []
+        for run, queue_id, override in items:
+            if run.job.id not in owned:
+                continue
+            state = locked.get(queue_id)
+            if state is None:  # the queue is gone: nothing can wait in it
+                jobs_sql.complete_job(conn, run.job.id, run.owner, now)
+                continue
+            queue = state.queue
+            if queue.action_id is not None and state.override_stamp != (override.updated_at if override else None):
+                # The cached override is older than the database's: an operator's change woke this
+                # job before its NOTIFY reached this daemon's cache. Read it here, or the snooze
+                # below would follow the old rate (an old "1 per day" would hold for a day).
+                override = queues_sql.get_config(conn, queue.portal_id, queue.action_id)
+            if state.lapsed:
+                executions_sql.requeue_lapsed_releases(conn, queue_id, now, self.config.call_s)
+            settings = effective_settings(queue, override)
+            ticks.append(_Tick(run, state, Throttle.for_mode(settings.mode, settings.rate),
+                               blocked_until(queue, settings.hours, now, state.portal),
+                               state.releasing - state.lapsed))
+        outlooks = executions_sql.pending_outlooks(conn, [t.queue_id for t in ticks], now)
+        for t in ticks:
+            t.eligible, t.next_due = outlooks[t.queue_id]
+            portal = t.state.portal
+            if t.blocked is not None and t.eligible and (portal is None or portal[0] != PortalStatus.ACTIVE):
+                self._portal_unusable(t.state.queue.portal_id, portal, now)
+        releases = self._release(conn, [t for t in ticks if t.blocked is None and t.eligible], now)
+        for t in ticks:
+            self._finish(conn, t, now)
+        return releases, lost
+
+    def _release(self, conn: Connection, ticks: list[_Tick], now: dt.datetime) -> list[Lease]:
+        """Lease what each queue's window allows (all queues in three statements)."""
+        windowed = [t for t in ticks if t.state.queue.state != QueueState.DRAINING]
+        window = executions_sql.window_state_of(
+            conn, {t.queue_id: (now - t.throttle.longest_period, t.throttle.history) for t in windowed})
+        allowed = {}
+        for t in ticks:
+            allowed[t.queue_id] = self.config.max_per_run
+            if t in windowed:
+                t.recent, t.in_flight = window[t.queue_id]  # one snapshot: nothing counted twice
+                allowed[t.queue_id] = min(allowed[t.queue_id], t.throttle.slots_open(t.recent, t.in_flight, now))
+            if not allowed[t.queue_id]:
+                self.metrics.window_full.inc()
+        lease_until = now + dt.timedelta(seconds=self.config.release_lease_s)
+        owner = ticks[0].run.owner if ticks else None
+        taken = executions_sql.take_pending_of(conn, allowed, now, lease_until, owner)
+        for t in ticks:
+            t.releases = taken.get(t.queue_id, [])
+            t.in_flight += len(t.releases)
+        after = executions_sql.pending_outlooks(conn, [t.queue_id for t in ticks if t.releases], now)
+        for queue_id, (eligible, next_due) in after.items():
+            t = next(t for t in ticks if t.queue_id == queue_id)
+            t.eligible, t.next_due = eligible, next_due
+        return [lease for t in ticks for lease in t.releases]
+
+    def _finish(self, conn: Connection, t: _Tick, now: dt.datetime) -> None:
+        """Complete the job when nothing waits or is in flight; else snooze it until it can do more."""
+        queue, run = t.state.queue, t.run
+        if t.next_due is None and t.in_flight == 0:  # nothing waits: the job is done
+            if queue.state == QueueState.DRAINING:
+                queues_sql.set_state(conn, t.queue_id, QueueState.ACTIVE, now)
+            jobs_sql.complete_job(conn, run.job.id, run.owner, now)
+            return
+        if queue.state == QueueState.DRAINING and t.eligible:
+            wake = now  # an operator asked for the backlog now: no rate, go again at once
+        else:
+            wake = self._next_run(t.throttle, t.recent, t.in_flight, t.eligible, t.next_due, t.blocked,
+                                  bool(t.releases), now)
+        jobs_sql.snooze_job(conn, run.job.id, run.owner, wake, now)
 
     def _portal_unusable(self, portal_id: int, portal: tuple[str, dt.datetime | None] | None, now: dt.datetime) -> None:
         missed = self._unusable_portals.due(portal_id, now.timestamp())
