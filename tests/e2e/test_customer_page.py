@@ -195,7 +195,7 @@ async def _manages_named_throttles(page: Page, db, a: int) -> None:
     made = await db.transaction(named_sql.get_named, a, "newsletter")
     assert (made.display_name, made.max_throughput, made.mode, made.time_zone, made.state) == (
         "Newsletter sends", 50, "smooth", "Europe/Berlin", "active")
-    assert "Newsletter sends" in await page.html() and "50 per 1 hours, smooth, mon-fri 08:00-18:00 Europe/Berlin" in \
+    assert "Newsletter sends" in await page.html() and "50 per hour, smooth, mon-fri 08:00-18:00 Europe/Berlin" in \
         await page.html()
     await page.navigate(f"{base}/app/throttles/new")  # the same identifier again: 409
     assert await page.submit(form, before=_fill({"slug": "newsletter", **NAMED_FORM})) == 409

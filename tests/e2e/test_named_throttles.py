@@ -9,6 +9,7 @@ import time
 
 import httpx
 import sqlalchemy as sa
+from structlog.testing import capture_logs
 
 from throttled.control.named_throttles import create_named, set_named_state
 from throttled.db import queues as queues_sql
@@ -46,10 +47,19 @@ async def test_the_dropdown_lists_this_portals_active_named_throttles_to_signed_
         mine, searched, none, theirs = (await fetch(portal), await fetch(portal, "LEA"), await fetch(portal, "zzz"),
                                         await fetch(OTHER_PORTAL))
         body = json.dumps({"origin": {"portalId": portal}}).encode()
-        unsigned = await stack.hubspot.http.post(url, content=body, headers={"Content-Type": "application/json"})
+        with capture_logs() as logs:
+            unsigned = await stack.hubspot.http.post(url, content=body, headers={"Content-Type": "application/json"})
         now_ms = int(time.time() * 1000)  # fresh timestamps: refused for the signature, not for age
         forged_headers = signed_headers("not-the-client-secret", SignedRequest("POST", url, body), now_ms)
         forged = await stack.hubspot.http.post(url, content=body, headers=forged_headers)
+
+        async def signed(payload: dict) -> httpx.Response:
+            raw = json.dumps(payload).encode()
+            headers = signed_headers(stack.hubspot.client_secret, SignedRequest("POST", url, raw), int(time.time() * 1000))
+            return await stack.hubspot.http.post(url, content=raw, headers=headers)
+        bad_query = await signed({"origin": {"portalId": portal}, "fetchOptions": {"q": 123}})
+        top_level = await signed({"origin": {}, "portalId": portal})
+        nul = await stack.hubspot.http.get(daemon.url + "/app/queues/%00")
         # A genuine signature over another portal's body cannot be replayed for this one.
         other = json.dumps({"origin": {"portalId": OTHER_PORTAL}}).encode()
         genuine = signed_headers(stack.hubspot.client_secret, SignedRequest("POST", url, body), now_ms)
@@ -58,12 +68,17 @@ async def test_the_dropdown_lists_this_portals_active_named_throttles_to_signed_
     for answer in (mine, searched, none, theirs):
         assert answer.status_code == 200 and answer.json()["status"] == 200, answer.text
     assert mine.json()["body"] == {"searchable": True, "options": [
-        {"label": "New leads", "value": "leads", "description": "20 per 1 days, smooth"}]}
+        {"label": "New leads", "value": "leads", "description": "20 per day, smooth"}]}
     assert [o["value"] for o in searched.json()["body"]["options"]] == ["leads"]
     assert none.json()["body"]["options"] == []
     assert [o["value"] for o in theirs.json()["body"]["options"]] == ["theirs"]
     for refused in (unsigned, forged, swapped):
         assert refused.status_code == 401 and refused.json()["error"] == "invalid_signature", refused.text
+    # A refusal leaves a trace for the operator ("the dropdown is empty" at 3 a.m.).
+    assert [e["outcome"] for e in logs if e["event"] == "options.rejected"] == ["unauthorized"]
+    assert bad_query.status_code == 400 and bad_query.json()["field"] == "fetchOptions.q"
+    assert top_level.status_code == 200 and [o["value"] for o in top_level.json()["options"]] == ["leads"]
+    assert nul.status_code == 404  # a NUL never reaches a query (it was a 500)
 
 
 async def test_a_step_picking_a_named_throttle_waits_at_its_settings_or_is_told_why_not(empty_database):

@@ -22,7 +22,9 @@ from tests.support.portal_side import PortalSide
 from tests.support.virtual_worker import start_worker
 from tests.support.waiting import wait_until
 from throttled.clock import TrioClock
+from throttled.control import Conflict
 from throttled.control.queues import list_queues, pause_queue, resume_queue
+from throttled.db import queues as queues_sql
 from throttled.db import tables
 from throttled.ingest.payload import parse_enrollment
 from throttled.ingest.store import store_enrollments
@@ -109,3 +111,15 @@ async def test_pausing_the_steps_queue_pauses_every_owner(db, autojump_clock):
         await portal.wait_for(len(plan), timeout_s=300, tick_s=1)
         nursery.cancel_scope.cancel()
     assert sorted(portal.ids) == sorted(plan)
+
+
+def test_a_partition_alone_cannot_be_paused(db):
+    """Operators act on the step's queue, which acts on every partition: one partition paused
+    alone would hide behind its step's state in every list (a new-user trial)."""
+    step = Step(workflow_id=610, action_id=1, limit=1, period=1, unit="minutes")
+    plan = _plan(step, 2, 1)
+    _store(db, EPOCH, step, plan)
+    [partition] = [q.queue_id for q in db.transaction_sync(queues_sql.list_queues, PORTAL) if q.parent_queue_id]
+    with pytest.raises(Conflict, match="one partition of"):
+        db.transaction_sync(pause_queue, partition, EPOCH)
+    assert db.transaction_sync(queues_sql.get_queue, partition).state == "active"

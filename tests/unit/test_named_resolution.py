@@ -67,12 +67,14 @@ def test_the_named_throttle_form_is_validated_field_by_field():
             "time_zone": "Europe/Berlin"}
     item = parse_named_throttle(form)
     assert (item.slug, item.display_name) == ("leads", "New leads")
-    assert item.settings.describe() == "20 per 1 days, smooth, mon-fri 09:00-17:00 Europe/Berlin"
+    assert item.settings.describe() == "20 per day, smooth, mon-fri 09:00-17:00 Europe/Berlin"
     assert parse_named_throttle({**form, "slug": "ignored"}, slug="leads").slug == "leads"  # an edit keeps its slug
-    for bad, field in [({"slug": "has space"}, "slug"), ({"slug": ""}, "slug"), ({"display_name": ""}, "display_name"),
+    for bad, field in [({"slug": "has space"}, "slug"), ({"slug": ""}, "slug"), ({"slug": "."}, "slug"),
+                       ({"slug": ".."}, "slug"), ({"slug": "-x"}, "slug"), ({"display_name": ""}, "display_name"),
                        ({"display_name": "x" * 101}, "display_name"), ({"max_throughput": "0"}, "max_throughput"),
                        ({"time_unit": "fortnights"}, "time_unit"), ({"release_hours": "9-5"}, "release_hours"),
-                       ({"time_zone": "Mars/Olympus"}, "time_zone")]:
+                       ({"time_zone": "Mars/Olympus"}, "time_zone"),
+                       ({"release_days": "", "release_hours": "", "time_zone": "../../etc/passwd"}, "time_zone")]:
         with pytest.raises(InvalidInput) as exc:
             parse_named_throttle({**form, **bad})
         assert exc.value.field == field, bad
@@ -90,7 +92,13 @@ def test_a_partition_key_gives_each_value_its_own_queue_under_the_steps():
     assert a != b and str(a).startswith("queue:7:shared:leads#") and len(a.partition or "") == 16
     assert parse_queue_id(str(a)) == a and parse_queue_id(str(nobody.queue_id)) == nobody.queue_id
     assert a == _enrollment(shared_queue="leads", partition_key="4711").queue_id  # stable across webhooks
-    for bad in ("x" * 256, "tab\there"):
+    # Any property value is a key (a 400 would fail the record's step with no reason shown).
+    long, odd = "x" * 300, "tab\there\u200b"
+    assert parse_inputs({"shared_queue": "leads", "partition_key": long}).partition_key == long
+    assert parse_inputs({"shared_queue": "leads", "partition_key": odd}).partition_key == odd
+    assert _enrollment(shared_queue="leads", partition_key=long).queue_id != \
+        _enrollment(shared_queue="leads", partition_key=long[:-1]).queue_id  # the whole value counts
+    for bad in ({"owner": 1}, [1], True):
         with pytest.raises(InvalidInput) as exc:
             parse_inputs({"shared_queue": "leads", "partition_key": bad})
         assert exc.value.field == "inputFields.partition_key"

@@ -183,7 +183,8 @@ def _refused(o: QueueOverview) -> str:
 def _rate(o: QueueOverview) -> str:
     limit, period, unit, overridden = o.rate
     per = unit.removesuffix("s") if period == 1 else f"{period} {unit}"
-    return f"{limit} per {per}" + (" (override)" if overridden else "")
+    partitions = f" per owner ({o.partitions} partitions)" if o.partitions else ""
+    return f"{limit} per {per}{partitions}" + (" (override)" if overridden else "")
 
 
 def _state(o: QueueOverview) -> str:

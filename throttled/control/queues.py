@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from throttled.control import NotFound, jsonable
+from throttled.control import Conflict, NotFound, jsonable
 from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
@@ -175,6 +175,7 @@ def _expiring(conn: Connection, queue_id: str, counts: dict[str, int], now: dt.d
 
 def pause_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverview:
     """Stop releasing from the queue (and its partitions) until resumed (the backlog is kept)."""
+    _not_a_partition(conn, queue_id)
     _require(bool(queues_sql.set_family_state(conn, queue_id, QueueState.PAUSED, now)), queue_id)
     return show_queue(conn, queue_id, now)
 
@@ -192,6 +193,7 @@ def drain_queue(conn: Connection, queue_id: str, now: dt.datetime) -> QueueOverv
 
 
 def _restart(conn: Connection, queue_id: str, state: QueueState, now: dt.datetime) -> QueueOverview:
+    _not_a_partition(conn, queue_id)
     family = queues_sql.set_family_state(conn, queue_id, state, now)
     _require(bool(family), queue_id)
     executions_sql.requeue_deferred_in_queue(conn, family, now)
@@ -202,6 +204,7 @@ def _restart(conn: Connection, queue_id: str, state: QueueState, now: dt.datetim
 def purge_queue(conn: Connection, queue_id: str, now: dt.datetime) -> int:
     """Cancel the queue's pending backlog, its partitions' too (never completed; HubSpot
     lets each enrollment go on when its block expires). Returns how many were cancelled."""
+    _not_a_partition(conn, queue_id)
     family = queues_sql.family_ids(conn, queue_id)
     _require(bool(family), queue_id)
     cancelled = executions_sql.cancel_pending(conn, family, "purged by operator", now)
@@ -214,6 +217,15 @@ def release_history(conn: Connection, queue_ids: list[str], now: dt.datetime, mi
     partial minute last): ``{queue_id: [count, …]}`` of length ``minutes``."""
     end = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     return executions_sql.releases_per_minute(conn, queue_ids, end - dt.timedelta(minutes=minutes), minutes)
+
+
+def _not_a_partition(conn: Connection, queue_id: str) -> None:
+    """Operators act on a step's queue and all its partitions together: a partition paused
+    alone would hide in every list behind its step's state (a new-user trial)."""
+    queue = queues_sql.get_queue(conn, queue_id)
+    if queue is not None and queue.parent_queue_id is not None:
+        raise Conflict(f"{queue_id} is one partition of {queue.parent_queue_id}: pause, resume, drain or purge that "
+                       "queue, which acts on every partition")
 
 
 def _require(found: bool, queue_id: str) -> None:

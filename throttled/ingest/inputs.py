@@ -10,8 +10,9 @@ window), ``priority`` (0–9, higher first, or HubSpot's priority words:
 :data:`PRIORITY_WORDS`), and ``release_after`` (release no earlier than:
 ISO-8601 with an offset, or Unix epoch milliseconds as HubSpot sends datetime values), and
 ``partition_key`` (typically a record property such as the owner's id: the limit then
-holds per distinct value; blank = the one shared partition; at most
-:data:`MAX_PARTITION_KEY` characters).
+holds per distinct value — any text or number, compared after trimming its ends; blank =
+the one shared partition; only the first :data:`MAX_PARTITION_KEY` characters are kept for
+display, the whole value tells partitions apart).
 Numbers may arrive as strings or JSON numbers (protocol notes §1).
 """
 
@@ -81,14 +82,13 @@ def parse_inputs(inputs: Mapping[str, Any]) -> ExecutionInputs:
 
 
 def _partition_key(value: Any) -> str | None:
+    # Any property value is a key: a 400 would fail the record's step in HubSpot with no
+    # reason shown, so long or odd values are accepted (the key is hashed into the queue id).
     if _blank(value):
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise InvalidInput("inputFields.partition_key", "must be a text or a number (e.g. the record owner's id)")
-    text = str(value).strip()
-    if len(text) > MAX_PARTITION_KEY or not text.isprintable():
-        raise InvalidInput("inputFields.partition_key", f"must be at most {MAX_PARTITION_KEY} printable characters")
-    return text
+    return str(value).strip()
 
 
 _RATE_FIELDS = ("max_throughput", "time_period", "time_unit")
@@ -142,7 +142,15 @@ def parse_named_throttle(form: Mapping[str, Any], slug: str | None = None) -> Na
         slug = _shared_name(form.get("slug"), "slug")
         if slug is None:
             raise InvalidInput("slug", "is required")
-    return NamedThrottleInput(slug, name, parse_settings(form))
+        if not slug[0].isalnum():  # "." and ".." made links that resolve to other pages
+            raise InvalidInput("slug", "must start with a letter or a digit")
+    settings = parse_settings(form)
+    if settings.hours is None and not _blank(form.get("time_zone")):
+        try:  # checked even without release days or hours: a customer's typo is not silently dropped
+            parse_business_hours("mon-sun", None, form.get("time_zone"))
+        except HoursError as exc:
+            raise InvalidInput("time_zone", exc.message) from None
+    return NamedThrottleInput(slug, name, settings)
 
 
 def _priority(value: Any) -> int:

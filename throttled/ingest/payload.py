@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -88,7 +89,7 @@ def parse_enrollment(body: bytes) -> Enrollment:
         InvalidInput: bad JSON, or a missing or invalid field (named in ``field``).
     """
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise InvalidInput("body", "not valid JSON") from None
     except ValueError:  # NaN/Infinity, or an integer too long to convert (Python's digit limit)
@@ -152,6 +153,15 @@ def settings_lane(step: StepSettings) -> int:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # PostgreSQL jsonb refuses NaN and Infinity
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent; ``1e999`` overflows to infinity, which
+    jsonb refuses (a trial found it failing the group commit with a 500, retried for days)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number too large for a float is not storable")
+    return value
 
 
 def _unstorable(value: Any) -> str | None:

@@ -21,6 +21,7 @@ from throttled.db import named_throttles as named_sql
 from throttled.db import queues as queues_sql
 from throttled.hubspot import outputs
 from throttled.ingest.holds import Hold, plan_holds
+from throttled.ingest.inputs import MAX_PARTITION_KEY
 from throttled.ingest.named import resolve
 from throttled.ingest.payload import Enrollment
 from throttled.states import ExecutionState
@@ -41,7 +42,14 @@ def queue_settings(e: Enrollment) -> list[queues_sql.QueueSettings]:
         return [step_row(str(queue_id), e.portal_id, action_id, e.step)]
     parent = str(queue_id.parent)
     return [step_row(parent, e.portal_id, action_id, e.step),
-            step_row(str(queue_id), e.portal_id, action_id, e.step, parent=parent, key=e.partition_key)]
+            step_row(str(queue_id), e.portal_id, action_id, e.step, parent=parent, key=_shown(e.partition_key))]
+
+
+def _shown(key: str | None) -> str | None:
+    """The partition key as kept for display: its first characters, printable."""
+    if key is None:
+        return None
+    return "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in key[:MAX_PARTITION_KEY])
 
 
 def step_row(queue_id: str, portal_id: int, action_id: int | None, step: StepSettings, *,

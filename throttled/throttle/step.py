@@ -35,6 +35,8 @@ class StepSettings:
         return Rate.of(self.max_throughput, self.time_period, self.time_unit)
 
     def describe(self) -> str:
-        """The settings in words, e.g. ``20 per 1 days, smooth, mon-fri 09:00-17:00 (Europe/Berlin)``."""
-        words = f"{self.max_throughput} per {self.time_period} {self.time_unit}, {self.mode}"
+        """The settings in words, e.g. ``20 per day, smooth, mon-fri 09:00-17:00 Europe/Berlin``
+        or ``5 per 2 hours, burst``."""
+        per = self.time_unit.removesuffix("s") if self.time_period == 1 else f"{self.time_period} {self.time_unit}"
+        words = f"{self.max_throughput} per {per}, {self.mode}"
         return words + (f", {self.hours.describe()}" if self.hours else "")

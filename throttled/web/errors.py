@@ -9,6 +9,8 @@ InvalidState (OAuth)        400    {"error": "invalid_state"}
 RequestEntityTooLarge       413    {"error": "body_too_large"}
 DatabaseUnavailable         503    {"error": "unavailable"} + Retry-After
 HubSpotError (OAuth calls)  502    {"error": "hubspot_error"}
+sqlalchemy DataError        400    {"error": "invalid_input", "field": "request"}
+a NUL in the path           404    {"error": "not_found"} (before any route runs)
 anything else               500    {"error": "internal"}
 =========================== ====== ==========================================
 HubSpot retries 5xx answers for up to 3 days (protocol notes §3), so 503 during an outage
@@ -17,9 +19,10 @@ delays an enrollment and loses none.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 import structlog
 import trio
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from throttled.db.engine import DatabaseUnavailable
@@ -37,6 +40,18 @@ RETRY_AFTER_S = 10
 def register_error_handlers(app: Quart) -> None:
     """Install the handlers above on ``app``."""
     slow_bodies = OncePer(60.0)
+
+    @app.before_request
+    async def nul_in_path() -> tuple[Response, int] | None:
+        # PostgreSQL text cannot hold NUL: an id of %00 reached a query and failed it (500).
+        return (jsonify(error="not_found"), 404) if "\x00" in request.path else None
+
+    @app.errorhandler(sa.exc.DataError)
+    async def unstorable(exc: sa.exc.DataError) -> tuple[Response, int]:
+        # A value PostgreSQL refuses (bad text, a number out of range) came from the request.
+        log.warning("web.unstorable_input", path=request.path[:100].encode("unicode_escape").decode(),
+                    sqlstate=getattr(exc.orig, "sqlstate", None))
+        return jsonify(error="invalid_input", field="request", message="a value in the request cannot be stored"), 400
 
     @app.errorhandler(InvalidInput)
     async def invalid_input(exc: InvalidInput) -> tuple[Response, int]:

@@ -18,15 +18,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import structlog
+import trio
 from quart import Blueprint, jsonify
 from quart.typing import ResponseReturnValue
 
 from throttled.clock import Clock
 from throttled.db import named_throttles as named_sql
 from throttled.db.engine import Database
+from throttled.hubspot.signatures import SignatureError
 from throttled.ingest.inputs import InvalidInput, parse_int
+from throttled.logs import OncePer
 from throttled.throttle.policy import step_of
 from throttled.web.hubspot_signed import signed_body
+
+log = structlog.get_logger("throttled.web.options")
 
 OPTIONS_PATH = "/api/hubspot/options"
 #: Most options one answer lists (a portal with more gets the first ones matching ``q``).
@@ -38,11 +44,28 @@ def options_blueprint(*, db: Database, clock: Clock, client_secret: str, public_
     """The option-fetch route. A bad or missing signature answers 401 (``SignatureError``),
     a body without a portal 400, before anything is read from the database."""
     blueprint = Blueprint("options", __name__)
+    refusals = OncePer(60.0)  # one line per kind and reason per minute
+
+    def refused(outcome: str, reason: str) -> None:
+        # "The dropdown is empty" must leave a trace; never the body or a signature.
+        missed = refusals.due((outcome, reason), trio.current_time())
+        if missed is not None:
+            log.warning("options.rejected", outcome=outcome, reason=reason, not_logged_since=missed,
+                        note="signature refusals usually mean THROTTLED_PUBLIC_URL or HUBSPOT_CLIENT_SECRET differ "
+                             "from what HubSpot uses" if outcome == "unauthorized" else None)
 
     @blueprint.post(OPTIONS_PATH)
     async def options() -> ResponseReturnValue:
-        body = await signed_body(client_secret, public_url, clock, accepted)
-        portal_id, query = _parse(body)
+        try:
+            body = await signed_body(client_secret, public_url, clock, accepted)
+        except SignatureError as exc:
+            refused("unauthorized", exc.reason)
+            raise
+        try:
+            portal_id, query = _parse(body)
+        except InvalidInput as exc:
+            refused("invalid", exc.field)
+            raise
         named = await db.transaction(lambda conn: named_sql.list_named(conn, portal_id, states=("active",)))
         matches = [n for n in named if not query or query in n.display_name.lower() or query in n.slug.lower()]
         return jsonify(options=[option(n) for n in matches[:MAX_OPTIONS]], searchable=True)
@@ -68,8 +91,10 @@ def _parse(body: bytes) -> tuple[int, str]:
     if not isinstance(data, dict):
         raise InvalidInput("body", "must be a JSON object")
     origin = data.get("origin")
-    portal = origin.get("portalId") if isinstance(origin, dict) else data.get("portalId")
-    portal_id = parse_int(portal, "origin.portalId", minimum=1)
+    portal = origin.get("portalId") if isinstance(origin, dict) else None
+    portal_id = parse_int(data.get("portalId") if portal is None else portal, "origin.portalId", minimum=1)
     fetch = data.get("fetchOptions")
     query = fetch.get("q") if isinstance(fetch, dict) else None
-    return portal_id, query.strip().lower()[:100] if isinstance(query, str) else ""
+    if query is not None and not isinstance(query, str):
+        raise InvalidInput("fetchOptions.q", "must be a string")
+    return portal_id, query.strip().lower()[:100] if query else ""

@@ -147,7 +147,8 @@ def owned(conn: Connection, portal_id: int, queue_id: str) -> None:
         NotFound: it is not (unknown, or another portal's).
     """
     queue = queues_sql.get_queue(conn, queue_id)
-    if queue is None or queue.portal_id != portal_id:
+    # A partition is shown and controlled within its step's queue, never by itself.
+    if queue is None or queue.portal_id != portal_id or queue.parent_queue_id is not None:
         raise NotFound("no such queue")
 
 
