@@ -175,7 +175,8 @@ async def run_daemon(
             await nursery.start(cron.run)
             admin_url = await _listen(nursery, admin, settings.admin_bind, settings.read_timeout_s, "THROTTLED_ADMIN_BIND",
                                       admin_edge)
-            url = await _listen(nursery, create_app(web), settings.bind, settings.read_timeout_s, "THROTTLED_BIND", edge)
+            url = await _listen(nursery, create_app(web), settings.bind, settings.read_timeout_s, "THROTTLED_BIND", edge,
+                                reuse_port=settings.reuse_port)
             nursery.start_soon(trim_after_floods, edge.connections)
             daemon = RunningDaemon(url, admin_url, db, batcher, scheduler, senders, tokens, leadership,
                                    cleaner, metrics, web)
@@ -195,11 +196,13 @@ async def run_daemon(
 
 
 async def _listen(nursery: trio.Nursery, app: ASGIFramework, bind: str, read_timeout_s: float, name: str,
-                  edge: Edge) -> str:
-    """Serve ``app`` on ``bind``; a bind failure names the listener and its address (it
-    arrives inside an exception group from the server's nursery)."""
+                  edge: Edge, *, reuse_port: bool = False) -> str:
+    """Serve ``app`` on ``bind`` (shared with other processes when ``reuse_port``); a bind
+    failure names the listener and its address (it arrives inside an exception group from
+    the server's nursery)."""
     try:
-        url: str = await nursery.start(partial(serve, app, bind, read_timeout_s=read_timeout_s, edge=edge))
+        url: str = await nursery.start(partial(serve, app, bind, read_timeout_s=read_timeout_s, edge=edge,
+                                               reuse_port=reuse_port))
         return url
     except (OSError, BaseExceptionGroup) as exc:
         raise listen_failure(exc, bind, name) from None

@@ -72,6 +72,7 @@ ENV_NAMES: dict[str, str] = {
     "log_level": "THROTTLED_LOG_LEVEL",
     "admin_token": "THROTTLED_ADMIN_TOKEN",
     "public_config_api": "THROTTLED_PUBLIC_CONFIG_API",
+    "reuse_port": "THROTTLED_REUSE_PORT",
     "hold_after": "THROTTLED_HOLD_AFTER",
     "hold_s": "THROTTLED_HOLD_SECONDS",
     "config_ttl_s": "THROTTLED_CONFIG_TTL",
@@ -226,6 +227,9 @@ class Settings(BaseSettings):
                                      "localhost, 127.0.0.1, ::1 and THROTTLED_ADMIN_BIND's host; others get 421")
     public_config_api: bool = _field(False, "public_config_api",
                                      "also serve the config API on the public listener (with THROTTLED_ADMIN_TOKEN)")
+    reuse_port: bool = _field(False, "reuse_port",
+                              "bind THROTTLED_BIND with SO_REUSEPORT, so several daemons on one host share the port "
+                              "and the kernel spreads connections over them (one per core: systemd/throttled@.service)")
     hold_after: int = _field(3, "hold_after", "HubSpot failures in a row that put a queue on hold")
     hold_s: float = _field(1800.0, "hold_s", "first hold, seconds; doubles per hold in a row, up to a day")
     config_ttl_s: float = _field(60.0, "config_ttl_s", "seconds a daemon trusts a cached override without a NOTIFY")

@@ -62,3 +62,30 @@ def test_the_environment_example_names_only_real_settings_and_the_key_ring():
     assert set(names) <= set(ENV_NAMES.values()), set(names) - set(ENV_NAMES.values())
     assert "THROTTLED_ENCRYPTION_KEYS" in names and "THROTTLED_ADMIN_TOKEN" in names
     assert "THROTTLED_ENCRYPTION_KEY=" not in example  # the legacy single key
+
+
+TEMPLATE = UNIT.with_name("throttled@.service")
+
+
+def test_the_per_core_template_is_the_unit_plus_a_shared_port_and_its_own_admin_port():
+    """``throttled@.service`` (one daemon per core sharing the port) must not drift from the
+    hardened unit: it differs by comments, its description and two Environment lines only."""
+    def settings(path: Path) -> list[str]:
+        return [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+
+    unit, template = settings(UNIT), settings(TEMPLATE)
+    added = [line for line in template if line not in unit]
+    description = "Description=throttled %i - HubSpot Throttle workflow action back end (one of several sharing the port)"
+    assert sorted(added) == sorted([description, "Environment=THROTTLED_REUSE_PORT=true",
+                                    "Environment=THROTTLED_ADMIN_BIND=127.0.0.1:91%i"])
+    assert [line for line in unit if line not in template] == [line for line in unit if line.startswith("Description=")]
+
+
+def test_the_per_core_template_verifies(tmp_path):
+    executable = Path(sys.executable).with_name("throttled")
+    text = TEMPLATE.read_text().replace("/opt/throttled/.venv/bin/throttled", str(executable))
+    text = re.sub(r"^EnvironmentFile=.*$", f"EnvironmentFile=-{tmp_path / 'env'}", text, flags=re.M)
+    copy = tmp_path / "throttled@.service"
+    copy.write_text(text)
+    result = subprocess.run([ANALYZE, "verify", f"{copy}"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

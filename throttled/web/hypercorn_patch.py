@@ -68,7 +68,8 @@ _REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json
             b"connection: close\r\ncontent-length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY)
 
 
-def hypercorn_config(bind: str, *, keep_alive_s: float = 75.0, read_timeout_s: float = READ_TIMEOUT_S) -> Config:
+def hypercorn_config(bind: str, *, keep_alive_s: float = 75.0, read_timeout_s: float = READ_TIMEOUT_S,
+                     reuse_port: bool = False) -> Config:
     """Hypercorn settings for one plain-HTTP listener.
 
     Args:
@@ -76,8 +77,13 @@ def hypercorn_config(bind: str, *, keep_alive_s: float = 75.0, read_timeout_s: f
         keep_alive_s: idle keep-alive timeout in seconds.
         read_timeout_s: seconds a client may stay silent, and may take to send a request
             head from its first byte (slow clients are cut).
+        reuse_port: bind with ``SO_REUSEPORT`` (Linux spreads new connections over every
+            process bound to the port).
     """
     config = Config()
+    # Hypercorn sets SO_REUSEPORT on the sockets it makes only when it runs several workers;
+    # our accept loop (``_worker_serve``) never reads ``workers`` otherwise.
+    config.workers = 2 if reuse_port else 1
     config.bind = [bind]
     config.keep_alive_timeout = keep_alive_s
     config.read_timeout = read_timeout_s  # type: ignore[assignment]  # typed int | None upstream; seconds, a float works
@@ -95,6 +101,7 @@ async def serve(
     *,
     read_timeout_s: float = READ_TIMEOUT_S,
     edge: Edge | None = None,
+    reuse_port: bool = False,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -104,9 +111,10 @@ async def serve(
     so ``await nursery.start(serve, app, "127.0.0.1:0")`` returns the real port. A client
     silent for ``read_timeout_s``, or whose request head takes longer than that from its
     first byte, is disconnected. ``edge``: the listener's connection cap and body budget
-    (default: derived from the open-file limit).
+    (default: derived from the open-file limit). ``reuse_port``: share the port with other
+    processes (``SO_REUSEPORT``).
     """
-    config = hypercorn_config(bind, read_timeout_s=read_timeout_s)
+    config = hypercorn_config(bind, read_timeout_s=read_timeout_s, reuse_port=reuse_port)
     edge = edge or Edge.derived()
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(partial(_worker_serve, app, config, edge, shutdown_trigger=shutdown_trigger))
@@ -271,6 +279,11 @@ async def _worker_serve(
                     await shutdown_trigger()
                     nursery.cancel_scope.cancel()
             finally:
+                # Stop listening at once: upstream leaves the sockets to the garbage collector,
+                # so a stopped server's port kept accepting connections nobody served.
+                with trio.CancelScope(shield=True):
+                    for listener in listeners:
+                        await listener.aclose()
                 await context.terminated.set()  # kept-alive connections close; requests finish
                 connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
         await lifespan.wait_for_shutdown()
