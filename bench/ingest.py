@@ -6,6 +6,9 @@ two baselines measured in the same run on the same server stack (Quart-Trio on H
   implementation does, no batcher);
 - throttled: the real daemon (signature, parse, group commit by the batcher, reply).
 
+Then the daemon as its own process (``throttled run``), one and two of them sharing the
+port (``THROTTLED_REUSE_PORT``, one per core): webhooks/s with 64 connections.
+
 Load comes from ``wrk`` (Debian's package; a Python client saturates first) with a Lua
 script replaying pre-signed requests with distinct callback ids. A light run (few
 connections) gives the latency at a moderate rate. Usage:
@@ -16,18 +19,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
+import httpx
 import trio
 from quart import jsonify, request
 from quart_trio import QuartTrio
 
 from bench.common import bench_database, daemon_settings, markdown_table
 from throttled.clock import WallClock
+from throttled.crypto import generate_key
 from throttled.daemon import run_daemon
 from throttled.db.engine import Database
 from throttled.db.schema import migrate
@@ -141,6 +149,8 @@ async def main(seconds: float) -> list[list[str]]:
                                  ("throttled: signed, group commit", ours)):
         rows.append([name, f"{heavy['rate']:,.0f}", f"{heavy['p50_ms']:.1f}", f"{heavy['p99_ms']:.1f}",
                      f"{light['rate']:,.0f}", f"{light['p99_ms']:.1f}", str(heavy["errors"] + heavy["non2xx"])])
+    with bench_database() as url:
+        processes = {n: await _processes(url, seconds, n) for n in (1, 2)}
     ratio_c = ours[0]["rate"] / ceiling[0]["rate"]
     ratio_p = ours[0]["rate"] / per_request[0]["rate"]
     print(f"## Ingest ({seconds:.0f} s per run, wrk -t2, {HEAVY} and {LIGHT} connections)\n")
@@ -149,7 +159,41 @@ async def main(seconds: float) -> list[list[str]]:
     print(f"\nthrottled / ceiling = {ratio_c:.2f} (target ≥ 0.9); throttled / commit-per-request = {ratio_p:.2f} "
           f"(target ≥ 2); batcher: {len(sizes)} commits, mean {sum(sizes) / max(len(sizes), 1):.1f}, "
           f"max {max(sizes, default=0)} per commit")
+    print(f"\ndaemon processes sharing the port (`throttled run`, THROTTLED_REUSE_PORT, {HEAVY} connections): "
+          f"1 → {processes[1]['rate']:,.0f} req/s, 2 → {processes[2]['rate']:,.0f} req/s "
+          f"(errors {processes[1]['errors'] + processes[2]['errors']}); two / one = "
+          f"{processes[2]['rate'] / processes[1]['rate']:.2f} (target ≥ 1.5)")
     return rows
+
+
+async def _processes(url: str, seconds: float, n: int) -> dict:
+    """``n`` daemon processes bound to one port with SO_REUSEPORT, loaded by wrk."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("THROTTLED_", "HUBSPOT_"))} | {
+        "THROTTLED_DATABASE_URL": url, "THROTTLED_BIND": f"127.0.0.1:{port}",
+        "THROTTLED_PUBLIC_URL": f"http://127.0.0.1:{port}", "THROTTLED_ADMIN_BIND": "127.0.0.1:0",
+        "HUBSPOT_CLIENT_ID": "bench", "HUBSPOT_CLIENT_SECRET": SECRET, "THROTTLED_ENCRYPTION_KEY": generate_key(),
+        "THROTTLED_REUSE_PORT": "true", "THROTTLED_LOG_LEVEL": "WARNING",
+    }
+    run = partial(trio.run_process, [sys.executable, "-m", "throttled", "run"], env=env, check=False,
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    async with trio.open_nursery() as nursery:
+        daemons = [await nursery.start(run) for _ in range(n)]
+        async with httpx.AsyncClient() as http:
+            with trio.fail_after(60):
+                ready = 0
+                while ready < 10 * n:  # fresh connections land on every process once all listen
+                    try:
+                        answer = await http.get(f"http://127.0.0.1:{port}/readyz", headers={"Connection": "close"})
+                        ready = ready + 1 if answer.status_code == 200 else 0
+                    except httpx.HTTPError:
+                        ready = 0
+                    await trio.sleep(0.1)
+        await trio.sleep(1)
+        result = await _wrk(f"http://127.0.0.1:{port}", "/api/hubspot/action", seconds, HEAVY, f"p{n}")
+        for daemon in daemons:
+            daemon.terminate()  # a graceful stop; the nursery waits for them
+    return result
 
 
 async def _per_request(db: Database, seconds: float):
