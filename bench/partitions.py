@@ -95,8 +95,9 @@ async def _round(owners: int, partitioned: bool) -> Round:
             await _store(daemon.db, portal, step, owners, "a", t0, partitioned)
             stored_s = time.monotonic() - stored
             with trio.fail_after(600):
-                while len(done := await stack.hubspot.completions()) < owners:
+                while await stack.hubspot.completed() < owners:
                     await trio.sleep(0.5)
+            done = await stack.hubspot.completions()
             first_wave_s = max(c["completedAt"] for c in done) - t0
             rss_peak = _rss_mib()
             waiting = {}
@@ -106,8 +107,9 @@ async def _round(owners: int, partitioned: bool) -> Round:
                 waiting = await _live_jobs(daemon.db)
                 rss_peak = max(rss_peak, _rss_mib())
                 with trio.fail_after(600):
-                    while len(done := await stack.hubspot.completions()) < 2 * owners:
+                    while await stack.hubspot.completed() < 2 * owners:
                         await trio.sleep(0.5)
+                done = await stack.hubspot.completions()
             with trio.fail_after(120):
                 while await _live_jobs(daemon.db):
                     await trio.sleep(0.5)

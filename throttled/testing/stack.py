@@ -110,6 +110,14 @@ class Hubspot:
             self.sent[callback_id] = step.queue_id(portal_id)
         return response
 
+    async def completed(self) -> int:
+        """How many completions the sandbox recorded (its counter: cheap to poll, unlike
+        :meth:`completions`, which sends every record)."""
+        response = await self.http.get(f"{self.sandbox_url}/_sandbox/stats")
+        response.raise_for_status()
+        count: int = response.json()["completions"]
+        return count
+
     async def completions(self) -> list[dict[str, Any]]:
         """Every completion the sandbox recorded, in order."""
         response = await self.http.get(f"{self.sandbox_url}/_sandbox/completions")
