@@ -67,7 +67,8 @@ async def main(queues: int, per_queue: int) -> None:
     logs.configure("WARNING")
     url, drop = scratch_database(server_url())
     try:
-        async with local_stack(url, overrides={"log_level": "WARNING", "workers": 64, "db_pool_size": 16}) as stack:
+        async with local_stack(url, overrides={"log_level": "WARNING", "workers": 64, "db_pool_size": 16,
+                                                "oauth_callbacks_per_minute": 1000}) as stack:
             daemon = stack.daemons[0]
             for portal in range(1000, 1000 + PORTALS):
                 await stack.hubspot.install(daemon.url, portal)
