@@ -136,12 +136,20 @@ def pending_by_priority(conn: Connection, queue_id: str) -> dict[int, int]:
     Counts expired-but-not-yet-swept ones too (an index-only scan of the pending index; the
     cleaner sweeps them within minutes), which can only lengthen a forecast.
     """
+    return pending_by_priority_of(conn, [queue_id]).get(queue_id, {})
+
+
+def pending_by_priority_of(conn: Connection, queue_ids: Sequence[str]) -> dict[str, dict[int, int]]:
+    """:func:`pending_by_priority` of many queues in one statement (queues with none left out)."""
     rows = conn.execute(
-        text("""SELECT priority, count(*) FROM action_executions
-                WHERE queue_id = :queue_id AND state = 'pending' GROUP BY priority"""),
-        {"queue_id": queue_id},
+        text("""SELECT queue_id, priority, count(*) FROM action_executions
+                WHERE queue_id = ANY(:queue_ids) AND state = 'pending' GROUP BY queue_id, priority"""),
+        {"queue_ids": list(queue_ids)},
     ).all()
-    return {int(priority): int(count) for priority, count in rows}
+    found: dict[str, dict[int, int]] = {}
+    for queue_id, priority, count in rows:
+        found.setdefault(queue_id, {})[int(priority)] = int(count)
+    return found
 
 
 def pending_blocks(conn: Connection, queue_id: str, limit: int) -> list[dt.datetime]:
@@ -281,18 +289,14 @@ def renew_leases(conn: Connection, leases: Mapping[str, dt.datetime], lease_unti
     )
 
 
-def recent_releases(conn: Connection, queue_id: str, since: dt.datetime, limit: int) -> list[dt.datetime]:
-    """Times after ``since`` that the rate window counts, newest first, at most ``limit``:
-    acknowledgements, and the ``unanswered_at`` of sends whose answer never came (HubSpot may
-    have completed those; a later "already completed" is counted again — on the safe side)."""
-    return window_state_of(conn, {queue_id: (since, limit)}).get(queue_id, ([], 0))[0]
-
-
 def window_state_of(conn: Connection, wanted: Mapping[str, tuple[dt.datetime, int]]
                     ) -> dict[str, tuple[list[dt.datetime], int]]:
     """What each queue's window holds, many queues in one statement: ``wanted`` maps queue id
-    → ``(since, limit)``; returns queue id → ``(recent, in_flight)``: :func:`recent_releases`
-    and the executions now 'releasing'. One statement, so one snapshot: a release that
+    → ``(since, limit)``; returns queue id → ``(recent, in_flight)``: the times after
+    ``since`` that the rate window counts, newest first, at most ``limit`` — acknowledgements,
+    and the ``unanswered_at`` of sends whose answer never came (HubSpot may have completed
+    those; a later "already completed" is counted again, on the safe side) — and the
+    executions now 'releasing'. One statement, so one snapshot: a release that
     HubSpot acknowledges meanwhile is counted once — either in flight or released — where two
     statements could count it twice and hold the queue for a whole period."""
     if not wanted:
@@ -323,15 +327,6 @@ def window_state_of(conn: Connection, wanted: Mapping[str, tuple[dt.datetime, in
         if t is not None:
             times.append(t)
     return {q: (sorted(times, reverse=True)[:wanted[q][1]], n) for q, (times, n) in found.items()}
-
-
-def count_releasing(conn: Connection, queue_id: str) -> int:
-    """Executions handed out and not yet acknowledged."""
-    count: int = conn.execute(
-        text("SELECT count(*) FROM action_executions WHERE queue_id = :queue_id AND state = 'releasing'"),
-        {"queue_id": queue_id},
-    ).scalar_one()
-    return count
 
 
 _ELIGIBLE = "state = 'pending' AND expires_at > :now AND (not_before IS NULL OR not_before <= :now)"

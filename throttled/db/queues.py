@@ -207,6 +207,13 @@ def queues_to_count_expiring(conn: Connection, limit: int) -> list[str]:
     ).scalars())
 
 
+def get_queues(conn: Connection, queue_ids: Sequence[str]) -> dict[str, QueueRow]:
+    """Several queues by id, without locking (unknown ones left out)."""
+    rows = conn.execute(text(f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE queue_id = ANY(:ids)"),
+                        {"ids": list(queue_ids)}).all()
+    return {q.queue_id: q for q in (QueueRow(*r) for r in rows)}
+
+
 def get_queue(conn: Connection, queue_id: str) -> QueueRow | None:
     """One queue, without locking."""
     row = conn.execute(text(f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE queue_id = :queue_id"), {"queue_id": queue_id}).first()

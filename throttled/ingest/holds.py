@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from throttled.ingest.payload import Enrollment
 from throttled.throttle.block_length import BlockLimits, block_for, horizon
-from throttled.throttle.outlook import read_outlook
+from throttled.throttle.outlook import read_outlooks
 
 #: Why a record is refused: its queue is too long, or it asks to wait too long.
 QUEUE_TOO_LONG, RELEASE_AFTER_TOO_LATE = "queue_too_long", "release_after_too_late"
@@ -61,8 +61,9 @@ def plan_holds(conn: Connection, enrollments: Sequence[Enrollment], now: dt.date
     until = now + horizon(limits)
     holds: dict[str, Hold] = {}
     jumped: set[str] = set()
+    outlooks = read_outlooks(conn, list(by_queue), now)
     for queue_id, group in by_queue.items():
-        outlook = read_outlook(conn, queue_id, now)
+        outlook = outlooks.get(queue_id)
         assert outlook is not None, "the queue row was upserted in this transaction"
         positions, earlier = [], defaultdict[int, int](int)  # the batch's earlier records by priority
         for e in group:

@@ -62,16 +62,28 @@ class Outlook:
 
 def read_outlook(conn: Connection, queue_id: str, now: dt.datetime) -> Outlook | None:
     """The queue's :class:`Outlook` at ``now`` (aware UTC); ``None`` for an unknown queue."""
-    queue = queues_sql.get_queue(conn, queue_id)
-    if queue is None:
-        return None
-    override = queues_sql.get_config(conn, queue.portal_id, queue.action_id) if queue.action_id is not None else None
-    settings = effective_settings(queue, override)
-    throttle = Throttle.for_mode(settings.mode, settings.rate)
-    recent = executions_sql.recent_releases(conn, queue_id, now - throttle.longest_period, throttle.history)
-    in_flight = executions_sql.count_releasing(conn, queue_id)
-    return Outlook(Schedule.of(throttle, settings.hours, recent, in_flight, now), settings.rate.period,
-                   executions_sql.pending_by_priority(conn, queue_id), queue.state == QueueState.DRAINING, now)
+    return read_outlooks(conn, [queue_id], now).get(queue_id)
+
+
+def read_outlooks(conn: Connection, queue_ids: Sequence[str], now: dt.datetime) -> dict[str, Outlook]:
+    """:func:`read_outlook` of many queues in four statements, whatever their number (a
+    group commit spanning 1,000 queues made 5,000 before); unknown queues are left out."""
+    queues = queues_sql.get_queues(conn, queue_ids)
+    overrides = queues_sql.configs_of(conn, sorted({q.portal_id for q in queues.values() if q.action_id is not None}))
+    throttles = {}
+    for queue_id, queue in queues.items():
+        override = overrides.get((queue.portal_id, queue.action_id)) if queue.action_id is not None else None
+        settings = effective_settings(queue, override)
+        throttles[queue_id] = (settings, Throttle.for_mode(settings.mode, settings.rate))
+    window = executions_sql.window_state_of(  # recent releases and sends in flight, one snapshot
+        conn, {q: (now - t.longest_period, t.history) for q, (_, t) in throttles.items()})
+    backlog = executions_sql.pending_by_priority_of(conn, list(queues))
+    outlooks = {}
+    for queue_id, (settings, throttle) in throttles.items():
+        recent, in_flight = window[queue_id]
+        outlooks[queue_id] = Outlook(Schedule.of(throttle, settings.hours, recent, in_flight, now), settings.rate.period,
+                                     backlog.get(queue_id, {}), queues[queue_id].state == QueueState.DRAINING, now)
+    return outlooks
 
 
 @dataclass(frozen=True, slots=True)

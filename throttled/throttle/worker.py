@@ -143,7 +143,7 @@ class ThrottleWorker:
 
         A cached override that is stale (its stamp differs from the database's) is read again
         here. Each queue's reads and its leases are one statement for all the queues
-        (``db/executions.py``: ``pending_outlooks``, ``recent_releases_of``, ``take_pending_of``).
+        (``db/executions.py``: ``pending_outlooks``, ``window_state_of``, ``take_pending_of``).
         """
         locked = queues_sql.lock_queues(conn, [queue_id for _, queue_id, _ in items], now)
         owned = jobs_sql.lock_owned_jobs(conn, [run.job.id for run, _, _ in items], items[0][0].owner)
