@@ -259,7 +259,8 @@ def start_sending(
             """UPDATE action_executions e SET sent_at = :now,
                    lease_until = CASE WHEN e.lease_until < :renew_before THEN :lease_until ELSE e.lease_until END
                FROM unnest(CAST(:ids AS text[]), CAST(:held AS timestamptz[])) AS h(callback_id, lease_until)
-               WHERE e.callback_id = h.callback_id AND e.state = 'releasing' AND e.lease_until = h.lease_until
+               WHERE e.callback_id = ANY(:ids)  -- the primary key's index, not every send in flight
+                 AND e.callback_id = h.callback_id AND e.state = 'releasing' AND e.lease_until = h.lease_until
                RETURNING e.callback_id, e.lease_until"""
         ),
         {"ids": ids, "held": [leases[i] for i in ids], "now": now, "renew_before": renew_before,
@@ -280,7 +281,7 @@ def renew_leases(conn: Connection, leases: Mapping[str, dt.datetime], lease_unti
             text(
                 """UPDATE action_executions e SET lease_until = :lease_until
                    FROM unnest(CAST(:ids AS text[]), CAST(:held AS timestamptz[])) AS h(callback_id, lease_until)
-                   WHERE e.callback_id = h.callback_id AND e.state = 'releasing'
+                   WHERE e.callback_id = ANY(:ids) AND e.callback_id = h.callback_id AND e.state = 'releasing'
                      AND e.lease_until = h.lease_until
                    RETURNING e.callback_id"""
             ),

@@ -175,8 +175,16 @@ class ThrottleWorker:
             if t.blocked is not None and t.eligible and (portal is None or portal[0] != PortalStatus.ACTIVE):
                 self._portal_unusable(t.state.queue.portal_id, portal, now)
         releases = self._release(conn, [t for t in ticks if t.blocked is None and t.eligible], now)
+        done, snoozed = [], []
         for t in ticks:
-            self._finish(conn, t, now)
+            wake = self._finish(conn, t, now)
+            if wake is None:
+                done.append(t.run.job.id)
+            else:
+                snoozed.append((t.run.job.id, wake))
+        owner = items[0][0].owner
+        jobs_sql.complete_jobs(conn, done, owner, now)  # every queue's job in two statements
+        jobs_sql.snooze_jobs(conn, snoozed, owner, now)
         return releases, lost
 
     def _release(self, conn: Connection, ticks: list[_Tick], now: dt.datetime) -> list[Lease]:
@@ -204,20 +212,17 @@ class ThrottleWorker:
             t.eligible, t.next_due = eligible, next_due
         return [lease for t in ticks for lease in t.releases]
 
-    def _finish(self, conn: Connection, t: _Tick, now: dt.datetime) -> None:
-        """Complete the job when nothing waits or is in flight; else snooze it until it can do more."""
-        queue, run = t.state.queue, t.run
+    def _finish(self, conn: Connection, t: _Tick, now: dt.datetime) -> dt.datetime | None:
+        """When the queue's job runs next; ``None``: nothing waits or is in flight, the job is
+        done (a drained queue is active again)."""
+        queue = t.state.queue
         if t.next_due is None and t.in_flight == 0:  # nothing waits: the job is done
             if queue.state == QueueState.DRAINING:
                 queues_sql.set_state(conn, t.queue_id, QueueState.ACTIVE, now)
-            jobs_sql.complete_job(conn, run.job.id, run.owner, now)
-            return
+            return None
         if queue.state == QueueState.DRAINING and t.eligible:
-            wake = now  # an operator asked for the backlog now: no rate, go again at once
-        else:
-            wake = self._next_run(t.throttle, t.recent, t.in_flight, t.eligible, t.next_due, t.blocked,
-                                  bool(t.releases), now)
-        jobs_sql.snooze_job(conn, run.job.id, run.owner, wake, now)
+            return now  # an operator asked for the backlog now: no rate, go again at once
+        return self._next_run(t.throttle, t.recent, t.in_flight, t.eligible, t.next_due, t.blocked, bool(t.releases), now)
 
     def _portal_unusable(self, portal_id: int, portal: tuple[str, dt.datetime | None] | None, now: dt.datetime) -> None:
         missed = self._unusable_portals.due(portal_id, now.timestamp())
