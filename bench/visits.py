@@ -1,11 +1,13 @@
 """10,000 queues at 1 per minute: is every queue visited when its window opens?
 
-10,000 workflow steps (one portal), each limited to 1 per minute with 3 records held, all due
-at T0 (``release_after``): an ideal engine releases each queue's records at T0, T0 + 60 s and
-T0 + 120 s. The lag of a release is its completion time at the sandbox minus that ideal time;
-the table gives its p50/p99/max per wave and the share of queues served within 1 s of their
-opening (issue 17's target: p99 ≤ 1 s). The baseline in the same run: the same 30,000 records
-in one queue allowed 10,000 per minute — the same release rate through one queue and one job.
+10,000 workflow steps over 100 portals (HubSpot's callbacks budget is per portal: one portal
+could not take 10,000 completions in under 10 s whatever the engine did), each limited to 1
+per minute with 3 records held, all due at T0 (``release_after``): an ideal engine releases
+each queue's records at T0, T0 + 60 s and T0 + 120 s. The lag of a release is its completion
+time at the sandbox minus that ideal time; the table gives its p50/p99/max and the share of
+releases within 1 s of their opening (issue 17's target: p99 ≤ 1 s). The baseline in the same
+run: the same 30,000 records in one queue allowed 10,000 per minute — the same release rate
+through one queue and one job.
 
 Usage: ``THROTTLED_DATABASE_URL=… .venv/bin/python -m bench.visits [queues]``
 """
@@ -29,14 +31,18 @@ from throttled.throttle.block_length import BlockLimits
 BLOCKS = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 EACH = 3
 HEAD_START_S = 10
+PORTALS = 100
 
 
 async def _round(queues: int, one_queue: bool) -> tuple[list[float], float, float]:
     """``(lags in seconds, storing s, draining s)``; lags ordered as the records."""
     url, drop = scratch_database(server_url())
     try:
-        async with local_stack(url, overrides={"log_level": "WARNING", "workers": 64, "db_pool_size": 16}) as stack:
-            daemon, portal = stack.daemons[0], stack.portal_id
+        async with local_stack(url, overrides={"log_level": "WARNING", "workers": 64, "db_pool_size": 16,
+                                               "oauth_callbacks_per_minute": 1000}) as stack:
+            daemon = stack.daemons[0]
+            for p in range(PORTALS):
+                await stack.hubspot.install(daemon.url, 2000 + p)
             steps = [Step(workflow_id=0, action_id=1, limit=queues, period=1, unit="minutes")] if one_queue else \
                 [Step(workflow_id=q, action_id=1, limit=1, period=1, unit="minutes") for q in range(queues)]
             started = time.monotonic()
@@ -45,10 +51,10 @@ async def _round(queues: int, one_queue: bool) -> tuple[list[float], float, floa
             for k in range(EACH):
                 for q in range(queues):
                     step = steps[0] if one_queue else steps[q]
-                    plan.append((f"ap-{portal}-{q}-1-{k}", step, k))
+                    plan.append((f"ap-{2000 + q % PORTALS}-{q}-1-{k}", step, k))
             t0 = time.time() + HEAD_START_S + queues * EACH / 1500  # storing runs at about 1,500/s
             for callback_id, step, k in plan:
-                body = json.loads(enrollment_body(callback_id, portal, step))
+                body = json.loads(enrollment_body(callback_id, int(callback_id.split("-")[1]), step))
                 body["inputFields"]["release_after"] = str(int(t0 * 1000))
                 batch.append(parse_enrollment(json.dumps(body).encode()))
                 records[callback_id] = t0 + 60 * k
@@ -88,8 +94,8 @@ async def main(queues: int) -> None:
         within = sum(1 for lag in lags if lag <= 1.0) / len(lags)
         print(f"| {name} | {n:,} | {s:.0f} | {d:.0f} | {statistics.median(lags):.2f} s | {_pct(lags, 0.99):.2f} s | "
               f"{max(lags):.2f} s | {within:.1%} |")
-    print(f"\ntarget: lag p99 ≤ 1 s for the {queues:,} queues; the callbacks budget of one portal (110 calls per 10 s, "
-          "100 per call) bounds both rounds at 1,100 completions/s")
+    print(f"\ntarget: lag p99 ≤ 1 s for the {queues:,} queues, over {PORTALS} portals (the baseline's one queue "
+          "lives on one portal, whose callbacks budget — 110 calls per 10 s, 100 per call — bounds it at 1,100/s)")
 
 
 if __name__ == "__main__":

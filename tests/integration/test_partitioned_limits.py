@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from collections import defaultdict
 
 import pytest
@@ -27,15 +29,17 @@ from throttled.control.queues import list_queues, pause_queue, resume_queue
 from throttled.db import queues as queues_sql
 from throttled.db import tables
 from throttled.ingest.payload import parse_enrollment
-from throttled.ingest.store import store_enrollments
+from throttled.ingest.store import step_row, store_enrollments
 from throttled.testing import Step, enrollment_body
 from throttled.throttle.block_length import BlockLimits
 from throttled.throttle.job import THROTTLE_JOB_KIND
 from throttled.throttle.rate import max_in_window
+from throttled.throttle.step import StepSettings
 
 PORTAL = 31338
 BLOCK = BlockLimits(dt.timedelta(days=30), dt.timedelta(weeks=52))
 MINUTE = dt.timedelta(minutes=1)
+SETTINGS = StepSettings(1, 1, "minutes")
 
 
 @pytest.fixture(autouse=True)
@@ -123,3 +127,35 @@ def test_a_partition_alone_cannot_be_paused(db):
     with pytest.raises(Conflict, match="one partition of"):
         db.transaction_sync(pause_queue, partition, EPOCH)
     assert db.transaction_sync(queues_sql.get_queue, partition).state == "active"
+
+
+def test_statements_locking_several_queues_lock_them_in_id_order(db):
+    """A worker batch locks its queues in id order; a statement locking several queues in
+    another order deadlocks with it (bench/visits hit one). Rows stored in reverse order, so a
+    plain UPDATE would lock them in that order: with the second partition held elsewhere, the
+    family update must wait there having locked nothing after it."""
+    parent = "queue:31338:1:1:0"
+    family = [f"{parent}#{'b' * 16}", f"{parent}#{'a' * 16}", parent]  # stored last-to-first
+    rows = [step_row(q, PORTAL, 1, SETTINGS, parent=None if q == parent else parent) for q in family]
+    for row in rows:
+        db.transaction_sync(queues_sql.upsert_queues, [row], EPOCH)
+    new = {"max_throughput": 9, "time_period": 1, "time_unit": "minutes", "mode": "burst", "release_days": None,
+           "release_start_minute": None, "release_end_minute": None, "time_zone": None}
+    with db.engine.connect() as holder, holder.begin():
+        holder.execute(sa.text("SELECT 1 FROM queues WHERE queue_id = :q FOR UPDATE"), {"q": family[1]})
+        updater = threading.Thread(target=db.transaction_sync, args=(queues_sql.set_family_settings, parent, new, EPOCH))
+        updater.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not db.transaction_sync(lambda conn: conn.execute(sa.text(  # the update waits on the held row
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ordered%'")).first()):
+                assert time.monotonic() < deadline, "the family update never waited on the held partition"
+                time.sleep(0.02)
+            with db.engine.connect() as probe, probe.begin():
+                free = probe.execute(sa.text("SELECT 1 FROM queues WHERE queue_id = :q FOR UPDATE SKIP LOCKED"),
+                                     {"q": family[0]}).first()
+            assert free is not None, "the family update locked a later queue before an earlier one"
+        finally:
+            holder.rollback()
+            updater.join(timeout=10)
+    assert db.transaction_sync(queues_sql.get_queue, family[0]).max_throughput == 9

@@ -17,6 +17,12 @@ from sqlalchemy.engine import Connection
 from throttled.db.executions import LAPSED
 from throttled.states import QueueState
 
+#: SQL prefix: lock the queue rows ``{where}`` selects in queue-id order before a multi-row
+#: UPDATE of them (``… FROM ordered WHERE queues.queue_id = ordered.queue_id``). The worker
+#: locks a batch of queues in that order, so every statement locking several queues must:
+#: an UPDATE locks in scan order, and two orders deadlock (bench/visits found one).
+_ORDERED = "WITH ordered AS (SELECT queue_id FROM queues WHERE {where} ORDER BY queue_id FOR UPDATE) "
+
 _QUEUE_COLUMNS = """queue_id, portal_id, action_id, max_throughput, time_period, time_unit, mode,
     release_days, release_start_minute, release_end_minute, time_zone, parent_queue_id, partition_key,
     state, on_hold_until,
@@ -196,9 +202,11 @@ def save_expiring(conn: Connection, queue_id: str, count: int, complete: bool, f
 def queues_to_count_expiring(conn: Connection, limit: int) -> list[str]:
     """Up to ``limit`` queues with a backlog, the longest unchecked first; queues whose
     backlog is gone lose their count on the way."""
-    conn.execute(text("""UPDATE queues q SET expiring = NULL, expiring_complete = NULL, first_block_end = NULL
-                         WHERE q.expiring IS NOT NULL AND NOT EXISTS (
-                             SELECT 1 FROM action_executions e WHERE e.queue_id = q.queue_id AND e.state = 'pending')"""))
+    where = """queues.expiring IS NOT NULL AND NOT EXISTS (
+                   SELECT 1 FROM action_executions e WHERE e.queue_id = queues.queue_id AND e.state = 'pending')"""
+    conn.execute(text(_ORDERED.format(where=where) + """UPDATE queues SET expiring = NULL, expiring_complete = NULL,
+                                                           first_block_end = NULL
+                                                       FROM ordered WHERE queues.queue_id = ordered.queue_id"""))
     return list(conn.execute(
         text("""SELECT q.queue_id FROM queues q
                 WHERE EXISTS (SELECT 1 FROM action_executions e WHERE e.queue_id = q.queue_id AND e.state = 'pending')
@@ -244,8 +252,9 @@ def set_family_settings(conn: Connection, queue_id: str, settings: Mapping[str, 
     columns = ("max_throughput", "time_period", "time_unit", "mode", "release_days", "release_start_minute",
                "release_end_minute", "time_zone")
     return list(conn.execute(
-        text(f"""UPDATE queues SET {", ".join(f"{c} = :{c}" for c in columns)}, updated_at = :now
-                 WHERE queue_id = :queue_id OR parent_queue_id = :queue_id RETURNING queue_id"""),
+        text(_ORDERED.format(where="queue_id = :queue_id OR parent_queue_id = :queue_id")
+             + f"""UPDATE queues SET {", ".join(f"{c} = :{c}" for c in columns)}, updated_at = :now
+                   FROM ordered WHERE queues.queue_id = ordered.queue_id RETURNING queues.queue_id"""),
         {"queue_id": queue_id, "now": now, **{c: settings[c] for c in columns}},
     ).scalars())
 
@@ -257,11 +266,12 @@ def set_family_state(conn: Connection, queue_id: str, state: str, now: dt.dateti
         raise ValueError(f"operators set active, paused or draining, not {state!r}")
     return list(conn.execute(
         text(
-            """UPDATE queues SET state = :state, updated_at = :now,
+            _ORDERED.format(where="queue_id = :queue_id OR parent_queue_id = :queue_id")
+            + """UPDATE queues SET state = :state, updated_at = :now,
                    on_hold_until = CASE WHEN :state = 'active' THEN NULL ELSE on_hold_until END,
                    consecutive_failures = CASE WHEN :state = 'active' THEN 0 ELSE consecutive_failures END,
                    holds = CASE WHEN :state = 'active' THEN 0 ELSE holds END
-               WHERE queue_id = :queue_id OR parent_queue_id = :queue_id RETURNING queue_id"""
+               FROM ordered WHERE queues.queue_id = ordered.queue_id RETURNING queues.queue_id"""
         ),
         {"queue_id": queue_id, "state": state, "now": now},
     ).scalars())
@@ -293,7 +303,8 @@ def record_failure(
     count restarts. Paused queues stay paused. Returns the queues put on hold."""
     rows = conn.execute(
         text(
-            """UPDATE queues SET
+            _ORDERED.format(where="queue_id = ANY(:ids)")
+            + """UPDATE queues SET
                  last_failure_reason = :reason, updated_at = :now,
                  consecutive_failures = CASE WHEN consecutive_failures + 1 >= :threshold THEN 0
                                              ELSE consecutive_failures + 1 END,
@@ -304,8 +315,8 @@ def record_failure(
                      ELSE on_hold_until END,
                  holds = CASE WHEN state <> 'paused' AND consecutive_failures + 1 >= :threshold
                               THEN holds + 1 ELSE holds END
-               WHERE queue_id = ANY(:ids)
-               RETURNING queue_id, state, on_hold_until"""
+               FROM ordered WHERE queues.queue_id = ordered.queue_id
+               RETURNING queues.queue_id, queues.state, queues.on_hold_until"""
         ),
         {"ids": list(queue_ids), "reason": reason[:500], "now": now, "threshold": threshold,
          "hold_s": hold_s, "max_hold_s": max_hold_s},
@@ -317,9 +328,10 @@ def record_success(conn: Connection, queue_ids: Sequence[str], now: dt.datetime)
     """HubSpot accepted releases of these queues: failures and holds reset."""
     conn.execute(
         text(
-            """UPDATE queues SET consecutive_failures = 0, holds = 0, on_hold_until = NULL,
+            _ORDERED.format(where="queue_id = ANY(:ids) AND (consecutive_failures > 0 OR holds > 0 OR state = 'on_hold')")
+            + """UPDATE queues SET consecutive_failures = 0, holds = 0, on_hold_until = NULL,
                    state = CASE WHEN state = 'on_hold' THEN 'active' ELSE state END, updated_at = :now
-               WHERE queue_id = ANY(:ids) AND (consecutive_failures > 0 OR holds > 0 OR state = 'on_hold')"""
+               FROM ordered WHERE queues.queue_id = ordered.queue_id"""
         ),
         {"ids": list(queue_ids), "now": now},
     )
