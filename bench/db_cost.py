@@ -109,9 +109,9 @@ async def main(webhooks: int, queues: int) -> None:
                 conn.execute(sa.text("UPDATE action_executions SET not_before = :now"), {"now": now})
                 conn.execute(sa.text("UPDATE jobs SET state = 'available', scheduled_at = :now WHERE state = 'scheduled'"),
                              {"now": now})
+            await daemon.db.transaction(due_now)
             _reset(admin)
             before = _counters(admin, "postgres")
-            await daemon.db.transaction(due_now)
             started = time.monotonic()
             with trio.fail_after(900):
                 while await stack.hubspot.completed() < webhooks:
