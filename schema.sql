@@ -68,9 +68,14 @@ CREATE TABLE IF NOT EXISTS queues (
     expiring              integer,
     expiring_complete     boolean,
     first_block_end       timestamptz,
-    expiring_checked_at   timestamptz
+    expiring_checked_at   timestamptz,
+    -- A partition of a step's queue (partition_key input): the step's queue id and the key's
+    -- value; NULL on an ordinary queue. Its queue_id is the parent's + '#' + a key digest.
+    parent_queue_id       text,
+    partition_key         text
 );
 CREATE INDEX IF NOT EXISTS queues_portal ON queues (portal_id);
+CREATE INDEX IF NOT EXISTS queues_parent ON queues (parent_queue_id) WHERE parent_queue_id IS NOT NULL;
 
 -- Operator overrides of a step's inputs, one per (portal, action) as in the original app.
 CREATE TABLE IF NOT EXISTS throttle_configs (
@@ -87,7 +92,8 @@ CREATE TABLE IF NOT EXISTS throttle_configs (
         (max_throughput IS NULL) = (time_period IS NULL) AND (time_period IS NULL) = (time_unit IS NULL))
 );
 
--- Named throttles a customer manages on /app and picks in the workflow editor (optionsUrl);
+-- Named throttles a customer manages on /app and picks in the workflow editor (optionsUrl):
+-- steps naming one wait in queue:{portal}:shared:{slug} at its settings; deleted rows stay.
 CREATE TABLE IF NOT EXISTS named_throttles (
     portal_id             bigint NOT NULL,
     slug                  text NOT NULL,
@@ -190,6 +196,8 @@ CREATE INDEX IF NOT EXISTS jobs_unique_key ON jobs (unique_key) WHERE unique_key
 -- The scheduler's "when is the next job due" question, whatever its priority.
 CREATE INDEX IF NOT EXISTS jobs_next_due ON jobs (scheduled_at)
     WHERE state IN ('available', 'scheduled', 'retryable');
+-- Staging reads only what it stages, never the due available jobs.
+CREATE INDEX IF NOT EXISTS jobs_staging ON jobs (scheduled_at) WHERE state IN ('scheduled', 'retryable');
 
 -- Leadership leases (one row per role, e.g. 'cron'): the holder renews at half the TTL; a
 -- lapsed lease may be taken by anyone. Unlogged: after a crash it is simply re-elected.
