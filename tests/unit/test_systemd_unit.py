@@ -13,12 +13,12 @@ ANALYZE = shutil.which("systemd-analyze")
 pytestmark = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
 
 
-def _local_copy(tmp_path: Path) -> Path:
-    """The unit with ExecStart pointing at this checkout's throttled (verify checks it exists)."""
+def _local_copy(tmp_path: Path, unit: Path = UNIT) -> Path:
+    """``unit`` with ExecStart pointing at this checkout's throttled (verify checks it exists)."""
     executable = Path(sys.executable).with_name("throttled")
-    text = UNIT.read_text().replace("/opt/throttled/.venv/bin/throttled", str(executable))
+    text = unit.read_text().replace("/opt/throttled/.venv/bin/throttled", str(executable))
     text = re.sub(r"^EnvironmentFile=.*$", f"EnvironmentFile=-{tmp_path / 'env'}", text, flags=re.M)
-    copy = tmp_path / "throttled.service"
+    copy = tmp_path / unit.name
     copy.write_text(text)
     return copy
 
@@ -82,10 +82,5 @@ def test_the_per_core_template_is_the_unit_plus_a_shared_port_and_its_own_admin_
 
 
 def test_the_per_core_template_verifies(tmp_path):
-    executable = Path(sys.executable).with_name("throttled")
-    text = TEMPLATE.read_text().replace("/opt/throttled/.venv/bin/throttled", str(executable))
-    text = re.sub(r"^EnvironmentFile=.*$", f"EnvironmentFile=-{tmp_path / 'env'}", text, flags=re.M)
-    copy = tmp_path / "throttled@.service"
-    copy.write_text(text)
-    result = subprocess.run([ANALYZE, "verify", f"{copy}"], capture_output=True, text=True)
+    result = subprocess.run([ANALYZE, "verify", str(_local_copy(tmp_path, TEMPLATE))], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -259,20 +259,26 @@ def set_family_settings(conn: Connection, queue_id: str, settings: Mapping[str, 
     ).scalars())
 
 
+#: SQL: what an operator's pause, drain or resume writes (``active`` also clears a hold and
+#: the failure count).
+_SET_STATE = """UPDATE queues SET state = :state, updated_at = :now,
+                   on_hold_until = CASE WHEN :state = 'active' THEN NULL ELSE on_hold_until END,
+                   consecutive_failures = CASE WHEN :state = 'active' THEN 0 ELSE consecutive_failures END,
+                   holds = CASE WHEN :state = 'active' THEN 0 ELSE holds END"""
+
+
+def _operator_state(state: str) -> None:
+    if state not in (QueueState.ACTIVE, QueueState.PAUSED, QueueState.DRAINING):
+        raise ValueError(f"operators set active, paused or draining, not {state!r}")
+
+
 def set_family_state(conn: Connection, queue_id: str, state: str, now: dt.datetime) -> list[str]:
     """:func:`set_state` for ``queue_id`` and its partitions. Returns the queue ids changed
     (empty: the queue is unknown)."""
-    if state not in (QueueState.ACTIVE, QueueState.PAUSED, QueueState.DRAINING):
-        raise ValueError(f"operators set active, paused or draining, not {state!r}")
+    _operator_state(state)
     return list(conn.execute(
-        text(
-            _ORDERED.format(where="queue_id = :queue_id OR parent_queue_id = :queue_id")
-            + """UPDATE queues SET state = :state, updated_at = :now,
-                   on_hold_until = CASE WHEN :state = 'active' THEN NULL ELSE on_hold_until END,
-                   consecutive_failures = CASE WHEN :state = 'active' THEN 0 ELSE consecutive_failures END,
-                   holds = CASE WHEN :state = 'active' THEN 0 ELSE holds END
-               FROM ordered WHERE queues.queue_id = ordered.queue_id RETURNING queues.queue_id"""
-        ),
+        text(_ORDERED.format(where="queue_id = :queue_id OR parent_queue_id = :queue_id") + _SET_STATE
+             + " FROM ordered WHERE queues.queue_id = ordered.queue_id RETURNING queues.queue_id"),
         {"queue_id": queue_id, "state": state, "now": now},
     ).scalars())
 
@@ -280,18 +286,9 @@ def set_family_state(conn: Connection, queue_id: str, state: str, now: dt.dateti
 def set_state(conn: Connection, queue_id: str, state: str, now: dt.datetime) -> bool:
     """Pause (``paused``), drain (``draining``) or resume (``active``: also clears a hold
     and the failure count). Returns whether the queue exists."""
-    if state not in (QueueState.ACTIVE, QueueState.PAUSED, QueueState.DRAINING):
-        raise ValueError(f"operators set active, paused or draining, not {state!r}")
-    return conn.execute(
-        text(
-            """UPDATE queues SET state = :state, updated_at = :now,
-                   on_hold_until = CASE WHEN :state = 'active' THEN NULL ELSE on_hold_until END,
-                   consecutive_failures = CASE WHEN :state = 'active' THEN 0 ELSE consecutive_failures END,
-                   holds = CASE WHEN :state = 'active' THEN 0 ELSE holds END
-               WHERE queue_id = :queue_id"""
-        ),
-        {"queue_id": queue_id, "state": state, "now": now},
-    ).rowcount == 1
+    _operator_state(state)
+    return conn.execute(text(_SET_STATE + " WHERE queue_id = :queue_id"),
+                        {"queue_id": queue_id, "state": state, "now": now}).rowcount == 1
 
 
 def record_failure(

@@ -213,9 +213,7 @@ class Scheduler:
         except Exception as exc:  # an outage or a bug: each job is retried later, as one alone would be
             log.warning("job.batch_failed", kind=kind, jobs=len(jobs), error=repr(exc)[:300])
             for job in jobs:
-                self.completing[job.id] = job
-                self._outcomes.append((job, Retry(f"{type(exc).__name__}: {exc}"[:1000])))
-            self._outcome_ready.set()
+                self._buffer(job, Retry(f"{type(exc).__name__}: {exc}"[:1000]))
         finally:
             for job in jobs:
                 self.running.pop(job.id, None)
@@ -226,9 +224,7 @@ class Scheduler:
         try:
             outcome = await self._run_handler(job)
             if outcome is not None and not isinstance(outcome, Applied):
-                self.completing[job.id] = job
-                self._outcomes.append((job, outcome))
-                self._outcome_ready.set()
+                self._buffer(job, outcome)
         finally:
             self.running.pop(job.id, None)
             self.progress += 1
@@ -248,6 +244,12 @@ class Scheduler:
             return Retry(f"{type(exc).__name__}: {exc}"[:1000])
 
     # -- the completer -------------------------------------------------------------
+
+    def _buffer(self, job: jobs_sql.Job, outcome: Outcome) -> None:
+        """Hand ``outcome`` to the completer; the job's lease is kept until it is written."""
+        self.completing[job.id] = job
+        self._outcomes.append((job, outcome))
+        self._outcome_ready.set()
 
     async def _completer(self) -> None:
         while True:

@@ -41,7 +41,7 @@ from throttled.states import ExecutionState
 from throttled.web.config_api import config_blueprint
 from throttled.web.customer.routes import customer_blueprint
 from throttled.web.errors import RETRY_AFTER_S, register_error_handlers
-from throttled.web.hubspot_signed import signed_body
+from throttled.web.hubspot_signed import RefusalLog, signed_body
 from throttled.web.hypercorn_patch import READ_TIMEOUT_S
 from throttled.web.oauth_routes import CALLBACKS_PER_MINUTE, oauth_blueprint
 from throttled.web.options_route import options_blueprint
@@ -103,16 +103,8 @@ def create_app(deps: WebDeps) -> QuartTrio:
     if deps.config_api:  # a separate switch: the admin token alone never opens the public port
         app.register_blueprint(config_blueprint(deps.db, deps.clock, deps.admin_token))
     unidentified = OncePer(600.0)  # a step nothing identifies: one line per workflow per 10 minutes
-    rejections = OncePer(60.0)  # refused webhooks: one line per kind and reason per minute
+    rejected = RefusalLog("webhook.rejected")
     too_long = OncePer(600.0)  # records no block could cover: one line per queue per 10 minutes
-
-    def rejected(outcome: str, reason: str) -> None:
-        # Never the body (personal data, maybe a signature): the kind of refusal and its reason.
-        missed = rejections.due((outcome, reason), trio.current_time())
-        if missed is not None:
-            log.warning("webhook.rejected", outcome=outcome, reason=reason, not_logged_since=missed,
-                        note="signature refusals usually mean THROTTLED_PUBLIC_URL or HUBSPOT_CLIENT_SECRET "
-                             "differ from what HubSpot uses" if outcome == "unauthorized" else None)
 
     @app.post("/api/hubspot/action")
     async def action() -> ResponseReturnValue:

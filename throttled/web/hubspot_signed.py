@@ -7,10 +7,37 @@ called), checked with ``hubspot/signatures.py`` (v3 when present, else v2; proto
 
 from __future__ import annotations
 
+import structlog
+import trio
 from quart import request
 
 from throttled.clock import Clock
 from throttled.hubspot.signatures import SignedRequest, verify
+from throttled.logs import OncePer
+
+log = structlog.get_logger("throttled.web")
+
+#: What a signature refusal usually means, for the operator reading the log.
+_UNAUTHORIZED_NOTE = ("signature refusals usually mean THROTTLED_PUBLIC_URL or HUBSPOT_CLIENT_SECRET differ from what "
+                      "HubSpot uses")
+
+
+class RefusalLog:
+    """Warning lines for refused HubSpot requests (``event``: ``webhook.rejected``,
+    ``options.rejected``): one per kind of refusal and reason a minute, the next one saying
+    how many were not logged. Never the body (personal data, maybe a signature)."""
+
+    def __init__(self, event: str) -> None:
+        self.event = event
+        self._lines = OncePer(60.0)
+
+    def __call__(self, outcome: str, reason: str) -> None:
+        """Log a refusal: ``outcome`` its kind (``unauthorized``, ``invalid``, …), ``reason``
+        the check or field that refused it."""
+        missed = self._lines.due((outcome, reason), trio.current_time())
+        if missed is not None:
+            log.warning(self.event, outcome=outcome, reason=reason, not_logged_since=missed,
+                        note=_UNAUTHORIZED_NOTE if outcome == "unauthorized" else None)
 
 
 def public_uri(public_url: str) -> str:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import structlog
-import trio
 from quart import Blueprint, jsonify
 from quart.typing import ResponseReturnValue
 
@@ -28,11 +26,8 @@ from throttled.db import named_throttles as named_sql
 from throttled.db.engine import Database
 from throttled.hubspot.signatures import SignatureError
 from throttled.ingest.inputs import InvalidInput, parse_int
-from throttled.logs import OncePer
 from throttled.throttle.policy import step_of
-from throttled.web.hubspot_signed import signed_body
-
-log = structlog.get_logger("throttled.web.options")
+from throttled.web.hubspot_signed import RefusalLog, signed_body
 
 OPTIONS_PATH = "/api/hubspot/options"
 #: Most options one answer lists (a portal with more gets the first ones matching ``q``).
@@ -44,15 +39,7 @@ def options_blueprint(*, db: Database, clock: Clock, client_secret: str, public_
     """The option-fetch route. A bad or missing signature answers 401 (``SignatureError``),
     a body without a portal 400, before anything is read from the database."""
     blueprint = Blueprint("options", __name__)
-    refusals = OncePer(60.0)  # one line per kind and reason per minute
-
-    def refused(outcome: str, reason: str) -> None:
-        # "The dropdown is empty" must leave a trace; never the body or a signature.
-        missed = refusals.due((outcome, reason), trio.current_time())
-        if missed is not None:
-            log.warning("options.rejected", outcome=outcome, reason=reason, not_logged_since=missed,
-                        note="signature refusals usually mean THROTTLED_PUBLIC_URL or HUBSPOT_CLIENT_SECRET differ "
-                             "from what HubSpot uses" if outcome == "unauthorized" else None)
+    refused = RefusalLog("options.rejected")  # "the dropdown is empty" must leave a trace
 
     @blueprint.post(OPTIONS_PATH)
     async def options() -> ResponseReturnValue:
