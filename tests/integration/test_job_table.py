@@ -9,8 +9,11 @@ import collections
 import datetime as dt
 import subprocess
 import sys
+import threading
+import time
 
 import psycopg
+import pytest
 import sqlalchemy as sa
 import trio
 
@@ -379,3 +382,53 @@ def test_a_dead_daemons_jobs_are_rescued_before_their_lease_ends(db):
     assert db.transaction_sync(jobs_sql.rescue_expired_leases, now) == (1, 0)
     # only the dead daemon's; one with no nodes row (an older daemon) keeps its lease
     assert [job_row(db, i).state for i in (alive_id, dead_id, unknown_id)] == ["executing", "available", "executing"]
+
+
+# -- lock order ------------------------------------------------------------------------
+
+
+_MANY_ROWS = {
+    "renew": lambda c, ids, now: jobs_sql.renew_leases(c, OWNER_A, ids, now + dt.timedelta(seconds=30)),
+    "complete": lambda c, ids, now: jobs_sql.complete_jobs(c, ids, OWNER_A, now),
+    "snooze": lambda c, ids, now: jobs_sql.snooze_jobs(c, [(i, now + dt.timedelta(minutes=1)) for i in ids],
+                                                       OWNER_A, now),
+    "hand back": lambda c, ids, now: jobs_sql.hand_back_owned_jobs(c, OWNER_A, now),
+}
+
+
+@pytest.mark.parametrize("statement", list(_MANY_ROWS))
+def test_statements_changing_several_jobs_lock_them_in_id_order(db, statement):
+    """A batched throttle run locks its jobs in id order; the heartbeat's renewal locked in
+    scan order and deadlocked with one (bench/release_accuracy). The jobs are stored so that a
+    sequential scan meets the last first; with the middle one held elsewhere, the statement
+    must wait there having locked nothing after it."""
+    now = EPOCH
+    ids = [insert(db, now) for _ in range(3)]
+    claimed = db.transaction_sync(jobs_sql.claim_due_jobs, OWNER_A, 3, now, now + dt.timedelta(seconds=30))
+    assert sorted(j.id for j in claimed) == ids
+    db.transaction_sync(lambda c: c.execute(sa.text(  # move the first two behind the third on the page
+        "UPDATE jobs SET args = '{\"moved\": true}' WHERE id = ANY(:ids)"), {"ids": ids[:2]}))
+
+    def run_statement() -> None:
+        with db.engine.connect() as conn, conn.begin():
+            conn.execute(sa.text("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off"))
+            _MANY_ROWS[statement](conn, ids, now)
+
+    with db.engine.connect() as holder, holder.begin():
+        holder.execute(sa.text("SELECT 1 FROM jobs WHERE id = :id FOR UPDATE"), {"id": ids[1]})
+        worker = threading.Thread(target=run_statement)
+        worker.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not db.transaction_sync(lambda conn: conn.execute(sa.text(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%jobs%'")).first()):
+                assert time.monotonic() < deadline, f"{statement} never waited on the held job"
+                time.sleep(0.02)
+            with db.engine.connect() as probe, probe.begin():
+                free = probe.execute(sa.text("SELECT 1 FROM jobs WHERE id = :id FOR UPDATE SKIP LOCKED"),
+                                     {"id": ids[2]}).first()
+            assert free is not None, f"{statement} locked a later job before an earlier one"
+        finally:
+            holder.rollback()
+            worker.join(timeout=10)
+    assert not worker.is_alive(), f"{statement} still waits after the held job was let go"

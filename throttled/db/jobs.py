@@ -28,6 +28,11 @@ NOTIFY_CHANNEL = "throttled_jobs"
 LIVE_STATES = LIVE_JOBS
 _LIVE_SQL = "state IN ('available', 'scheduled', 'executing', 'retryable')"
 _DUE_SQL = "state IN ('available', 'scheduled', 'retryable')"
+# Statements that change several jobs lock them in id order first, as a batched throttle run
+# does (lock_owned_jobs): a plain UPDATE locks in scan order, and the heartbeat's renewal
+# deadlocked with a run that way (bench/release_accuracy).
+_LOCKED = "WITH locked AS (SELECT id FROM jobs WHERE {where} ORDER BY id FOR UPDATE) "
+_OWNED = "id = ANY(:ids) AND state = 'executing' AND attempted_by = :owner"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +186,9 @@ def renew_leases(conn: Connection, owner: str, job_ids: list[int], lease_until: 
         return set()
     rows = conn.execute(
         text(
-            """UPDATE jobs SET leased_until = :lease_until
-               WHERE id = ANY(:ids) AND state = 'executing' AND attempted_by = :owner
-               RETURNING id"""
+            _LOCKED.format(where=_OWNED)
+            + """UPDATE jobs SET leased_until = :lease_until FROM locked WHERE jobs.id = locked.id
+                 RETURNING jobs.id"""
         ),
         {"ids": job_ids, "owner": owner, "lease_until": lease_until},
     ).all()
@@ -200,8 +205,7 @@ def lock_owned_jobs(conn: Connection, job_ids: Sequence[int], owner: str) -> set
     was rescued meanwhile."""
     return set(conn.execute(
         text(
-            """SELECT id FROM jobs WHERE id = ANY(:ids) AND state = 'executing' AND attempted_by = :owner
-               ORDER BY id FOR UPDATE"""
+f"SELECT id FROM jobs WHERE {_OWNED} ORDER BY id FOR UPDATE"
         ),
         {"ids": list(job_ids), "owner": owner},
     ).scalars())
@@ -216,8 +220,9 @@ def complete_jobs(conn: Connection, job_ids: Sequence[int], owner: str, now: dt.
     """executing → completed for many jobs in one statement (the scheduler's completer);
     returns how many ``owner`` still ran."""
     return conn.execute(
-        text("""UPDATE jobs SET state = 'completed', finalized_at = :now, leased_until = NULL
-                WHERE id = ANY(:ids) AND state = 'executing' AND attempted_by = :owner"""),
+        text(_LOCKED.format(where=_OWNED)
+             + """UPDATE jobs SET state = 'completed', finalized_at = :now, leased_until = NULL
+                  FROM locked WHERE jobs.id = locked.id"""),
         {"ids": list(job_ids), "owner": owner, "now": now},
     ).rowcount
 
@@ -228,11 +233,12 @@ def snooze_jobs(conn: Connection, snoozes: Sequence[tuple[int, dt.datetime]], ow
     if not snoozes:
         return 0
     return conn.execute(
-        text("""UPDATE jobs SET state = CASE WHEN s.until <= :now THEN 'available' ELSE 'scheduled' END,
-                              scheduled_at = s.until, attempt = attempt - 1, snoozed = snoozed + 1,
-                              leased_until = NULL
-                FROM unnest(CAST(:ids AS bigint[]), CAST(:untils AS timestamptz[])) AS s(id, until)
-                WHERE jobs.id = s.id AND jobs.state = 'executing' AND jobs.attempted_by = :owner"""),
+        text(_LOCKED.format(where=_OWNED)
+             + """UPDATE jobs SET state = CASE WHEN s.until <= :now THEN 'available' ELSE 'scheduled' END,
+                                 scheduled_at = s.until, attempt = attempt - 1, snoozed = snoozed + 1,
+                                 leased_until = NULL
+                  FROM locked, unnest(CAST(:ids AS bigint[]), CAST(:untils AS timestamptz[])) AS s(id, until)
+                  WHERE jobs.id = locked.id AND s.id = locked.id"""),
         {"ids": [i for i, _ in snoozes], "untils": [u for _, u in snoozes], "owner": owner, "now": now},
     ).rowcount
 
@@ -317,9 +323,10 @@ def hand_back_owned_jobs(conn: Connection, owner: str, now: dt.datetime) -> int:
     """On shutdown: hand ``owner``'s running jobs back (available now, attempt given back)."""
     return conn.execute(
         text(
-            """UPDATE jobs SET state = 'available', scheduled_at = :now, attempt = attempt - 1,
-                              leased_until = NULL
-               WHERE state = 'executing' AND attempted_by = :owner"""
+            _LOCKED.format(where="state = 'executing' AND attempted_by = :owner")
+            + """UPDATE jobs SET state = 'available', scheduled_at = :now, attempt = jobs.attempt - 1,
+                                 leased_until = NULL
+                 FROM locked WHERE jobs.id = locked.id"""
         ),
         {"owner": owner, "now": now},
     ).rowcount
@@ -332,8 +339,8 @@ def wake_job(conn: Connection, unique_key: str | Sequence[str], now: dt.datetime
     keys = [unique_key] if isinstance(unique_key, str) else list(unique_key)
     woken = conn.execute(
         text(
-            """UPDATE jobs SET state = 'available', scheduled_at = :now
-               WHERE unique_key = ANY(:keys) AND state IN ('scheduled', 'retryable')"""
+            _LOCKED.format(where="unique_key = ANY(:keys) AND state IN ('scheduled', 'retryable')")
+            + "UPDATE jobs SET state = 'available', scheduled_at = :now FROM locked WHERE jobs.id = locked.id"
         ),
         {"keys": keys, "now": now},
     ).rowcount > 0
