@@ -402,13 +402,24 @@ def pending_outlooks(conn: Connection, queue_ids: Sequence[str], now: dt.datetim
 
 def mark_released(conn: Connection, callback_ids: Sequence[str], acked_at: dt.datetime) -> int:
     """HubSpot acknowledged these completions at ``acked_at``."""
+    return mark_released_at(conn, [(callback_id, acked_at) for callback_id in callback_ids])
+
+
+def mark_released_at(conn: Connection, acks: Sequence[tuple[str, dt.datetime]]) -> int:
+    """HubSpot acknowledged these completions: ``acks`` is ``(callback id, acknowledged at)``
+    (several batches written together, each with its own time). Returns the rows changed."""
+    if not acks:
+        return 0
+    ids = [callback_id for callback_id, _ in acks]
     return conn.execute(
         text(
-            """UPDATE action_executions SET state = 'released', released_at = :acked_at, finished_at = :acked_at,
-                                            lease_until = NULL, attempts = attempts + 1
-               WHERE callback_id = ANY(:ids) AND state IN ('releasing', 'pending')"""
+            """UPDATE action_executions e SET state = 'released', released_at = a.at, finished_at = a.at,
+                                              lease_until = NULL, attempts = e.attempts + 1
+               FROM unnest(CAST(:ids AS text[]), CAST(:ats AS timestamptz[])) AS a(callback_id, at)
+               WHERE e.callback_id = ANY(:ids) AND e.callback_id = a.callback_id
+                 AND e.state IN ('releasing', 'pending')"""
         ),
-        {"ids": list(callback_ids), "acked_at": acked_at},
+        {"ids": ids, "ats": [at for _, at in acks]},
     ).rowcount
 
 

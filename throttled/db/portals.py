@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,10 +174,19 @@ def hold(
 def clear_hold(conn: Connection, portal_id: int) -> None:
     """HubSpot accepted a call of the portal: any hold and its backoff end (writes nothing
     when there is none)."""
+    clear_holds(conn, [portal_id])
+
+
+def clear_holds(conn: Connection, portal_ids: Sequence[int]) -> None:
+    """:func:`clear_hold` for several portals in one statement (locked in id order, so two
+    daemons clearing overlapping sets cannot deadlock; nothing is locked when none is held)."""
     conn.execute(
-        text("""UPDATE portals SET held_until = NULL, hold_reason = NULL, holds = 0
-                WHERE portal_id = :portal_id AND (holds > 0 OR held_until IS NOT NULL)"""),
-        {"portal_id": portal_id},
+        text("""WITH held AS (SELECT portal_id FROM portals
+                              WHERE portal_id = ANY(:ids) AND (holds > 0 OR held_until IS NOT NULL)
+                              ORDER BY portal_id FOR UPDATE)
+                UPDATE portals SET held_until = NULL, hold_reason = NULL, holds = 0
+                FROM held WHERE portals.portal_id = held.portal_id"""),
+        {"ids": list(portal_ids)},
     )
 
 

@@ -3,8 +3,9 @@
 Each function is one transaction's work (run through :meth:`Recorder.write`, which retries
 through short database outages). They are the only writers of send outcomes:
 
-- :func:`released` — HubSpot acknowledged: released at the acknowledgement time (the time
-  the rate window counts), the queues' failure counts and the portal's hold reset;
+- :func:`released` (:func:`released_groups`: several batches) — HubSpot acknowledged:
+  released at the acknowledgement time (the time the rate window counts), the queues'
+  failure counts and the portal's hold reset;
 - :func:`ended` — refused for good: ``released`` (already completed), ``expired`` or ``failed``;
 - :func:`failing` — a transient failure: the attempt is counted, the lease runs on;
 - :func:`deferred` — given up: the leases lapse, each queue counts a failure (enough in a
@@ -31,6 +32,7 @@ from throttled.db import portals as portals_sql
 from throttled.db import queues as queues_sql
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.db.executions import Lease
+from throttled.db.group_commit import GroupCommit
 from throttled.hubspot.answers import Action, Answer, next_day_hold
 from throttled.states import ExecutionState
 
@@ -55,10 +57,16 @@ class HoldConfig:
 
 def released(conn: Connection, releases: Sequence[Lease], acked_at: dt.datetime) -> None:
     """HubSpot acknowledged these completions at ``acked_at``."""
-    executions_sql.mark_released(conn, [r.callback_id for r in releases], acked_at)
-    queues_sql.record_success(conn, sorted({r.queue_id for r in releases}), acked_at)
-    for portal_id in sorted({r.portal_id for r in releases}):
-        portals_sql.clear_hold(conn, portal_id)
+    released_groups(conn, [(releases, acked_at)])
+
+
+def released_groups(conn: Connection, groups: Sequence[tuple[Sequence[Lease], dt.datetime]]) -> None:
+    """:func:`released` for several acknowledged batches (each with its own time) at once."""
+    executions_sql.mark_released_at(conn, [(r.callback_id, acked_at) for releases, acked_at in groups
+                                           for r in releases])
+    latest = max(acked_at for _, acked_at in groups)
+    queues_sql.record_success(conn, sorted({r.queue_id for releases, _ in groups for r in releases}), latest)
+    portals_sql.clear_holds(conn, sorted({r.portal_id for releases, _ in groups for r in releases}))
 
 
 def ended(conn: Connection, releases: Sequence[Lease], answer: Answer, now: dt.datetime) -> str:
@@ -129,10 +137,21 @@ def handed_back(conn: Connection, callback_ids: Sequence[str], call_s: float) ->
 
 
 class Recorder:
-    """Runs outcome writes, retrying through short database outages."""
+    """Runs outcome writes, retrying through short database outages. Acknowledged batches
+    of every portal are recorded together (:meth:`released_together`)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.acks: GroupCommit[tuple[Sequence[Lease], dt.datetime], bool] = GroupCommit(self._write_acks, False)
+
+    async def released_together(self, releases: Sequence[Lease], acked_at: dt.datetime) -> bool:
+        """:func:`released` in one transaction with every other batch acknowledged meanwhile;
+        True once written (False: see :meth:`write`)."""
+        return await self.acks.submit((releases, acked_at))
+
+    async def _write_acks(self, groups: list[tuple[Sequence[Lease], dt.datetime]]) -> list[bool]:
+        done, _ = await self.write(released_groups, groups)
+        return [done] * len(groups)
 
     async def write(self, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
         """Run ``fn(conn, *args)`` in a transaction; ``(True, result)`` once it committed,

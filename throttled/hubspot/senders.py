@@ -10,7 +10,10 @@ Each batch is handed to the send policy (``send_policy.py``), which decides what
 every HubSpot answer; this module carries its commands out: calls (only on releases still
 leased for a whole call, renewing leases close to lapsing), token refreshes, pauses, and
 the outcome writes (``recorder.py``). A success is recorded beside the next call rather than
-before it. Nothing here calls back into the worker.
+before it. The stamp before a call and the record of a success are group commits: those of
+every portal due meanwhile share one transaction (``db/group_commit.py``), since many
+portals sending a few callbacks each made one transaction per batch the release path's
+cost. Nothing here calls back into the worker.
 
 Size: about 450 lines because the batch's driver (``_Batch``) and the outcome dispatch share
 the sender's leases, recorder and metrics; every decision already lives in ``send_policy.py``
@@ -32,6 +35,7 @@ from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
 from throttled.db.engine import Database, DatabaseUnavailable
 from throttled.db.executions import Lease
+from throttled.db.group_commit import GroupCommit
 from throttled.hubspot import outputs, recorder, send_policy
 from throttled.hubspot.answers import Action, Answer, RefersTo
 from throttled.hubspot.client import HubSpotClient
@@ -56,6 +60,11 @@ log = structlog.get_logger("throttled.hubspot.portal")
 
 BATCH_SIZE = 100
 RECORDS_IN_FLIGHT = 4  # successful batches whose database write may lag behind the next call
+
+
+#: What a call's stamp gives back: ``({callback id: lease} still ours, the stamp)``.
+_Stamped = tuple[dict[str, dt.datetime], dt.datetime]
+_NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)  # the stamp of a write cancelled midway (nothing kept)
 
 
 class _Held(NamedTuple):
@@ -96,6 +105,7 @@ class PortalSenders:
         self.client = client
         self.config = config
         self.recorder = Recorder(db)
+        self._stamps: GroupCommit[dict[str, dt.datetime], _Stamped] = GroupCommit(self._stamp, ({}, _NEVER))
         self._channels: dict[int, trio.MemorySendChannel[list[Lease]]] = {}
         self._nursery: trio.Nursery | None = None
         self._closed = False
@@ -261,26 +271,34 @@ class PortalSenders:
         """Stamp the releases a call is about to start on (``sent_at``: from here on a crash
         counts them as maybe completed) and renew the leases too close to lapsing; returns
         those still ours and the stamp (the ``released_at`` their outputs give). Ones whose
-        lease lapsed (or that another daemon took back) are dropped from our hands unsent."""
-        now = self.clock.now()
+        lease lapsed (or that another daemon took back) are dropped from our hands unsent.
+        Calls of every portal starting meanwhile are stamped in the same transaction."""
         releases = self._still_held(releases)
         if not releases:
-            return [], now
+            return [], self.clock.now()
         leases = {r.callback_id: self._held[r.callback_id].current for r in releases}
-        soon = now + dt.timedelta(seconds=self.config.renew_margin_s)
-        until = now + dt.timedelta(seconds=self.config.release_lease_s)
-        try:
-            kept = await self.db.transaction(executions_sql.start_sending, leases, now, soon, until)
-        except DatabaseUnavailable:
-            kept = {}  # cannot stamp them: do not send; their leases lapse and they go back in line
+        kept, now = await self._stamps.submit(leases)
         for callback_id in leases:
             if callback_id in kept:
                 self._held[callback_id] = self._held[callback_id]._replace(current=kept[callback_id])
             else:
-                del self._held[callback_id]
+                self._held.pop(callback_id, None)
         if len(kept) < len(leases):
             log.info("callbacks.lease_lapsed", dropped=len(leases) - len(kept))
         return self._still_held(releases), now
+
+    async def _stamp(self, groups: list[dict[str, dt.datetime]]) -> list[_Stamped]:
+        """One ``start_sending`` for the calls of every portal about to start; the stamp is
+        taken here, before the write, so it never postdates a call's start."""
+        now = self.clock.now()
+        soon = now + dt.timedelta(seconds=self.config.renew_margin_s)
+        until = now + dt.timedelta(seconds=self.config.release_lease_s)
+        leases = {callback_id: lease for group in groups for callback_id, lease in group.items()}
+        try:
+            kept = await self.db.transaction(executions_sql.start_sending, leases, now, soon, until)
+        except DatabaseUnavailable:
+            kept = {}  # cannot stamp them: do not send; their leases lapse and they go back in line
+        return [({i: kept[i] for i in group if i in kept}, now) for group in groups]
 
     async def _portal_held(self, portal_id: int) -> bool:
         """Whether HubSpot refused this portal as a whole and the database still holds it (a
@@ -318,18 +336,24 @@ class PortalSenders:
         self.client.metrics.releases.inc(len(releases))
         recorders = self._recorders.get(portal_id)
         if recorders is None:
-            await self._write(recorder.released, releases, acked_at)
+            await self._record_released(releases, acked_at)
             return
         nursery, slots = recorders
         await slots.acquire()  # backpressure
 
         async def record() -> None:
             try:
-                await self._write(recorder.released, releases, acked_at)
+                await self._record_released(releases, acked_at)
             finally:
                 slots.release()
 
         nursery.start_soon(record)
+
+    async def _record_released(self, releases: list[Lease], acked_at: dt.datetime) -> None:
+        """Record an acknowledged batch together with other portals' (one transaction)."""
+        if await self.recorder.released_together(releases, acked_at):
+            for release in releases:
+                self._held.pop(release.callback_id, None)
 
     async def _ended(self, portal_id: int, releases: list[Lease], answer: Answer) -> None:
         done, state = await self._write(recorder.ended, releases, answer, self.clock.now())
