@@ -16,7 +16,8 @@ shows, with the ideal schedule of the same run as the baseline:
   the achieved rate (their ideal drain time is 0).
 
 Usage: ``THROTTLED_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-         .venv/bin/python bench/release_accuracy.py [queues] [per_queue]``
+         .venv/bin/python bench/release_accuracy.py [queues] [per_queue] [within|overloaded]``
+(the last argument runs one round only)
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _steps(queues: int, rates: tuple[tuple[int, int], ...], seed: int = 7) -> li
     return steps
 
 
-async def main(queues: int, per_queue: int) -> None:
+async def main(queues: int, per_queue: int, only: str = "") -> None:
     logs.configure("WARNING")
     print(f"## Release accuracy\n\n{queues * per_queue:,} enrollments per round, {queues} queues over {PORTALS} "
           f"portals, {per_queue} each, half burst and half smooth, all due at T0\n")
@@ -81,6 +82,8 @@ async def main(queues: int, per_queue: int) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     notes = []
     for name, rates in (("within the ceiling", WITHIN), ("overloaded", OVERLOADED)):
+        if only and not name.startswith(only):
+            continue
         rows, note = await _round(queues, per_queue, rates)
         notes.append(f"{name}: {note}")
         configured = _configured_per_s(rates, queues)
@@ -118,12 +121,18 @@ async def _round(queues: int, per_queue: int, rates: tuple[tuple[int, int], ...]
                     await trio.sleep(1)
             drained_s = time.time() - t0
             cpu_s = time.process_time() - cpu0
+            calls = daemon.senders.sent_batches
+            runs = int(daemon.metrics.registry.get_sample_value("throttled_worker_runs_total") or 0)
+            batches, claims = daemon.scheduler.batches, daemon.scheduler.claims
             done = await stack.hubspot.completions()
     finally:
         drop()
     rows = _report(steps, done, per_queue, t0)
     rows = {mode: (*row, len(done) / drained_s, len(done) / cpu_s) for mode, row in rows.items()}
-    return rows, f"stored in {stored_s:.1f} s; all completed {drained_s:.1f} s after T0, {cpu_s:.0f} CPU-s"
+    return rows, (f"stored in {stored_s:.1f} s; all completed {drained_s:.1f} s after T0, {cpu_s:.0f} CPU-s; "
+                  f"{calls:,} HubSpot calls, {len(done) / max(calls, 1):.1f} callbacks per call; {runs:,} throttle runs, "
+                  f"{len(done) / max(runs, 1):.1f} releases per run, {runs / max(batches, 1):.1f} runs per batch "
+                  f"transaction, {claims:,} claim transactions")
 
 
 async def _store_all(db, steps, per_queue: int, t0: float) -> None:
@@ -174,4 +183,5 @@ def _report(steps, done: list[dict], per_queue: int, t0: float) -> dict:
 
 
 if __name__ == "__main__":
-    trio.run(main, int(sys.argv[1]) if len(sys.argv) > 1 else 1000, int(sys.argv[2]) if len(sys.argv) > 2 else 100)
+    trio.run(main, int(sys.argv[1]) if len(sys.argv) > 1 else 1000, int(sys.argv[2]) if len(sys.argv) > 2 else 100,
+             sys.argv[3] if len(sys.argv) > 3 else "")

@@ -3,7 +3,8 @@
 One scheduler per daemon; several daemons share one job table. It claims in batches up to
 its free worker slots (``FOR UPDATE SKIP LOCKED``; with no slot free it asks the database
 nothing), wakes on NOTIFY or when the next scheduled job falls due, and polls every
-``poll_interval_s`` regardless, so a lost notification only delays work. Outcomes go to a
+``poll_interval_s`` regardless, so a lost notification only delays work. Claims that leave
+slots free are at least ``claim_gap_s`` apart, so jobs falling due one by one run in batches. Outcomes go to a
 completer (River's): buffered and written together, one transaction per batch — a batch
 grows while the previous one commits — with the slot freed at once and the lease kept by
 the heartbeat until written; a crash before the write runs the job again (at least once, as
@@ -77,6 +78,7 @@ class SchedulerConfig:
     workers: int = 32
     batch_size: int = 50  # most jobs of a batch handler's kind run together (one transaction)
     poll_interval_s: float = 1.0
+    claim_gap_s: float = 0.05  # least time between claims that did not fill every slot
     lease_s: float = 30.0
     rescue_interval_s: float = 5.0
 
@@ -111,6 +113,8 @@ class Scheduler:
         self.running: dict[int, jobs_sql.Job] = {}
         self.completing: dict[int, jobs_sql.Job] = {}  # ran; outcome waiting for the completer
         self.outcome_writes = 0  # completer transactions (each writes a batch of outcomes)
+        self.claims = 0  # claim transactions
+        self.batches = 0  # batch handler runs (each runs several jobs in one transaction)
         self._outcomes: list[tuple[jobs_sql.Job, Outcome]] = []
         self._outcome_ready = trio.Event()
         self.progress = 0  # claims + outcomes applied; a watchdog can watch it move
@@ -163,13 +167,16 @@ class Scheduler:
             self._wake = trio.Event()
             self.loops += 1
             wait_s = self.config.poll_interval_s
+            next_claim = trio.current_time()
             try:
                 free = self.config.workers - len(self.running) if self._claiming else 0
                 if free <= 0:  # nothing to claim into: no transaction, wait for a slot (or a stop)
                     await self._wake.wait()
                     continue
                 now = self.clock.now()
+                next_claim += self.config.claim_gap_s
                 jobs, next_due = await self.db.transaction(self._claim, free, now)
+                self.claims += 1
                 self._start(nursery, jobs)
                 if jobs:
                     self.progress += 1
@@ -181,6 +188,9 @@ class Scheduler:
                 log.warning("scheduler.db_unavailable", error=str(exc))
             with trio.move_on_after(wait_s):
                 await self._wake.wait()
+            # At most one claim per gap unless the last one filled every slot: jobs falling due
+            # one by one (10,000 queues) then run as a batch, one transaction for many.
+            await trio.sleep_until(next_claim)
 
     def _claim(self, conn: Connection, free: int, now: dt.datetime) -> tuple[list[jobs_sql.Job], dt.datetime | None]:
         jobs: list[jobs_sql.Job] = []
@@ -208,6 +218,7 @@ class Scheduler:
     async def _execute_batch(self, kind: str, jobs: list[jobs_sql.Job]) -> None:
         handler = self.handlers[kind]
         assert isinstance(handler, BatchHandler)
+        self.batches += 1
         try:
             await handler.run_batch([JobRun(job, self.owner) for job in jobs])
         except Exception as exc:  # an outage or a bug: each job is retried later, as one alone would be
