@@ -138,7 +138,7 @@ async def run_daemon(
         listener.subscribe(CONFIG_CHANNEL, config_cache.invalidate)
         worker = ThrottleWorker(db, clock, senders.submit,
                                 WorkerConfig(release_lease_s=settings.release_lease_s, call_s=settings.hubspot_timeout_s),
-                                overrides=config_cache.get, metrics=metrics)
+                                overrides=config_cache.get, metrics=metrics, ack_latency=lambda: senders.ack_latency_s)
         cleaner = Cleaner(db, clock, job_retention_s=settings.job_retention_s, metrics=metrics,
                           execution_retention_s=settings.execution_retention_s)
         scheduler = Scheduler(

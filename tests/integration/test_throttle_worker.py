@@ -290,3 +290,36 @@ async def test_a_release_acknowledged_during_a_run_is_counted_once(db):
         recent, in_flight = executions_sql.window_state_of(run, {queue_id: (EPOCH - dt.timedelta(minutes=1), 10)})[queue_id]
     assert locked is not None and locked.releasing == 1  # the lock's count, before the answer
     assert (len(recent), in_flight) == (1, 0)  # one snapshot: released, not also in flight
+
+
+class _SlowAcks(PortalSide):
+    """HubSpot acknowledging each hand-over 0.3 s (virtual) after it, as over a network."""
+
+    async def submit(self, portal_id: int, releases: Sequence[Lease]) -> None:
+        await trio.sleep(0.3)
+        await super().submit(portal_id, releases)
+
+
+@pytest.mark.parametrize("predicted_s", [0.0, 0.3])
+async def test_a_queue_waiting_for_acknowledgements_runs_when_its_window_opens(db, autojump_clock, predicted_s):
+    """A window counts a release from its acknowledgement, so a queue of 1 per second whose
+    acks take 0.3 s opens 1.3 s after each run. Told that latency, the worker runs it then,
+    once per release; not told, it runs at 1 s, finds the window full and runs again."""
+    step = Step(workflow_id=120, action_id=1, limit=1, period=1, unit="seconds")
+    clock = TrioClock(EPOCH)
+    portal = _SlowAcks(db, clock)
+    ids = _ids(step, 0, 6)
+    _store(db, step, ids, clock.now())
+    worker = ThrottleWorker(db, clock, portal.submit, ack_latency=lambda: predicted_s)
+    scheduler = Scheduler(db, clock, {THROTTLE_JOB_KIND: worker}, SchedulerConfig(workers=8, poll_interval_s=1.0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(scheduler.run)
+        await wait_until(lambda: [state for _, state in _jobs_of(db, step)] == ["completed"], timeout_s=600, step_s=1)
+        nursery.cancel_scope.cancel()
+    assert portal.released() == ids
+    assert max_in_window(portal.times, dt.timedelta(seconds=1)) == 1
+    runs = worker.metrics.registry.get_sample_value("throttled_worker_runs_total")
+    if predicted_s:
+        assert runs <= len(ids) + 1, f"{runs} runs for {len(ids)} releases: the window was looked at too early"
+    else:
+        assert runs >= 2 * len(ids) - 1, f"only {runs} runs: this case should show the early looks it costs"

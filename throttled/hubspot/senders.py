@@ -69,10 +69,16 @@ _NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)  # the stamp of a write cancelle
 
 class _Held(NamedTuple):
     """A release in our hands: ``granted`` is the lease it came with (it tells a stale copy
-    from the current one), ``current`` the lease as last renewed."""
+    from the current one), ``current`` the lease as last renewed, ``since`` when it was
+    handed to us (trio's clock, seconds)."""
 
     granted: dt.datetime
     current: dt.datetime
+    since: float = 0.0
+
+
+#: Weight of the newest batch in :attr:`PortalSenders.ack_latency_s` (an exponential average).
+ACK_LATENCY_WEIGHT = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,14 @@ class PortalSenders:
         self._portal_holds: dict[int, dt.datetime] = {}  # portals HubSpot refused, until when
         self.sent_batches = 0
         self.released = 0
+        self._ack_latency_s: float | None = None
+
+    @property
+    def ack_latency_s(self) -> float:
+        """Seconds from a release's hand-over to its acknowledgement being written, averaged
+        over recent batches (0 before the first): how long after a throttle run its releases
+        start counting in the window. The worker schedules a queue's next run by it."""
+        return self._ack_latency_s or 0.0
 
     async def drain(self, grace_s: float) -> bool:
         """Graceful shutdown: take nothing new, let the batches being sent finish (up to
@@ -158,7 +172,8 @@ class PortalSenders:
             return
         # A callback handed over again (its lease lapsed while a copy waited here) replaces
         # the old copy, which is then skipped: the same callback must not go out twice.
-        self._held.update((r.callback_id, _Held(r.lease_until, r.lease_until)) for r in releases)
+        since = trio.current_time()
+        self._held.update((r.callback_id, _Held(r.lease_until, r.lease_until, since)) for r in releases)
         channel = self._channels.get(portal_id)
         if channel is None:
             if self._nursery is None:
@@ -352,8 +367,12 @@ class PortalSenders:
     async def _record_released(self, releases: list[Lease], acked_at: dt.datetime) -> None:
         """Record an acknowledged batch together with other portals' (one transaction)."""
         if await self.recorder.released_together(releases, acked_at):
-            for release in releases:
-                self._held.pop(release.callback_id, None)
+            held = [h for r in releases if (h := self._held.pop(r.callback_id, None)) is not None]
+            if held:
+                latency = trio.current_time() - min(h.since for h in held)
+                previous = self._ack_latency_s
+                self._ack_latency_s = latency if previous is None else \
+                    previous + ACK_LATENCY_WEIGHT * (latency - previous)
 
     async def _ended(self, portal_id: int, releases: list[Lease], answer: Answer) -> None:
         done, state = await self._write(recorder.ended, releases, answer, self.clock.now())

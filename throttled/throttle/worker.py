@@ -72,6 +72,7 @@ class WorkerConfig:
     call_s: float = 10.0             # the longest HubSpot call (THROTTLED_HUBSPOT_TIMEOUT)
     in_flight_poll_s: float = 0.25   # re-check this soon while releases await HubSpot
     max_per_run: int = 1000          # most releases one run hands out
+    max_ack_wait_s: float = 1.0      # the most a next run is put off for acknowledgements to come
 
 
 class ThrottleWorker:
@@ -82,16 +83,23 @@ class ThrottleWorker:
         clock: the daemon's clock.
         submit: ``async submit(portal_id, releases)`` — the portal senders' entry.
         overrides: ``async lookup(portal_id, action_id) -> ConfigRow | None`` (cached).
+        ack_latency: ``() -> seconds`` from a run's hand-over to its releases' acknowledgement
+            being written (the senders' recent average). A window counts a release from its
+            acknowledgement, so a queue that just released cannot open before then: its next
+            run is put off by that much (at most ``max_ack_wait_s``) instead of running early,
+            finding the window still full and running again. Safety never depends on it.
     """
 
     def __init__(self, db: Database, clock: Clock, submit: Submit, config: WorkerConfig = WorkerConfig(),
-                 overrides: ConfigLookup = _no_overrides, metrics: Metrics | None = None) -> None:
+                 overrides: ConfigLookup = _no_overrides, metrics: Metrics | None = None,
+                 ack_latency: Callable[[], float] = lambda: 0.0) -> None:
         self.db = db
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.submit = submit
         self.config = config
         self.overrides = overrides
+        self.ack_latency = ack_latency
         self._unusable_portals = OncePer(600.0)  # "its portal cannot be called": once per portal per 10 min
 
     async def __call__(self, run: JobRun) -> Applied:
@@ -242,8 +250,12 @@ class ThrottleWorker:
             # Waiting for in-flight acks, or for a "release no earlier than" time.
             return min(next_due, poll) if next_due and in_flight else (next_due or poll)
         # In-flight sends will be acknowledged at `now` at the earliest, so counting them as
-        # sent now gives a lower bound on when the window opens.
-        lower = throttle.next_opening([*recent, *([now] * in_flight)], 0, now) or now
+        # sent now gives a lower bound on when the window opens; those just handed out are
+        # counted when their acknowledgement is likely written (a run sooner would find the
+        # window still full).
+        acked = now + dt.timedelta(seconds=min(max(self.ack_latency(), 0.0), self.config.max_ack_wait_s)) \
+            if sent_now else now
+        lower = throttle.next_opening([*recent, *([acked] * in_flight)], 0, now) or now
         if sent_now or in_flight == 0:
             return lower
         return min(lower, poll)  # acks still pending: look again soon
