@@ -13,6 +13,8 @@ import re
 import secrets
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -166,19 +168,28 @@ async def local_stack(
     overrides: dict[str, Any] | None = None,
     sandbox_config: dict[str, Any] | None = None,
     verify: ssl.SSLContext | bool = True,
+    sandbox_process: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start the sandbox and ``daemons`` daemons on one database; install one portal.
 
     ``overrides``: daemon settings by field name (they win over the stack's own: a ``bind`` and
     ``public_url`` put a proxy in front); ``sandbox_config``: :class:`SandboxConfig` fields
     (e.g. ``rate_limit_interval_s``); ``verify``: how the stack's HTTP client checks TLS (a
-    proxy's test certificate). Yields a :class:`Stack`; everything stops when the block exits.
+    proxy's test certificate); ``sandbox_process``: run the sandbox as its own process
+    (``throttled sandbox``, default settings only) so HubSpot's side does not share the
+    daemons' core — benchmarks measuring the daemon use it; ``Stack.sandbox_state`` is then
+    ``None``. Yields a :class:`Stack`; everything stops when the block exits.
     """
+    if sandbox_process and sandbox_config:
+        raise ValueError("a sandbox process runs with default settings: no sandbox_config")
     client_id, client_secret = "demo-client", "demo-secret-" + secrets.token_hex(8)
     async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30, verify=verify) as http:
         config = SandboxConfig(client_id=client_id, client_secret=client_secret, app_id=4242,
                                default_portal_id=portal_id, **(sandbox_config or {}))
-        sandbox = await nursery.start(partial(serve_sandbox, config))
+        if sandbox_process:
+            sandbox: Any = await _sandbox_process(nursery, http, config)
+        else:
+            sandbox = await nursery.start(partial(serve_sandbox, config))
         running: list[RunningDaemon] = []
         first_public_url = ""
         key = generate_key()  # one for all the daemons: they share the database
@@ -196,9 +207,32 @@ async def local_stack(
         hubspot = Hubspot(sandbox.url, client_secret, http)
         installed = await hubspot.install(first_public_url)  # through a proxy, when one is in front
         try:
-            yield Stack(hubspot, sandbox.state, running, settings, installed)
+            yield Stack(hubspot, getattr(sandbox, "state", None), running, settings, installed)
         finally:
             nursery.cancel_scope.cancel()
+
+
+@dataclass(frozen=True)
+class _SandboxProcess:
+    url: str
+
+
+async def _sandbox_process(nursery: trio.Nursery, http: httpx.AsyncClient, config: SandboxConfig) -> _SandboxProcess:
+    """``throttled sandbox`` as a child process on a free port, once it answers."""
+    port = free_port()
+    command = [sys.executable, "-m", "throttled", "sandbox", "--bind", f"127.0.0.1:{port}",
+               "--client-id", config.client_id, "--client-secret", config.client_secret,
+               "--app-id", str(config.app_id), "--portal-id", str(config.default_portal_id)]
+    await nursery.start(partial(trio.run_process, command, check=False, stdout=subprocess.DEVNULL))
+    url = f"http://127.0.0.1:{port}"
+    with trio.fail_after(30):
+        while True:
+            try:
+                if (await http.get(f"{url}/_sandbox/stats")).status_code == 200:
+                    return _SandboxProcess(url)
+            except httpx.HTTPError:
+                pass
+            await trio.sleep(0.1)
 
 
 def max_per_window(times: Sequence[float], period_s: float) -> int:
