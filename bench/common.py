@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from collections.abc import Iterable
 from contextlib import contextmanager
+from typing import Any
 
 from throttled import logs
 from throttled.crypto import generate_key
+from throttled.db.engine import Database
+from throttled.ingest.payload import parse_enrollment
+from throttled.ingest.store import store_enrollments
 from throttled.settings import Settings, load_settings
 from throttled.testing import scratch_database, server_url
+from throttled.throttle.block_length import BlockLimits
+
+#: Block lengths of every benchmark's held enrollments (a week asked, a month at most).
+BLOCKS = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 
 
 @contextmanager
@@ -28,6 +39,20 @@ def daemon_settings(database_url: str, port: int, secret: str, **overrides) -> S
         admin_bind="127.0.0.1:0", hubspot_client_id="bench", hubspot_client_secret=secret,
         encryption_key=generate_key(), log_level="WARNING", **overrides,
     )
+
+
+async def store_held(db: Database, bodies: Iterable[dict[str, Any]], batch_size: int = 2000) -> int:
+    """Store webhook ``bodies`` (parsed JSON, e.g. with a ``release_after`` input) as the
+    batcher's group commit does, ``batch_size`` to a transaction; returns how many."""
+    batch, stored = [], 0
+    for body in bodies:
+        batch.append(parse_enrollment(json.dumps(body).encode()))
+        if len(batch) == batch_size:
+            await db.transaction(store_enrollments, batch, dt.datetime.now(dt.UTC), BLOCKS)
+            stored, batch = stored + len(batch), []
+    if batch:
+        await db.transaction(store_enrollments, batch, dt.datetime.now(dt.UTC), BLOCKS)
+    return stored + len(batch)
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

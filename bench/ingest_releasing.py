@@ -18,7 +18,6 @@ Target (issue 17): ingest while releasing ≥ 0.6 × idle. Usage:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -30,17 +29,13 @@ from pathlib import Path
 import httpx
 import trio
 
-from bench.common import bench_database, markdown_table
+from bench.common import bench_database, markdown_table, store_held
 from bench.ingest import HEAVY, SECRET, _wrk
 from throttled import logs
 from throttled.crypto import generate_key
 from throttled.db.engine import Database
-from throttled.ingest.payload import parse_enrollment
-from throttled.ingest.store import store_enrollments
 from throttled.testing import Hubspot, Step, enrollment_body, free_port
-from throttled.throttle.block_length import BlockLimits
 
-BLOCKS = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 PORTALS, STEPS_PER_PORTAL = 20, 5
 CEILING_RECORDS = 40_000
 ACTION_PATH = "/api/hubspot/action"
@@ -65,17 +60,15 @@ async def _wait_ready(http: httpx.AsyncClient, url: str) -> None:
 
 async def _store(db: Database, steps: list[tuple[int, Step]], records: int, due: float, tag: str) -> None:
     """``records`` held enrollments spread over ``steps``, all due at ``due`` (epoch s)."""
-    batch = []
-    for i in range(records):
-        portal, step = steps[i % len(steps)]
-        body = json.loads(enrollment_body(f"ap-{portal}-{step.workflow_id}-{tag}{i}", portal, step))
-        body["inputFields"]["release_after"] = str(int(due * 1000))
-        batch.append(parse_enrollment(json.dumps(body).encode()))
-        if len(batch) == 2000:
-            await db.transaction(store_enrollments, batch, dt.datetime.now(dt.UTC), BLOCKS)
-            batch = []
-    if batch:
-        await db.transaction(store_enrollments, batch, dt.datetime.now(dt.UTC), BLOCKS)
+
+    def bodies():
+        for i in range(records):
+            portal, step = steps[i % len(steps)]
+            body = json.loads(enrollment_body(f"ap-{portal}-{step.workflow_id}-{tag}{i}", portal, step))
+            body["inputFields"]["release_after"] = str(int(due * 1000))
+            yield body
+
+    await store_held(db, bodies())
 
 
 def _steps(limit: int, workflow_base: int) -> list[tuple[int, Step]]:

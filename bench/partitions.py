@@ -20,7 +20,6 @@ Usage: ``THROTTLED_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import resource
 import sys
@@ -31,13 +30,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 import trio
 
+from bench.common import store_held
 from throttled import logs
-from throttled.ingest.payload import parse_enrollment
-from throttled.ingest.store import store_enrollments
 from throttled.testing import Step, enrollment_body, local_stack, max_per_window, scratch_database, server_url
-from throttled.throttle.block_length import BlockLimits
 
-BLOCKS = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 START_DELAY_S = 15
 PORTAL_RANGE = 2000
 
@@ -51,18 +47,15 @@ def _rss_mib() -> float:
 
 
 async def _store(db, portal: int, step: Step, owners: int, tag: str, t0: float, partitioned: bool) -> None:
-    batch = []
-    for o in range(owners):
-        body = json.loads(enrollment_body(f"ap-{portal}-{step.workflow_id}-{step.action_id}-{tag}{o}", portal, step))
-        body["inputFields"]["release_after"] = str(int(t0 * 1000))
-        if partitioned:
-            body["inputFields"]["partition_key"] = f"owner-{o}"
-        batch.append(parse_enrollment(json.dumps(body).encode()))
-        if len(batch) == 1000:
-            await db.transaction(store_enrollments, batch, dt.datetime.now(dt.UTC), BLOCKS)
-            batch = []
-    if batch:
-        await db.transaction(store_enrollments, batch, dt.datetime.now(dt.UTC), BLOCKS)
+    def bodies():
+        for o in range(owners):
+            body = json.loads(enrollment_body(f"ap-{portal}-{step.workflow_id}-{step.action_id}-{tag}{o}", portal, step))
+            body["inputFields"]["release_after"] = str(int(t0 * 1000))
+            if partitioned:
+                body["inputFields"]["partition_key"] = f"owner-{o}"
+            yield body
+
+    await store_held(db, bodies(), batch_size=1000)
 
 
 async def _live_jobs(db) -> dict[str, int]:

@@ -23,7 +23,6 @@ Usage: ``THROTTLED_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import random
 import statistics
@@ -33,9 +32,8 @@ from collections import defaultdict
 
 import trio
 
+from bench.common import store_held
 from throttled import logs
-from throttled.ingest.payload import parse_enrollment
-from throttled.ingest.store import store_enrollments
 from throttled.testing import (
     Step,
     enrollment_body,
@@ -44,10 +42,7 @@ from throttled.testing import (
     scratch_database,
     server_url,
 )
-from throttled.throttle.block_length import BlockLimits
 from throttled.throttle.rate import Rate, Throttle
-
-BLOCKS = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 
 PORTALS = 50
 START_DELAY_S = 45
@@ -138,24 +133,15 @@ async def _round(queues: int, per_queue: int, rates: tuple[tuple[int, int], ...]
 
 async def _store_all(db, steps, per_queue: int, t0: float) -> None:
     """Interleave the queues' enrollments, as many workflows enrolling at once."""
-    batch = []
-    release_after = str(int(t0 * 1000))
-    for i in range(per_queue):
-        for portal, step in steps:
-            body = json.loads(enrollment_body(f"ap-{portal}-{step.workflow_id}-{i}", portal, step))
-            body["inputFields"]["release_after"] = release_after
-            batch.append(parse_enrollment(json.dumps(body).encode()))
-            if len(batch) == 2000:
-                await db.transaction(store_enrollments, batch, _now(), BLOCKS)
-                batch = []
-    if batch:
-        await db.transaction(store_enrollments, batch, _now(), BLOCKS)
 
+    def bodies():
+        for i in range(per_queue):
+            for portal, step in steps:
+                body = json.loads(enrollment_body(f"ap-{portal}-{step.workflow_id}-{i}", portal, step))
+                body["inputFields"]["release_after"] = str(int(t0 * 1000))
+                yield body
 
-def _now():
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
+    await store_held(db, bodies())
 
 
 def _report(steps, done: list[dict], per_queue: int, t0: float) -> dict:
