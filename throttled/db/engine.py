@@ -54,13 +54,13 @@ def make_engine(url: str, pool_size: int, session_timezone: str = "UTC", ping_id
     refuses the ``options`` startup parameter (``FATAL: unsupported startup parameter``).
 
     A connection idle more than ``ping_idle_s`` seconds is pinged at checkout and replaced if
-    the server went away (SQLAlchemy's pessimistic disconnect handling, limited to idle ones);
-    the pool hands out the most recently used connection first, so in steady use none is idle
-    (first in, first out made every checkout of a quiet daemon a ping: bench/db_cost's idle
-    daemon ran 12.5 statements/s instead of 7.7).
-    A connection in steady use is not: when the server restarts under it, that transaction
-    fails with :class:`DatabaseUnavailable` (every caller retries outages) and SQLAlchemy
-    drops the whole pool, so the next ones reconnect.
+    the server went away (SQLAlchemy's pessimistic disconnect handling, limited to idle ones).
+    The pool hands out the most recently used connection first, so the connections in steady
+    use are never idle (first in, first out made every checkout of a quiet daemon a ping:
+    bench/db_cost's idle daemon ran 12.5 statements/s instead of 7.7). Those are not pinged:
+    when the server restarts under one, that transaction fails with
+    :class:`DatabaseUnavailable` (every caller retries outages) and SQLAlchemy drops the whole
+    pool, so the next ones reconnect.
     """
     engine = sa.create_engine(
         normalize_url(url),

@@ -204,9 +204,7 @@ def lock_owned_jobs(conn: Connection, job_ids: Sequence[int], owner: str) -> set
     """Lock (in id order) the job rows ``owner`` still runs; returns their ids — any other
     was rescued meanwhile."""
     return set(conn.execute(
-        text(
-f"SELECT id FROM jobs WHERE {_OWNED} ORDER BY id FOR UPDATE"
-        ),
+        text(f"SELECT id FROM jobs WHERE {_OWNED} ORDER BY id FOR UPDATE"),
         {"ids": list(job_ids), "owner": owner},
     ).scalars())
 

@@ -4,12 +4,13 @@ One scheduler per daemon; several daemons share one job table. It claims in batc
 its free worker slots (``FOR UPDATE SKIP LOCKED``; with no slot free it asks the database
 nothing), wakes on NOTIFY or when the next scheduled job falls due, and polls every
 ``poll_interval_s`` regardless, so a lost notification only delays work. Claims that leave
-slots free are at least ``claim_gap_s`` apart, so jobs falling due one by one run in batches. Outcomes go to a
-completer (River's): buffered and written together, one transaction per batch — a batch
-grows while the previous one commits — with the slot freed at once and the lease kept by
-the heartbeat until written; a crash before the write runs the job again (at least once, as
-before). A heartbeat renews the leases; every ``rescue_interval_s`` it rescues jobs whose
-lease lapsed (their daemon died) — safe from every daemon at once, so no leader is needed.
+slots free are at least ``claim_gap_s`` apart, so jobs falling due one by one run in
+batches. Outcomes go to a completer (River's): buffered and written together, one
+transaction per batch — a batch grows while the previous one commits — with the slot freed
+at once and the lease kept by the heartbeat until written; a crash before the write runs the
+job again (at least once, as before). A heartbeat renews the leases; every
+``rescue_interval_s`` it rescues jobs whose lease lapsed (their daemon died) — safe from
+every daemon at once, so no leader is needed.
 """
 
 from __future__ import annotations
