@@ -34,28 +34,25 @@ from bench.ingest import HEAVY, SECRET, _wrk
 from throttled import logs
 from throttled.crypto import generate_key
 from throttled.db.engine import Database
-from throttled.testing import Hubspot, Step, enrollment_body, free_port
+from throttled.sandbox import SandboxConfig
+from throttled.testing import (
+    ACTION_PATH,
+    Hubspot,
+    Step,
+    enrollment_body,
+    free_port,
+    start_sandbox_process,
+    wait_answering,
+)
 
 PORTALS, STEPS_PER_PORTAL = 20, 5
 CEILING_RECORDS = 40_000
-ACTION_PATH = "/api/hubspot/action"
 
 
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (``/proc/<pid>/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _wait_ready(http: httpx.AsyncClient, url: str) -> None:
-    with trio.fail_after(60):
-        while True:
-            try:
-                if (await http.get(url)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await trio.sleep(0.2)
 
 
 async def _store(db: Database, steps: list[tuple[int, Step]], records: int, due: float, tag: str) -> None:
@@ -83,25 +80,15 @@ async def main(seconds: float) -> None:
 
 
 async def _run(url: str, seconds: float) -> None:
-    sandbox_port, daemon_port = free_port(), free_port()
-    sandbox_url, daemon_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{daemon_port}"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("THROTTLED_", "HUBSPOT_"))}
-    env = base | {
-        "THROTTLED_DATABASE_URL": url, "THROTTLED_BIND": f"127.0.0.1:{daemon_port}", "THROTTLED_PUBLIC_URL": daemon_url,
-        "THROTTLED_ADMIN_BIND": "127.0.0.1:0", "HUBSPOT_CLIENT_ID": "bench", "HUBSPOT_CLIENT_SECRET": SECRET,
-        "HUBSPOT_API_BASE": sandbox_url, "HUBSPOT_AUTHORIZE_URL": f"{sandbox_url}/oauth/authorize",
-        "THROTTLED_ENCRYPTION_KEY": generate_key(), "THROTTLED_LOG_LEVEL": "WARNING", "THROTTLED_WORKERS": "64",
-        "THROTTLED_DB_POOL_SIZE": "16", "THROTTLED_OAUTH_CALLBACKS_PER_MINUTE": "1000",
-    }
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
-    sandbox_cmd = [sys.executable, "-m", "throttled", "sandbox", "--bind", f"127.0.0.1:{sandbox_port}",
-                   "--client-id", "bench", "--client-secret", SECRET]
+    daemon_port = free_port()
+    daemon_url = f"http://127.0.0.1:{daemon_port}"
     async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as http:
-        sandbox = await nursery.start(partial(trio.run_process, sandbox_cmd, env=base, **quiet))
-        await _wait_ready(http, f"{sandbox_url}/_sandbox/stats")
-        daemon = await nursery.start(partial(trio.run_process, [sys.executable, "-m", "throttled", "run"], env=env,
-                                             **quiet))
-        await _wait_ready(http, f"{daemon_url}/readyz")
+        sandbox_url = await start_sandbox_process(nursery, http, SandboxConfig(client_id="bench", client_secret=SECRET,
+                                                                                 app_id=1000))
+        daemon = await nursery.start(partial(trio.run_process, [sys.executable, "-m", "throttled", "run"],
+                                             env=_daemon_env(url, daemon_port, sandbox_url), check=False,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        await wait_answering(http, f"{daemon_url}/readyz", timeout_s=60)
         hubspot = Hubspot(sandbox_url, SECRET, http)
         for p in range(PORTALS):
             await hubspot.install(daemon_url, 3000 + p)
@@ -110,13 +97,26 @@ async def _run(url: str, seconds: float) -> None:
             rows, ratio, ceiling = await _phases(db, hubspot, daemon.pid, daemon_url, seconds)
         finally:
             db.dispose()
-            daemon.terminate()
-            sandbox.terminate()
+            daemon.terminate()  # a graceful stop, then the sandbox goes with the nursery
+            await daemon.wait()
+            nursery.cancel_scope.cancel()
     print(f"## Ingest while releasing ({seconds:.0f} s of wrk per phase, {HEAVY} connections; daemon, sandbox, "
           "PostgreSQL and wrk are separate processes on the same cores)\n")
     print(markdown_table(["phase", "webhooks/s", "p99 ms", "releases/s", "daemon CPU (cores)", "errors"], rows))
     print(f"\nwhile releasing / idle = {ratio:.2f} (target ≥ 0.6); release ceiling of this daemon process: "
           f"{ceiling:,.0f}/s")
+
+
+def _daemon_env(url: str, port: int, sandbox_url: str) -> dict[str, str]:
+    """``throttled run``'s environment: this bench's database, port and sandbox."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("THROTTLED_", "HUBSPOT_"))}
+    return base | {
+        "THROTTLED_DATABASE_URL": url, "THROTTLED_BIND": f"127.0.0.1:{port}", "THROTTLED_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "THROTTLED_ADMIN_BIND": "127.0.0.1:0", "HUBSPOT_CLIENT_ID": "bench", "HUBSPOT_CLIENT_SECRET": SECRET,
+        "HUBSPOT_API_BASE": sandbox_url, "HUBSPOT_AUTHORIZE_URL": f"{sandbox_url}/oauth/authorize",
+        "THROTTLED_ENCRYPTION_KEY": generate_key(), "THROTTLED_LOG_LEVEL": "WARNING", "THROTTLED_WORKERS": "64",
+        "THROTTLED_DB_POOL_SIZE": "16", "THROTTLED_OAUTH_CALLBACKS_PER_MINUTE": "1000",
+    }
 
 
 async def _phases(db: Database, hubspot: Hubspot, pid: int, daemon_url: str, seconds: float):

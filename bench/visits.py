@@ -23,7 +23,6 @@ Usage: ``THROTTLED_DATABASE_URL=… .venv/bin/python -m bench.visits [queues] [b
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import statistics
 import sys
@@ -31,14 +30,11 @@ import time
 
 import trio
 
+from bench.common import store_held
 from throttled import logs
-from throttled.ingest.payload import parse_enrollment
-from throttled.ingest.store import store_enrollments
 from throttled.testing import Step, enrollment_body, local_stack, scratch_database, server_url
-from throttled.throttle.block_length import BlockLimits
 from throttled.throttle.rate import Rate, Throttle
 
-BLOCKS = BlockLimits(dt.timedelta(days=7), dt.timedelta(days=30))
 EACH = 3
 HEAD_START_S = 10
 PORTALS = 100
@@ -61,23 +57,20 @@ async def _round(queues: int, one_queue: bool) -> tuple[list[float], float, floa
             started = time.monotonic()
             t0 = time.time() + HEAD_START_S + queues * EACH / 1500  # storing runs at about 1,500/s
             ideal: dict[str, list[float]] = {}  # queue key -> ideal release times (epoch s), in order
-            batch, total = [], 0
-            for k in range(EACH):
-                for q in range(queues):
-                    portal = 2000 + q % PORTALS
-                    step = steps[0] if one_queue else steps[q]
-                    opens = t0 if one_queue else t0 + 60 * q / queues
-                    body = json.loads(enrollment_body(f"ap-{portal}-{step.workflow_id}-{q}-{k}", portal, step))
-                    body["inputFields"]["release_after"] = str(int(opens * 1000))
-                    batch.append(parse_enrollment(json.dumps(body).encode()))
-                    total += 1
-                    if len(batch) == 2000:
-                        await daemon.db.transaction(store_enrollments, batch, dt.datetime.now(dt.UTC), BLOCKS)
-                        batch = []
-                    if not one_queue:
-                        ideal.setdefault(f"{portal}-{q}", []).append(opens + 60 * k)
-            if batch:
-                await daemon.db.transaction(store_enrollments, batch, dt.datetime.now(dt.UTC), BLOCKS)
+
+            def bodies():
+                for k in range(EACH):
+                    for q in range(queues):
+                        portal = 2000 + q % PORTALS
+                        step = steps[0] if one_queue else steps[q]
+                        opens = t0 if one_queue else t0 + 60 * q / queues
+                        body = json.loads(enrollment_body(f"ap-{portal}-{step.workflow_id}-{q}-{k}", portal, step))
+                        body["inputFields"]["release_after"] = str(int(opens * 1000))
+                        if not one_queue:
+                            ideal.setdefault(f"{portal}-{q}", []).append(opens + 60 * k)
+                        yield body
+
+            total = await store_held(daemon.db, bodies())
             if one_queue:  # smooth: groups of `group` every `every` seconds from T0, in arrival order
                 fine = Throttle.for_mode("smooth", Rate.of(per_portal, 1, "minutes")).rates[-1]
                 group, every = fine.limit, fine.period.total_seconds()

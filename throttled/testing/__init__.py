@@ -14,7 +14,9 @@ from throttled.testing.stack import (
     free_port,
     local_stack,
     max_per_window,
+    start_sandbox_process,
+    wait_answering,
 )
 
 __all__ = ["ACTION_PATH", "Hubspot", "Stack", "Step", "enrollment_body", "free_port", "local_stack", "max_per_window",
-           "scratch_database", "server_url"]
+           "scratch_database", "server_url", "start_sandbox_process", "wait_answering"]

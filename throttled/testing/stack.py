@@ -218,18 +218,35 @@ class _SandboxProcess:
 
 
 async def _sandbox_process(nursery: trio.Nursery, http: httpx.AsyncClient, config: SandboxConfig) -> _SandboxProcess:
-    """``throttled sandbox`` as a child process on a free port, once it answers."""
+    return _SandboxProcess(await start_sandbox_process(nursery, http, config))
+
+
+async def start_sandbox_process(nursery: trio.Nursery, http: httpx.AsyncClient, config: SandboxConfig) -> str:
+    """Start ``throttled sandbox`` (``config``'s client, app and default portal; other
+    settings default) as a child process of ``nursery`` on a free port; returns its URL once
+    it answers. It stops when the nursery is cancelled."""
     port = free_port()
     command = [sys.executable, "-m", "throttled", "sandbox", "--bind", f"127.0.0.1:{port}",
                "--client-id", config.client_id, "--client-secret", config.client_secret,
                "--app-id", str(config.app_id), "--portal-id", str(config.default_portal_id)]
-    await nursery.start(partial(trio.run_process, command, check=False, stdout=subprocess.DEVNULL))
+    await nursery.start(partial(trio.run_process, command, check=False, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL))
     url = f"http://127.0.0.1:{port}"
-    with trio.fail_after(30):
+    await wait_answering(http, f"{url}/_sandbox/stats")
+    return url
+
+
+async def wait_answering(http: httpx.AsyncClient, url: str, timeout_s: float = 30.0) -> None:
+    """Poll ``url`` every 0.1 s until it answers 200 (a child process finished starting).
+
+    Raises:
+        trio.TooSlowError: not within ``timeout_s`` seconds.
+    """
+    with trio.fail_after(timeout_s):
         while True:
             try:
-                if (await http.get(f"{url}/_sandbox/stats")).status_code == 200:
-                    return _SandboxProcess(url)
+                if (await http.get(url)).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
             await trio.sleep(0.1)
