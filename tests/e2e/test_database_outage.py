@@ -3,31 +3,14 @@ everything acknowledged is completed once it is back."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import psycopg
-import sqlalchemy as sa
 import trio
 
+from tests.support.outage import database_down
 from throttled.db.engine import libpq_url
 from throttled.testing import Step, local_stack
 
 STEP = Step(workflow_id=77, action_id=3, limit=50, period=1, unit="seconds")
-
-
-@contextmanager
-def database_down(url: str):
-    """Refuse new connections to the database and cut the open ones; restore on exit."""
-    parsed = sa.engine.make_url(libpq_url(url))
-    admin = parsed.set(database="postgres").render_as_string(hide_password=False)
-    name = parsed.database
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        try:
-            yield
-        finally:
-            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 async def test_outage_gives_503_then_recovers_without_loss(empty_database):

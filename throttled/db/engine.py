@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import sqlalchemy as sa
+import tenacity
 import trio
 from sqlalchemy.engine import Connection, Engine
 
@@ -132,6 +133,18 @@ class Database:
         """
         return await trio.to_thread.run_sync(partial(self.transaction_sync, fn, *args), limiter=self.limiter)
 
+    async def transaction_through_outage(self, fn: Callable[..., T], *args: Any, give_up_s: float) -> T:
+        """:meth:`transaction`, tried again while the database is unreachable (see
+        :func:`through_outage`) for up to ``give_up_s`` seconds.
+
+        Raises:
+            DatabaseUnavailable: still unreachable after ``give_up_s`` seconds.
+        """
+        async for attempt in through_outage(give_up_s):
+            with attempt:
+                return await self.transaction(fn, *args)
+        raise AssertionError("unreachable: the last DatabaseUnavailable is raised again")
+
     def transaction_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Blocking form of :meth:`transaction`, for threads and CLI commands."""
         try:
@@ -153,6 +166,21 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({sa.engine.make_url(normalize_url(self.url))!r})"  # URL repr hides the password
+
+
+def through_outage(give_up_s: float) -> tenacity.AsyncRetrying:
+    """Tries of a write that must not be dropped over a short database outage (a stamp, an
+    acknowledgement, a job's outcome: dropped, each waits minutes for a lease to lapse), as
+    ``async for attempt in through_outage(s): with attempt: ...``: each try again after a
+    :class:`DatabaseUnavailable`, pauses of 0.25 s doubling to at most 2 s, in trio time (a
+    test's ``MockClock`` drives them), until ``give_up_s`` seconds have passed; then the last
+    :class:`DatabaseUnavailable` is raised. Any other error is raised at once."""
+    deadline = trio.current_time() + give_up_s
+    return tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception_type(DatabaseUnavailable),
+        wait=tenacity.wait_exponential(multiplier=0.25, max=2.0),
+        stop=lambda _state: trio.current_time() >= deadline,
+        sleep=trio.sleep, reraise=True)
 
 
 def _describe(exc: BaseException) -> str:

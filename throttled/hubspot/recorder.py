@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-import trio
 from sqlalchemy.engine import Connection
 
 from throttled.db import executions as executions_sql
@@ -37,10 +36,6 @@ from throttled.hubspot.answers import Action, Answer, next_day_hold
 from throttled.states import ExecutionState
 
 log = structlog.get_logger("throttled.hubspot.recorder")
-
-#: Pauses between tries of an outcome write while the database is unreachable, seconds.
-WRITE_RETRIES = (0.0, 0.5, 1.0, 2.0, 4.0)
-
 
 @dataclass(frozen=True, slots=True)
 class HoldConfig:
@@ -137,11 +132,13 @@ def handed_back(conn: Connection, callback_ids: Sequence[str], call_s: float) ->
 
 
 class Recorder:
-    """Runs outcome writes, retrying through short database outages. Acknowledged batches
-    of every portal are recorded together (:meth:`released_together`)."""
+    """Runs outcome writes, retrying through short database outages (for up to
+    ``give_up_s`` seconds each: past it the leases may lapse anyway). Acknowledged batches of
+    every portal are recorded together (:meth:`released_together`)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, give_up_s: float = 60.0) -> None:
         self.db = db
+        self.give_up_s = give_up_s
         self.acks: GroupCommit[tuple[Sequence[Lease], dt.datetime], bool] = GroupCommit(self._write_acks, False)
 
     async def released_together(self, releases: Sequence[Lease], acked_at: dt.datetime) -> bool:
@@ -155,14 +152,11 @@ class Recorder:
 
     async def write(self, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
         """Run ``fn(conn, *args)`` in a transaction; ``(True, result)`` once it committed,
-        ``(False, None)`` if the database stayed unreachable through :data:`WRITE_RETRIES`
-        (the leases then lapse and the callbacks are sent again — HubSpot answers "already
+        ``(False, None)`` if the database stayed unreachable for ``give_up_s`` seconds (the
+        leases then lapse and the callbacks are sent again — HubSpot answers "already
         completed", which counts as done)."""
-        for delay in WRITE_RETRIES:
-            await trio.sleep(delay)
-            try:
-                return True, await self.db.transaction(fn, *args)
-            except DatabaseUnavailable:
-                continue
-        log.error("callbacks.outcome_not_recorded", operation=getattr(fn, "__name__", "?"))
-        return False, None
+        try:
+            return True, await self.db.transaction_through_outage(fn, *args, give_up_s=self.give_up_s)
+        except DatabaseUnavailable:
+            log.error("callbacks.outcome_not_recorded", operation=getattr(fn, "__name__", "?"))
+            return False, None

@@ -33,7 +33,7 @@ import trio
 from throttled.clock import Clock
 from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
-from throttled.db.engine import Database, DatabaseUnavailable
+from throttled.db.engine import Database, DatabaseUnavailable, through_outage
 from throttled.db.executions import Lease
 from throttled.db.group_commit import GroupCommit
 from throttled.hubspot import outputs, recorder, send_policy
@@ -110,7 +110,7 @@ class PortalSenders:
         self.tokens = tokens
         self.client = client
         self.config = config
-        self.recorder = Recorder(db)
+        self.recorder = Recorder(db, give_up_s=config.release_lease_s / 2)
         self._stamps: GroupCommit[dict[str, dt.datetime], _Stamped] = GroupCommit(self._stamp, ({}, _NEVER))
         self._channels: dict[int, trio.MemorySendChannel[list[Lease]]] = {}
         self._nursery: trio.Nursery | None = None
@@ -305,12 +305,18 @@ class PortalSenders:
     async def _stamp(self, groups: list[dict[str, dt.datetime]]) -> list[_Stamped]:
         """One ``start_sending`` for the calls of every portal about to start; the stamp is
         taken here, before the write, so it never postdates a call's start."""
-        now = self.clock.now()
-        soon = now + dt.timedelta(seconds=self.config.renew_margin_s)
-        until = now + dt.timedelta(seconds=self.config.release_lease_s)
         leases = {callback_id: lease for group in groups for callback_id, lease in group.items()}
+        kept: dict[str, dt.datetime] = {}
+        now = self.clock.now()
         try:
-            kept = await self.db.transaction(executions_sql.start_sending, leases, now, soon, until)
+            # Tried again through a short outage: dropped, these would wait for their leases
+            # to lapse (minutes) after a database blip of seconds. Each try takes its own stamp.
+            async for attempt in through_outage(self.config.release_lease_s / 2):
+                with attempt:
+                    now = self.clock.now()
+                    soon = now + dt.timedelta(seconds=self.config.renew_margin_s)
+                    until = now + dt.timedelta(seconds=self.config.release_lease_s)
+                    kept = await self.db.transaction(executions_sql.start_sending, leases, now, soon, until)
         except DatabaseUnavailable:
             kept = {}  # cannot stamp them: do not send; their leases lapse and they go back in line
         return [({i: kept[i] for i in group if i in kept}, now) for group in groups]

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from throttled.clock import Clock
 from throttled.db import jobs as jobs_sql
-from throttled.db.engine import Database, DatabaseUnavailable
+from throttled.db.engine import Database, DatabaseUnavailable, through_outage
 from throttled.jobs.backoff import backoff_seconds
 from throttled.jobs.notifier import Notifier
 from throttled.jobs.outcomes import (
@@ -269,20 +269,19 @@ class Scheduler:
             await self._flush_outcomes()
 
     async def _flush_outcomes(self) -> None:
-        """Write every buffered outcome in one transaction (retried briefly on an outage)."""
+        """Write every buffered outcome in one transaction, tried again through an outage for
+        as long as the leases last (the heartbeat renews them meanwhile; every write checks
+        that the job is still ours)."""
         self._outcome_ready = trio.Event()
         batch, self._outcomes = self._outcomes, []
         if not batch:
             return
         try:
-            for delay in (0.0, 0.5, 1.0, 2.0):
-                await trio.sleep(delay)
-                try:
+            async for attempt in through_outage(self.config.lease_s):
+                with attempt:
                     await self.db.transaction(self._write_outcomes, batch, self.clock.now())
-                    self.outcome_writes += 1
-                    return
-                except DatabaseUnavailable:
-                    continue
+            self.outcome_writes += 1
+        except DatabaseUnavailable:
             # Could not record them: the leases will lapse and the jobs run again.
             log.warning("job.outcomes_lost", jobs=len(batch), job_ids=[job.id for job, _ in batch][:20])
         finally:
