@@ -16,13 +16,16 @@ demo: $(STAMP)
 	$(VENV)/bin/throttled demo
 
 # ruff and mypy (settings in pyproject.toml) run first: any error stops the run before the tests.
-# Unit and integration tests run in parallel (as in `check`); the end-to-end and reliability
-# suites one test at a time (real daemons, timing, the reliability report), slowest listed.
+# Unit and integration tests run in parallel (as in `check`), then the end-to-end tests in
+# parallel too (each starts its own daemons on its own ports and database; they mostly wait on
+# real time, so four share two cores), then the reliability suite one test at a time (clusters,
+# kills, load, and its report), slowest listed.
 test: $(STAMP)
 	$(VENV)/bin/ruff check throttled tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q -n 4 -m "not slow" tests/unit tests/integration
-	$(VENV)/bin/pytest -q --durations=15 tests/e2e tests/reliability
+	$(VENV)/bin/pytest -q -n 4 --durations=10 tests/e2e
+	$(VENV)/bin/pytest -q --durations=15 tests/reliability
 
 # The fast loop: the same checks, then unit and integration tests (no e2e, no reliability), in parallel;
 # under a minute.
