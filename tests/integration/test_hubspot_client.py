@@ -6,7 +6,7 @@ import trio
 
 from throttled.hubspot.answers import Action, RefersTo
 from throttled.hubspot.budget import PortalBudget
-from throttled.hubspot.client import HubSpotClient
+from throttled.hubspot.client import POOLS, HubSpotClient
 from throttled.sandbox import SandboxConfig, serve_sandbox
 
 PORTAL = 62515
@@ -62,6 +62,34 @@ async def test_cancelling_a_thousand_stalled_calls_leaks_no_pool_slot():
         nursery.cancel_scope.cancel()
     assert cancelled_in < 2.0
     assert len(sandbox.state.completions) == 100
+
+
+async def test_calls_of_many_portals_share_one_bound_across_the_pools():
+    # The calls are spread over several httpx pools by portal (client.POOLS); the bound on
+    # connections and calls in flight is still one for all of them.
+    accepted: list[int] = []
+
+    async def counting_silent_server(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        task_status.started(listeners[0].socket.getsockname()[1])
+
+        async def hold(stream):
+            accepted.append(1)
+            async with stream:
+                await trio.sleep_forever()
+
+        await trio.serve_listeners(hold, listeners)
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(counting_silent_server)
+        client = HubSpotClient(f"http://127.0.0.1:{port}", "cid", "secret", timeout_s=30, max_connections=5)
+        with trio.move_on_after(1.0):
+            async with trio.open_nursery() as calls:
+                for portal in range(4 * POOLS):  # every pool gets calls
+                    calls.start_soon(client.complete, "t", [f"cb-{portal}"], 1000 + portal)
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    assert len(accepted) == 5  # five calls reached HubSpot; the others waited for a slot
 
 
 async def test_a_stalled_hubspot_is_a_transient_answer_within_the_timeout():
