@@ -124,3 +124,38 @@ async def test_budget_keeps_a_portal_under_its_limit_at_the_sandbox():
     assert len(times) == 60
     assert max(sum(1 for u in times if t <= u < t + 1.0) for t in times) <= 20 + 1  # one of slack for clock skew
     assert times[-1] - times[0] >= 2.0  # 60 calls at 20 per second need at least two more windows
+
+
+def _connections_to(port: int) -> int:
+    """Established TCP connections of this machine whose far end is 127.0.0.1:``port``."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+async def test_the_pools_keep_only_their_share_of_idle_connections():
+    # Found by a fresh-user trial: each of the POOLS pools kept up to max_connections idle
+    # connections, so a daemon could hold 8 × 50 sockets to HubSpot, not ~50.
+    config = SandboxConfig(client_id="cid", client_secret="secret", app_id=1, default_portal_id=PORTAL,
+                           rate_limit_max=100_000)
+    async with trio.open_nursery() as nursery:
+        sandbox = await nursery.start(serve_sandbox, config)
+        port = int(sandbox.url.rsplit(":", 1)[1])
+        client = HubSpotClient(sandbox.url, "cid", "secret", timeout_s=5, max_connections=16)
+        token = await _token(sandbox.url, config, client)
+        with trio.fail_after(20):
+            for pool in range(POOLS):  # 16 calls at once in each pool in turn
+                async with trio.open_nursery() as calls:
+                    for i in range(16):
+                        portal = PORTAL + pool + POOLS * i  # all of this round in one pool
+                        calls.start_soon(client.complete, token, [f"p{pool}-{i}"], portal)
+        open_now = _connections_to(port)
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    assert len(sandbox.state.completions) == 16 * POOLS
+    assert open_now <= 2 * 16, f"{open_now} connections open to HubSpot with max_connections=16"

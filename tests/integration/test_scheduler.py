@@ -10,6 +10,7 @@ import trio
 import trio.lowlevel
 
 from tests.conftest import EPOCH
+from tests.support.outage import database_down
 from tests.support.waiting import wait_until
 from throttled.clock import TrioClock, WallClock
 from throttled.db import jobs as jobs_sql
@@ -117,3 +118,49 @@ async def test_outcomes_are_written_in_batches_and_none_is_lost_at_shutdown(db):
     # 16 slots finish together and share one transaction: far fewer writes than jobs.
     assert 1 <= scheduler.outcome_writes <= 320 // 4, scheduler.outcome_writes
     assert not scheduler.completing and not scheduler.running
+
+
+async def test_an_outcome_held_up_by_an_outage_never_lands_on_the_jobs_next_run(db, empty_database):
+    # Found by a fresh-user trial: the completer tried a stuck outcome again for a whole lease;
+    # the lease lapsed meanwhile (no heartbeat renews it while the database is away), the job
+    # was rescued and claimed again by the same scheduler, and the first run's late `Retry`
+    # landed on the second run: a third run then started while the second was still running.
+    clock = WallClock()
+    db.transaction_sync(lambda conn: jobs_sql.insert_job(conn, "k", {}, clock.now()))
+    started: list[int] = []  # attempts, in the order their runs started
+    overlaps: list[tuple[int, list[int]]] = []  # (attempt, attempts still running when it started)
+    running: list[int] = []
+    outage_on = trio.Event()
+
+    async def hold_the_database_down(task_status=trio.TASK_STATUS_IGNORED):
+        with database_down(empty_database):
+            outage_on.set()
+            await trio.sleep(4.3)  # longer than the 4 s lease
+
+    async def handler(run):
+        attempt = run.job.attempt
+        if running:
+            overlaps.append((attempt, list(running)))
+        started.append(attempt)
+        running.append(attempt)
+        try:
+            if attempt == 1:
+                nursery.start_soon(hold_the_database_down)
+                await outage_on.wait()
+                return Retry("its outcome meets the outage")
+            await trio.sleep(2.5)  # long enough for a late write of run 1 to land during this run
+            return Complete()
+        finally:
+            running.remove(attempt)
+
+    config = SchedulerConfig(workers=4, poll_interval_s=0.1, lease_s=4.0, rescue_interval_s=0.1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Scheduler(db, clock, {"k": handler}, config).run)
+        await trio.sleep(4.5)  # the outage: the test reads nothing while it lasts
+        await wait_until(lambda: db.transaction_sync(jobs_sql.count_by_state) == {"completed": 1}, timeout_s=20,
+                         what="the job completed")
+        await trio.sleep(1.0)  # a run started by a stale outcome would show up here
+        nursery.cancel_scope.cancel()
+    errors = db.transaction_sync(lambda conn: conn.exec_driver_sql("SELECT errors FROM jobs").scalar_one())
+    assert not overlaps, f"runs overlapped: {overlaps}; attempts started {started}; errors {errors}"
+    assert started == [1, 2], (started, errors)  # the first run, and one run after the rescue

@@ -78,3 +78,11 @@ def test_keys_generate_refuses_an_id_the_ring_would_refuse():
     assert refused.exit_code == 2 and "must be 1-32 letters" in refused.output
     entry = CliRunner().invoke(main, ["keys", "generate", "--id", "k2026-11"])
     assert entry.exit_code == 0 and entry.output.startswith("k2026-11:")
+
+
+def test_a_demo_of_no_enrollments_is_a_usage_error():
+    # Found by a fresh-user trial: `throttled demo --enrollments -5` printed "sent 0 … OK".
+    for bad in ("0", "-5"):
+        result = CliRunner().invoke(main, ["demo", "--enrollments", bad])
+        assert result.exit_code == 2, result.output
+        assert "--enrollments" in result.output

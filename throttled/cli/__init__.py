@@ -24,7 +24,7 @@ def main() -> None:
     """throttled — hold HubSpot workflow enrollments and release them at a set rate.
 
     Settings come from environment variables (see README.md for the table) and an optional
-    --config TOML file.
+    TOML file given after the command: `throttled run --config FILE`.
     """
 
 

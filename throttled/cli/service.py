@@ -144,7 +144,8 @@ def sandbox(bind: str, client_id: str, client_secret: str, app_id: int, portal_i
 
 
 @click.command()
-@click.option("--enrollments", type=int, default=600, show_default=True, help="Enrollments to send in all.")
+@click.option("--enrollments", type=click.IntRange(min=1), default=600, show_default=True,
+              help="Enrollments to send in all (at least 1).")
 @handle_errors
 def demo(enrollments: int) -> None:
     """Run the main job end to end on this machine: sandbox + daemon + ~600 signed enrollments.

@@ -1,5 +1,5 @@
-"""The HubSpot API client: ``httpx.AsyncClient`` pools (one per group of portals), bounded
-together, and deadlines.
+"""The HubSpot API client: ``httpx.AsyncClient`` pools (one per group of portals) under one
+bound on calls in flight, and deadlines.
 
 Endpoints and shapes from ``../shared/docs/hubspot-protocol.md``: §5 callbacks complete
 (204 on success, batch of ≤ 100 ``inputs``), §6 OAuth token endpoint (form-encoded) and
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -80,9 +80,10 @@ class HubSpotClient:
         api_base: e.g. ``https://api.hubapi.com`` (tests and the demo: the sandbox).
         client_id, client_secret: the app's OAuth credentials.
         timeout_s: seconds a call may take, all of it (and each httpx phase).
-        max_connections: pool bound across all portals; also the most calls in flight (calls
-            beyond it wait on a semaphore, which is cheap to cancel — unlike thousands of
-            requests queued inside httpx's pool, see the stack notes).
+        max_connections: the most calls in flight across all portals (calls beyond it wait on
+            a semaphore, which is cheap to cancel — unlike thousands of requests queued inside
+            httpx's pool, see the stack notes); open connections stay below about twice that
+            (the pools' idle connections, ``max_connections / POOLS`` each, besides those in use).
         budget: per-portal call budget every portal-scoped call waits on (optional).
         callbacks_api: ``"v4"`` or ``"2026-03"``.
         token_api: ``"v3"`` (falls back to v1 once if HubSpot answers 404) or ``"v1"``.
@@ -101,14 +102,15 @@ class HubSpotClient:
         self.callbacks_path = CALLBACKS_PATHS[callbacks_api]
         self.token_path = TOKEN_PATHS[token_api]
         self.timeout_s = timeout_s
-        self._in_flight = trio.Semaphore(max_connections)  # the bound across every pool
+        self._in_flight = trio.Semaphore(max_connections)  # calls in flight, across every pool
+        # Any pool may carry every call in flight; each keeps its share of idle connections,
+        # so open connections stay below about twice max_connections. One TLS context for all.
+        tls = httpx.create_ssl_context()
+        limits = httpx.Limits(max_connections=max_connections,
+                              max_keepalive_connections=-(-max_connections // POOLS))
         self._pools = [
-            httpx.AsyncClient(
-                base_url=self.api_base,
-                timeout=httpx.Timeout(timeout_s),
-                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-                headers={"User-Agent": "throttled/0.1"},
-            )
+            httpx.AsyncClient(base_url=self.api_base, timeout=httpx.Timeout(timeout_s), limits=limits, verify=tls,
+                              headers={"User-Agent": "throttled/0.1"})
             for _ in range(POOLS)
         ]
 
@@ -117,9 +119,10 @@ class HubSpotClient:
         return self._pools[(portal_id or 0) % POOLS]
 
     async def aclose(self) -> None:
-        """Close the connection pools."""
-        for pool in self._pools:
-            await pool.aclose()
+        """Close the connection pools (every one, even if closing one fails)."""
+        async with AsyncExitStack() as stack:
+            for pool in self._pools:
+                stack.push_async_callback(pool.aclose)
 
     @asynccontextmanager
     async def slot(self, portal_id: int) -> AsyncIterator[None]:

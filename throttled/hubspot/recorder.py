@@ -131,14 +131,21 @@ def handed_back(conn: Connection, callback_ids: Sequence[str], call_s: float) ->
     return executions_sql.requeue_releases(conn, callback_ids, call_s)
 
 
-class Recorder:
-    """Runs outcome writes, retrying through short database outages (for up to
-    ``give_up_s`` seconds each: past it the leases may lapse anyway). Acknowledged batches of
-    every portal are recorded together (:meth:`released_together`)."""
+#: How long an outcome write other than an acknowledgement is tried through an outage,
+#: seconds: these pick their rows by callback id, not by lease, so a late one could act on
+#: a release another sender leased meanwhile; this stays well inside the lease a call keeps.
+WRITE_GIVE_UP_S = 7.5
 
-    def __init__(self, db: Database, give_up_s: float = 60.0) -> None:
+
+class Recorder:
+    """Runs outcome writes, retrying through short database outages. Acknowledged batches of
+    every portal are recorded together (:meth:`released_together`) and tried for up to
+    ``acks_give_up_s`` seconds — HubSpot completed them, so recording that late is still true
+    — other outcomes for :data:`WRITE_GIVE_UP_S`."""
+
+    def __init__(self, db: Database, acks_give_up_s: float = 60.0) -> None:
         self.db = db
-        self.give_up_s = give_up_s
+        self.acks_give_up_s = acks_give_up_s
         self.acks: GroupCommit[tuple[Sequence[Lease], dt.datetime], bool] = GroupCommit(self._write_acks, False)
 
     async def released_together(self, releases: Sequence[Lease], acked_at: dt.datetime) -> bool:
@@ -147,16 +154,16 @@ class Recorder:
         return await self.acks.submit((releases, acked_at))
 
     async def _write_acks(self, groups: list[tuple[Sequence[Lease], dt.datetime]]) -> list[bool]:
-        done, _ = await self.write(released_groups, groups)
+        done, _ = await self.write(released_groups, groups, give_up_s=self.acks_give_up_s)
         return [done] * len(groups)
 
-    async def write(self, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+    async def write(self, fn: Callable[..., Any], *args: Any, give_up_s: float = WRITE_GIVE_UP_S) -> tuple[bool, Any]:
         """Run ``fn(conn, *args)`` in a transaction; ``(True, result)`` once it committed,
         ``(False, None)`` if the database stayed unreachable for ``give_up_s`` seconds (the
         leases then lapse and the callbacks are sent again — HubSpot answers "already
         completed", which counts as done)."""
         try:
-            return True, await self.db.transaction_through_outage(fn, *args, give_up_s=self.give_up_s)
+            return True, await self.db.transaction_through_outage(fn, *args, give_up_s=give_up_s)
         except DatabaseUnavailable:
             log.error("callbacks.outcome_not_recorded", operation=getattr(fn, "__name__", "?"))
             return False, None

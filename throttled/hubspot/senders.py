@@ -110,7 +110,7 @@ class PortalSenders:
         self.tokens = tokens
         self.client = client
         self.config = config
-        self.recorder = Recorder(db, give_up_s=config.release_lease_s / 2)
+        self.recorder = Recorder(db, acks_give_up_s=config.release_lease_s / 2)
         self._stamps: GroupCommit[dict[str, dt.datetime], _Stamped] = GroupCommit(self._stamp, ({}, _NEVER))
         self._channels: dict[int, trio.MemorySendChannel[list[Lease]]] = {}
         self._nursery: trio.Nursery | None = None

@@ -113,6 +113,7 @@ class Scheduler:
         self.owner = owner or new_owner_id()
         self.running: dict[int, jobs_sql.Job] = {}
         self.completing: dict[int, jobs_sql.Job] = {}  # ran; outcome waiting for the completer
+        self._leased_at: dict[int, float] = {}  # job id -> trio time its lease was last set (claim, heartbeat)
         self.outcome_writes = 0  # completer transactions (each writes a batch of outcomes)
         self.claims = 0  # claim transactions
         self.batches = 0  # batch handler runs (each runs several jobs in one transaction)
@@ -176,8 +177,10 @@ class Scheduler:
                     continue
                 now = self.clock.now()
                 next_claim += self.config.claim_gap_s
+                leased_at = trio.current_time()
                 jobs, next_due = await self.db.transaction(self._claim, free, now)
                 self.claims += 1
+                self._leased_at.update((job.id, leased_at) for job in jobs)
                 self._start(nursery, jobs)
                 if jobs:
                     self.progress += 1
@@ -269,22 +272,31 @@ class Scheduler:
             await self._flush_outcomes()
 
     async def _flush_outcomes(self) -> None:
-        """Write every buffered outcome in one transaction, tried again through an outage for
-        as long as the leases last (the heartbeat renews them meanwhile; every write checks
-        that the job is still ours)."""
+        """Write every buffered outcome in one transaction, tried again through an outage
+        only while the batch's leases surely last (no heartbeat renews them while the
+        database is away): a lease that lapsed may be rescued and the job claimed again by
+        this very daemon, and a late write would then land on that new run."""
         self._outcome_ready = trio.Event()
         batch, self._outcomes = self._outcomes, []
         if not batch:
             return
+        now = trio.current_time()
+        lease_ends = min(self._leased_at.get(job.id, now - self.config.lease_s) for job, _ in batch) + self.config.lease_s
+        # A try may start up to one pause (2 s) after the bound and take a moment itself.
+        give_up_s = max(0.0, lease_ends - now - 2.0 - self.config.lease_s / 10)
+        written = False
         try:
-            async for attempt in through_outage(self.config.lease_s):
+            async for attempt in through_outage(give_up_s):
                 with attempt:
                     await self.db.transaction(self._write_outcomes, batch, self.clock.now())
+            written = True
             self.outcome_writes += 1
         except DatabaseUnavailable:
-            # Could not record them: the leases will lapse and the jobs run again.
-            log.warning("job.outcomes_lost", jobs=len(batch), job_ids=[job.id for job, _ in batch][:20])
+            pass
         finally:
+            if not written:  # the database stayed away, or a stop cut the tries short
+                # Could not record them: the leases will lapse and the jobs run again.
+                log.warning("job.outcomes_lost", jobs=len(batch), job_ids=[job.id for job, _ in batch][:20])
             for job, _ in batch:
                 self.completing.pop(job.id, None)
             self.progress += 1
@@ -322,8 +334,11 @@ class Scheduler:
             if not ids:
                 continue
             until = self.clock.now() + dt.timedelta(seconds=self.config.lease_s)
+            renewed_at = trio.current_time()
             try:
                 await self.db.transaction(jobs_sql.renew_leases, self.owner, ids, until)
+                self._leased_at.update(dict.fromkeys(ids, renewed_at))
+                self._leased_at = {i: t for i, t in self._leased_at.items() if i in self.running or i in self.completing}
             except DatabaseUnavailable as exc:
                 log.warning("scheduler.heartbeat_failed", error=str(exc))
 
