@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 import trio
 
+from tests.support.hubspot_side import REDIRECT, authorization_code, sandbox_grant
 from throttled.hubspot.answers import Action, RefersTo
 from throttled.hubspot.client import HubSpotClient
 from throttled.hubspot.errors import HubSpotRefused
 from throttled.sandbox import SandboxConfig, serve_sandbox
 
 PORTAL = 62515
-REDIRECT = "http://127.0.0.1/cb"
 BATCH, ONE = ["cb-a", "cb-b", "cb-c"], ["cb-a"]
 
 # (row, faults, ids, expire the token first) -> (action, refers to, kind)
@@ -52,20 +51,13 @@ CALLBACK_ROWS = [
 ]
 
 
-async def _code(sandbox_url: str, config: SandboxConfig) -> str:
-    async with httpx.AsyncClient() as http:
-        params = {"client_id": config.client_id, "redirect_uri": REDIRECT}
-        answer = await http.get(f"{sandbox_url}/oauth/authorize", params=params)
-        return answer.headers["Location"].split("code=")[1].split("&")[0]
-
-
 async def _run(check, **config_changes):
     config = SandboxConfig(client_id="cid", client_secret="secret", app_id=1, default_portal_id=PORTAL, **config_changes)
     async with trio.open_nursery() as nursery:
         sandbox = await nursery.start(serve_sandbox, config)
         client = HubSpotClient(sandbox.url, "cid", "secret", timeout_s=0.5)
         try:
-            grant = await client.exchange_code(await _code(sandbox.url, config), REDIRECT)
+            grant = await sandbox_grant(sandbox.url, config.client_id, client)
             await check(sandbox, client, grant, config)
         finally:
             await client.aclose()
@@ -120,7 +112,7 @@ async def test_token_rows(faults, what, action, kind):
                 sandbox.state.revoke_refresh_tokens(PORTAL)
                 await client.refresh(grant.refresh_token)
             elif what == "exchange":
-                code = await _code(sandbox.url, config)
+                code = await authorization_code(sandbox.url, config.client_id)
                 await client.exchange_code(code, REDIRECT)
                 await client.exchange_code(code, REDIRECT)
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import trio
 
+from tests.support.hubspot_side import sandbox_grant, silent_server
 from throttled.hubspot.answers import Action, RefersTo
 from throttled.hubspot.budget import PortalBudget
 from throttled.hubspot.client import POOLS, HubSpotClient
@@ -12,35 +13,11 @@ from throttled.sandbox import SandboxConfig, serve_sandbox
 PORTAL = 62515
 
 
-async def _silent_server(task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Accepts connections and never answers: HubSpot stalling."""
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    task_status.started(listeners[0].socket.getsockname()[1])
-
-    async def hold(stream):
-        async with stream:
-            await trio.sleep_forever()
-
-    await trio.serve_listeners(hold, listeners)
-
-
-async def _token(sandbox_url: str, config: SandboxConfig, client: HubSpotClient) -> str:
-    import httpx
-
-    async with httpx.AsyncClient() as http:
-        redirect = "http://127.0.0.1/cb"
-        answer = await http.get(f"{sandbox_url}/oauth/authorize",
-                                params={"client_id": config.client_id, "redirect_uri": redirect})
-        code = answer.headers["Location"].split("code=")[1].split("&")[0]
-    grant = await client.exchange_code(code, redirect)
-    return grant.access_token
-
-
 async def test_cancelling_a_thousand_stalled_calls_leaks_no_pool_slot():
     config = SandboxConfig(client_id="cid", client_secret="secret", app_id=1, default_portal_id=PORTAL,
                            rate_limit_max=1000)
     async with trio.open_nursery() as nursery:
-        stall_port = await nursery.start(_silent_server)
+        stall_port = await nursery.start(silent_server)
         sandbox = await nursery.start(serve_sandbox, config)
         stalled = HubSpotClient(f"http://127.0.0.1:{stall_port}", "cid", "secret", timeout_s=30, max_connections=20)
         started = trio.current_time()
@@ -53,7 +30,7 @@ async def test_cancelling_a_thousand_stalled_calls_leaks_no_pool_slot():
         await stalled.aclose()
 
         client = HubSpotClient(sandbox.url, "cid", "secret", timeout_s=5, max_connections=20)
-        token = await _token(sandbox.url, config, client)
+        token = (await sandbox_grant(sandbox.url, config.client_id, client)).access_token
         with trio.fail_after(10):
             async with trio.open_nursery() as calls:
                 for i in range(100):
@@ -68,20 +45,8 @@ async def test_calls_of_many_portals_share_one_bound_across_the_pools():
     # The calls are spread over several httpx pools by portal (client.POOLS); the bound on
     # connections and calls in flight is still one for all of them.
     accepted: list[int] = []
-
-    async def counting_silent_server(task_status=trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        task_status.started(listeners[0].socket.getsockname()[1])
-
-        async def hold(stream):
-            accepted.append(1)
-            async with stream:
-                await trio.sleep_forever()
-
-        await trio.serve_listeners(hold, listeners)
-
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(counting_silent_server)
+        port = await nursery.start(silent_server, accepted)
         client = HubSpotClient(f"http://127.0.0.1:{port}", "cid", "secret", timeout_s=30, max_connections=5)
         with trio.move_on_after(1.0):
             async with trio.open_nursery() as calls:
@@ -94,7 +59,7 @@ async def test_calls_of_many_portals_share_one_bound_across_the_pools():
 
 async def test_a_stalled_hubspot_is_a_transient_answer_within_the_timeout():
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(_silent_server)
+        port = await nursery.start(silent_server)
         client = HubSpotClient(f"http://127.0.0.1:{port}", "cid", "secret", timeout_s=0.2)
         started = trio.current_time()
         try:
@@ -113,7 +78,7 @@ async def test_budget_keeps_a_portal_under_its_limit_at_the_sandbox():
     async with trio.open_nursery() as nursery:
         sandbox = await nursery.start(serve_sandbox, config)
         client = HubSpotClient(sandbox.url, "cid", "secret", budget=PortalBudget(20, 1.0))
-        token = await _token(sandbox.url, config, client)
+        token = (await sandbox_grant(sandbox.url, config.client_id, client)).access_token
         with trio.fail_after(20):
             async with trio.open_nursery() as calls:
                 for i in range(60):
@@ -147,7 +112,7 @@ async def test_the_pools_keep_only_their_share_of_idle_connections():
         sandbox = await nursery.start(serve_sandbox, config)
         port = int(sandbox.url.rsplit(":", 1)[1])
         client = HubSpotClient(sandbox.url, "cid", "secret", timeout_s=5, max_connections=16)
-        token = await _token(sandbox.url, config, client)
+        token = (await sandbox_grant(sandbox.url, config.client_id, client)).access_token
         with trio.fail_after(20):
             for pool in range(POOLS):  # 16 calls at once in each pool in turn
                 async with trio.open_nursery() as calls:

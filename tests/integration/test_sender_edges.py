@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import httpx
 import pytest
 import trio
 
+from tests.support.hubspot_side import sandbox_grant, silent_server
 from tests.support.outage import database_down
 from tests.support.waiting import wait_until
 from throttled.clock import WallClock
@@ -44,18 +44,6 @@ async def test_tokens_under_another_key_make_the_portal_unusable_not_the_daemon(
     assert info.value.answer.action == "hold_portal" and "THROTTLED_ENCRYPTION_KEYS" in info.value.answer.reason
 
 
-async def _silent_server(task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Accepts connections and never answers: HubSpot stalling."""
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    task_status.started(listeners[0].socket.getsockname()[1])
-
-    async def hold(stream):
-        async with stream:
-            await trio.sleep_forever()
-
-    await trio.serve_listeners(hold, listeners)
-
-
 async def test_releases_in_hand_at_shutdown_go_back_in_line(db):
     clock = WallClock()
     now = clock.now()
@@ -69,7 +57,7 @@ async def test_releases_in_hand_at_shutdown_go_back_in_line(db):
     db.transaction_sync(executions_sql.take_pending, "queue:777:1:1:0", 5, now, lease)
 
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(_silent_server)
+        port = await nursery.start(silent_server)
         client = HubSpotClient(f"http://127.0.0.1:{port}", "id", "secret", timeout_s=30)
         queues = PortalSenders(db, clock, TokenStore(db, clock, cipher, client), client)
         scope = trio.CancelScope()
@@ -112,11 +100,7 @@ async def test_a_call_stamped_during_a_database_outage_goes_out_when_it_is_back(
     async with trio.open_nursery() as nursery:
         sandbox = await nursery.start(serve_sandbox, config)
         client = HubSpotClient(sandbox.url, "cid", "secret", timeout_s=5)
-        async with httpx.AsyncClient() as http:
-            authorize = await http.get(f"{sandbox.url}/oauth/authorize",
-                                       params={"client_id": "cid", "redirect_uri": "http://127.0.0.1/cb"})
-        grant = await client.exchange_code(authorize.headers["Location"].split("code=")[1].split("&")[0],
-                                           "http://127.0.0.1/cb")
+        grant = await sandbox_grant(sandbox.url, config.client_id, client)
         now = clock.now()
         db.transaction_sync(portals_sql.save_install, PORTAL, cipher.encrypt(grant.access_token, PORTAL, "access_token"),
                             cipher.encrypt(grant.refresh_token, PORTAL, "refresh_token"), grant.expires_at(now),
