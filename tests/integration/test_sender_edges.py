@@ -5,6 +5,7 @@ outage at the moment a call is stamped delays it by the outage, not by a lease."
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 import trio
@@ -121,3 +122,30 @@ async def test_a_call_stamped_during_a_database_outage_goes_out_when_it_is_back(
                          what="all six recorded released")
         await client.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_release_leased_ahead_of_its_window_is_not_called_before_its_send_at(db):
+    # A throttle run just before a window opens leases for the opening (worker's lead_s): the
+    # window was counted as of that moment, so a call starting sooner could break it.
+    clock = WallClock()
+    cipher = KeyRing.single(bytes(range(32)))
+    config = SandboxConfig(client_id="cid", client_secret="secret", app_id=1, default_portal_id=PORTAL)
+    queue_id = f"queue:{PORTAL}:1:1:0"
+    async with trio.open_nursery() as nursery:
+        sandbox = await nursery.start(serve_sandbox, config)
+        client = HubSpotClient(sandbox.url, "cid", "secret", timeout_s=5)
+        grant = await sandbox_grant(sandbox.url, config.client_id, client)
+        now = clock.now()
+        db.transaction_sync(portals_sql.save_install, PORTAL, cipher.encrypt(grant.access_token, PORTAL, "access_token"),
+                            cipher.encrypt(grant.refresh_token, PORTAL, "refresh_token"), grant.expires_at(now),
+                            ["automation"], cipher.key_id, now)
+        senders = PortalSenders(db, clock, TokenStore(db, clock, cipher, client), client)
+        await nursery.start(senders.run)
+        send_at = clock.now() + dt.timedelta(seconds=0.5)
+        leases = [replace(lease, send_at=send_at) for lease in _hold(db, queue_id, ["ahead-0", "ahead-1"], clock.now())]
+        await senders.submit(PORTAL, leases)
+        await wait_until(lambda: len(sandbox.state.completions) == 2, timeout_s=10, what="both completions")
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    completed = [dt.datetime.fromtimestamp(c["completedAt"], dt.UTC) for c in sandbox.state.completions]
+    assert min(completed) >= send_at, (completed, send_at)

@@ -215,6 +215,24 @@ async def test_release_window_waits_for_monday_office_hours_then_keeps_the_rate(
     assert max_in_window(portal.times, HOUR) == 5
 
 
+async def test_a_window_opening_as_business_hours_close_waits_for_the_next_opening(db, autojump_clock):
+    """1 per 30 minutes from 16:30 with hours ending 17:30: the third window opens at 17:30,
+    when the hours are over — not served ahead of it while they were still open."""
+    monday = dt.datetime(2026, 3, 9, 16, 30, tzinfo=BERLIN)
+    clock = TrioClock(monday)
+    portal = PortalSide(db, clock)
+    step = Step(workflow_id=305, action_id=1, limit=1, period=30, unit="minutes")
+    ids = ids_of(step, 0, 4)
+    store(db, clock.now(), step, ids, release_days="mon-fri", release_hours="09:00-17:30", time_zone="Europe/Berlin")
+    async with trio.open_nursery() as nursery:
+        await start_worker(nursery, db, clock, portal)
+        await portal.wait_for(4, timeout_s=24 * 3600)
+        nursery.cancel_scope.cancel()
+
+    assert [t.astimezone(BERLIN).strftime("%a %H:%M:%S") for t in portal.times] == [
+        "Mon 16:30:00", "Mon 17:00:00", "Tue 09:00:00", "Tue 09:30:00"]
+
+
 @pytest.mark.parametrize(
     ("begin", "nights"),
     [

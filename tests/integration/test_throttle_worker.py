@@ -323,3 +323,46 @@ async def test_a_queue_waiting_for_acknowledgements_runs_when_its_window_opens(d
         assert runs <= len(ids) + 1, f"{runs} runs for {len(ids)} releases: the window was looked at too early"
     else:
         assert runs >= 2 * len(ids) - 1, f"only {runs} runs: this case should show the early looks it costs"
+
+
+class _HandOvers(PortalSide):
+    """Also notes each hand-over: (virtual time it came, the ``send_at`` of its releases)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed: list[tuple[dt.datetime, dt.datetime | None]] = []
+
+    async def submit(self, portal_id: int, releases: Sequence[Lease]) -> None:
+        self.handed.append((self.clock.now(), releases[0].send_at))
+        await super().submit(portal_id, releases)
+
+
+@pytest.mark.parametrize("lead_s", [0.0, 0.2])
+async def test_a_run_just_before_its_window_opens_leases_for_the_opening(db, autojump_clock, lead_s):
+    """With a lead, the run (claim, transaction, hand-over) happens before the window opens
+    and the releases carry the opening as ``send_at``, so they go out at the opening itself;
+    without one the run starts at the opening. Either way, never before it."""
+    clock = TrioClock(EPOCH)
+    portal = _HandOvers(db, clock)
+    ids = _ids(FIVE_PER_5S, 0, 15)
+    _store(db, FIVE_PER_5S, ids, clock.now())
+    worker = ThrottleWorker(db, clock, portal.submit, WorkerConfig(lead_s=lead_s))
+    scheduler = Scheduler(db, clock, {THROTTLE_JOB_KIND: worker}, SchedulerConfig(workers=8, poll_interval_s=1.0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(scheduler.run)
+        await wait_until(lambda: len(portal.released()) == 15, timeout_s=600, step_s=1)
+        nursery.cancel_scope.cancel()
+
+    assert portal.released() == ids
+    assert max_in_window(portal.times, dt.timedelta(seconds=5)) == 5
+    openings = [EPOCH + dt.timedelta(seconds=5 * n) for n in range(3)]
+    assert sorted(set(portal.times)) == openings  # each window's five acknowledged as it opened
+    later = portal.handed[1:]
+    assert len(later) == 2, portal.handed
+    if lead_s:
+        for (handed, send_at), opening in zip(later, openings[1:], strict=True):
+            assert send_at == opening, (send_at, opening)
+            assert opening - dt.timedelta(seconds=lead_s) <= handed < opening, (handed, opening)
+    else:
+        assert [send_at for _, send_at in later] == [None, None]
+        assert [handed for handed, _ in later] == openings[1:]

@@ -4,7 +4,8 @@ One trio task per portal, spawned on first use and exiting when idle, so 10,000 
 that were busy once do not keep 10,000 tasks. A task collects releases into batches of up
 to 100 callbacks (protocol notes §5) and sends one when it is full, when no more releases
 arrive for ``linger_s``, or ``flush_interval_s`` after the first one waited — whichever
-comes first. Batches of one portal go out one at a time.
+comes first. Batches of one portal go out one at a time, none before the latest
+``send_at`` of its releases (leased a moment ahead of their window's opening).
 
 Each batch is handed to the send policy (``send_policy.py``), which decides what to do with
 every HubSpot answer; this module carries its commands out: calls (only on releases still
@@ -172,8 +173,11 @@ class PortalSenders:
             return
         # A callback handed over again (its lease lapsed while a copy waited here) replaces
         # the old copy, which is then skipped: the same callback must not go out twice.
-        since = trio.current_time()
-        self._held.update((r.callback_id, _Held(r.lease_until, r.lease_until, since)) for r in releases)
+        # The acknowledgement latency counts from when a release may go out (its send_at).
+        since, now = trio.current_time(), self.clock.now()
+        self._held.update((r.callback_id, _Held(r.lease_until, r.lease_until,
+                                                since + max(0.0, (r.send_at - now).total_seconds()) if r.send_at else since))
+                          for r in releases)
         channel = self._channels.get(portal_id)
         if channel is None:
             if self._nursery is None:
@@ -234,6 +238,9 @@ class PortalSenders:
     # -- one batch: carry out the send policy's commands -----------------------------------
 
     async def _send(self, portal_id: int, batch: list[Lease]) -> None:
+        send_at = max((r.send_at for r in batch if r.send_at is not None), default=None)
+        if send_at is not None:
+            await self.clock.sleep_until(send_at)  # leased ahead of its window's opening
         live = self._still_held(batch)
         if not live:
             return
