@@ -60,18 +60,24 @@ async def _ours(url: str, n: int, workers: int) -> float:
         "INSERT INTO jobs (kind, scheduled_at, inserted_at) SELECT 'empty', :now, :now FROM generate_series(1, :n)"),
         {"now": now, "n": n}))
     done = 0
+    all_ran = trio.Event()
 
     async def empty(run):
         nonlocal done
         done += 1
+        if done >= n:
+            all_ran.set()
         return Complete()
 
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
         config = SchedulerConfig(workers=workers, poll_interval_s=0.05)
         await nursery.start(Scheduler(db, WallClock(), {"empty": empty}, config).run)
-        while db.transaction_sync(jobs_sql.count_by_state).get("completed", 0) < n:
-            await trio.sleep(0.02)
+        # Wait for the runs without a query (a poll every 20 ms in the event loop cost the
+        # scheduler 13 % of it), then for the completer to have written every outcome.
+        await all_ran.wait()
+        while (await db.transaction(jobs_sql.count_by_state)).get("completed", 0) < n:
+            await trio.sleep(0.005)
         seconds = time.perf_counter() - started
         nursery.cancel_scope.cancel()
     db.dispose()
