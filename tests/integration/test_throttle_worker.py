@@ -355,7 +355,9 @@ async def test_a_run_just_before_its_window_opens_leases_for_the_opening(db, aut
 
     assert portal.released() == ids
     assert max_in_window(portal.times, dt.timedelta(seconds=5)) == 5
-    openings = [EPOCH + dt.timedelta(seconds=5 * n) for n in range(3)]
+    # Each window opens its period, plus the send margin, after the acknowledgements that filled it.
+    window = dt.timedelta(seconds=5 + WorkerConfig().send_margin_s)
+    openings = [EPOCH + n * window for n in range(3)]
     assert sorted(set(portal.times)) == openings  # each window's five acknowledged as it opened
     later = portal.handed[1:]
     assert len(later) == 2, portal.handed
