@@ -3,10 +3,10 @@
 Starts (or reuses) PostgreSQL — ``THROTTLED_DATABASE_URL`` if set, else the embedded one —
 makes a fresh database for the run, starts the sandbox HubSpot and a daemon on free
 loopback ports, installs a demo portal through the real OAuth redirects, sends signed
-enrollments to three workflow steps with different rates, shows live progress per queue,
-and ends with a table per queue: received, released, and the most released in any window
-versus the limit. Returns True only if nothing was lost, nothing was completed twice and
-no window went over its limit.
+enrollments to four workflow steps in three queues (two steps share one) with different
+rates, shows live progress per queue, and ends with a table per queue: received, released,
+and the most released in any window versus the limit. Returns True only if nothing was
+lost, nothing was completed twice and no window went over its limit.
 """
 
 from __future__ import annotations
