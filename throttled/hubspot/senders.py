@@ -238,9 +238,7 @@ class PortalSenders:
     # -- one batch: carry out the send policy's commands -----------------------------------
 
     async def _send(self, portal_id: int, batch: list[Lease]) -> None:
-        send_at = max((r.send_at for r in batch if r.send_at is not None), default=None)
-        if send_at is not None:
-            await self.clock.sleep_until(send_at)  # leased ahead of its window's opening
+        await self._wait_for_window(max((r.send_at for r in batch if r.send_at is not None), default=None))
         live = self._still_held(batch)
         if not live:
             return
@@ -256,6 +254,19 @@ class PortalSenders:
             log.error("callbacks.send_failed", portal_id=portal_id, error=type(exc).__name__)
             await self._give_up(portal_id, self._still_held(live),
                                 Answer(Action.RETRY, RefersTo.TRANSIENT, f"internal error: {type(exc).__name__}", "bug"))
+
+    async def _wait_for_window(self, send_at: dt.datetime | None) -> None:
+        """Wait until ``send_at`` (releases leased ahead of their window's opening), and for
+        as long again as the clock jumped forward since shortly before it (``now`` for
+        releases leased at once): the throttle run counted the window before such a jump,
+        so the jump would make the wait look longer than it was."""
+        reference = send_at or self.clock.now()
+        since = reference - dt.timedelta(seconds=1)  # before the run that counted the window
+        while True:
+            target = reference + dt.timedelta(seconds=self.clock.stepped_forward_s(since))
+            if self.clock.now() >= target:
+                return
+            await self.clock.sleep_until(target)
 
     def _still_held(self, releases: Sequence[Lease]) -> list[Lease]:
         """Those of ``releases`` still ours: not settled, dropped or replaced by a newer copy."""
