@@ -13,7 +13,6 @@ database's. A host whose own clock is off does not matter; it is reported.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import threading
 import time
@@ -30,16 +29,12 @@ class Clock(Protocol):
 
     ``now()`` returns an aware UTC :class:`datetime.datetime`; ``sleep_until(when)`` returns
     once ``now() >= when`` (or at once if that is already true). Both must be called from
-    inside a trio run. ``stepped_forward_s(since)``: the seconds this clock jumped forward
-    since ``since`` (corrections by a reading), beyond the time that really passed — a
-    duration measured across such a jump looks that much longer than it was.
+    inside a trio run.
     """
 
     def now(self) -> dt.datetime: ...
 
     async def sleep_until(self, when: dt.datetime) -> None: ...
-
-    def stepped_forward_s(self, since: dt.datetime) -> float: ...
 
 
 class WallClock:
@@ -56,11 +51,6 @@ class WallClock:
     async def sleep_until(self, when: dt.datetime) -> None:
         """Sleep until ``when`` (aware datetime); return at once if it has passed."""
         await _sleep_until(self, when)
-
-    def stepped_forward_s(self, since: dt.datetime) -> float:
-        """0.0: a wall clock's steps (NTP) are not seen here; production runs on
-        :class:`DatabaseClock`."""
-        return 0.0
 
     def __repr__(self) -> str:
         return "WallClock()"
@@ -85,10 +75,6 @@ class TrioClock:
     async def sleep_until(self, when: dt.datetime) -> None:
         """Sleep in trio time until ``when`` (aware datetime)."""
         await trio.sleep_until((when - self.epoch).total_seconds())
-
-    def stepped_forward_s(self, since: dt.datetime) -> float:
-        """0.0: trio's clock never steps."""
-        return 0.0
 
     def __repr__(self) -> str:
         return f"TrioClock(epoch={self.epoch.isoformat()})"
@@ -116,9 +102,6 @@ class DatabaseClock:
         self._lock = threading.Lock()  # now() may be called from database threads too
         self.uncertainty_s = float("inf")  # half the round trip of the reading in use, seconds
         self.skew_s = 0.0  # database time minus the host's wall time at the last reading, seconds
-        # Forward jumps, as (clock time just after, total seconds jumped so far), kept STEP_MEMORY.
-        self._steps: list[tuple[dt.datetime, float]] = []
-        self._forgotten_s = 0.0  # the running total at the newest jump forgotten
 
     @property
     def synced(self) -> bool:
@@ -143,17 +126,6 @@ class DatabaseClock:
         when a reading held the clock back meanwhile."""
         await _sleep_until(self, when)
 
-    def stepped_forward_s(self, since: dt.datetime) -> float:
-        """Seconds the readings moved this clock forward since ``since`` (clock time), beyond
-        the monotonic time that passed; 0.0 if none. Jumps older than :data:`STEP_MEMORY`
-        are forgotten (no rate window is longer)."""
-        with self._lock:
-            if not self._steps:
-                return 0.0
-            first = bisect.bisect_right(self._steps, since, key=lambda step: step[0])
-            before = self._steps[first - 1][1] if first else self._forgotten_s
-            return self._steps[-1][1] - before
-
     def calibrate(self, sent_mono: float, database_time: dt.datetime, received_mono: float) -> float:
         """Take a reading: the database said ``database_time`` between the monotonic times
         ``sent_mono`` and ``received_mono``. A reading replaces the one in use if its round trip
@@ -164,36 +136,13 @@ class DatabaseClock:
         with self._lock:
             stale = self._base is None or midpoint - self._base_mono > 60.0
             if stale or half <= 1.5 * self.uncertainty_s or half <= 0.005:
-                before = None if self._base is None else self._current()
                 self._base, self._base_mono, self.uncertainty_s = database_time, midpoint, half
-                if before is not None:
-                    self._note_step(before)
         wall = self._wall.now() - dt.timedelta(seconds=self._monotonic() - midpoint)
         self.skew_s = (database_time - wall).total_seconds()
         return self.skew_s
 
-    def _current(self) -> dt.datetime:
-        """What ``now()`` would answer (lock held, a reading in use)."""
-        assert self._base is not None
-        return max(self._last, self._base + dt.timedelta(seconds=self._monotonic() - self._base_mono))
-
-    def _note_step(self, before: dt.datetime) -> None:
-        """Record the forward jump a new reading made (lock held)."""
-        after = self._current()
-        jumped = (after - before).total_seconds()
-        if jumped <= 0:
-            return
-        total = (self._steps[-1][1] if self._steps else 0.0) + jumped
-        self._steps.append((after, total))
-        while self._steps[0][0] < after - STEP_MEMORY:
-            self._forgotten_s = self._steps.pop(0)[1]
-
     def __repr__(self) -> str:
         return f"DatabaseClock(synced={self.synced}, skew_s={self.skew_s:.3f})"
-
-
-#: How long a :class:`DatabaseClock` remembers its forward jumps: a rate's longest period.
-STEP_MEMORY = dt.timedelta(weeks=1, days=1)
 
 
 async def _sleep_until(clock: Clock, when: dt.datetime) -> None:

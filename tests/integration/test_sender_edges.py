@@ -5,8 +5,6 @@ outage at the moment a call is stamped delays it by the outage, not by a lease."
 from __future__ import annotations
 
 import datetime as dt
-import time
-from dataclasses import replace
 
 import pytest
 import trio
@@ -14,7 +12,7 @@ import trio
 from tests.support.hubspot_side import sandbox_grant, silent_server
 from tests.support.outage import database_down
 from tests.support.waiting import wait_until
-from throttled.clock import DatabaseClock, WallClock
+from throttled.clock import WallClock
 from throttled.crypto import KeyRing
 from throttled.db import executions as executions_sql
 from throttled.db import portals as portals_sql
@@ -123,61 +121,3 @@ async def test_a_call_stamped_during_a_database_outage_goes_out_when_it_is_back(
                          what="all six recorded released")
         await client.aclose()
         nursery.cancel_scope.cancel()
-
-
-async def test_a_release_leased_ahead_of_its_window_is_not_called_before_its_send_at(db):
-    # A throttle run just before a window opens leases for the opening (worker's lead_s): the
-    # window was counted as of that moment, so a call starting sooner could break it.
-    clock = WallClock()
-    cipher = KeyRing.single(bytes(range(32)))
-    config = SandboxConfig(client_id="cid", client_secret="secret", app_id=1, default_portal_id=PORTAL)
-    queue_id = f"queue:{PORTAL}:1:1:0"
-    async with trio.open_nursery() as nursery:
-        sandbox = await nursery.start(serve_sandbox, config)
-        client = HubSpotClient(sandbox.url, "cid", "secret", timeout_s=5)
-        grant = await sandbox_grant(sandbox.url, config.client_id, client)
-        now = clock.now()
-        db.transaction_sync(portals_sql.save_install, PORTAL, cipher.encrypt(grant.access_token, PORTAL, "access_token"),
-                            cipher.encrypt(grant.refresh_token, PORTAL, "refresh_token"), grant.expires_at(now),
-                            ["automation"], cipher.key_id, now)
-        senders = PortalSenders(db, clock, TokenStore(db, clock, cipher, client), client)
-        await nursery.start(senders.run)
-        send_at = clock.now() + dt.timedelta(seconds=0.5)
-        leases = [replace(lease, send_at=send_at) for lease in _hold(db, queue_id, ["ahead-0", "ahead-1"], clock.now())]
-        await senders.submit(PORTAL, leases)
-        await wait_until(lambda: len(sandbox.state.completions) == 2, timeout_s=10, what="both completions")
-        await client.aclose()
-        nursery.cancel_scope.cancel()
-    completed = [dt.datetime.fromtimestamp(c["completedAt"], dt.UTC) for c in sandbox.state.completions]
-    assert min(completed) >= send_at, (completed, send_at)
-
-
-async def test_a_clock_jump_between_the_lease_and_its_send_at_is_waited_out(db):
-    # The run counted the window before the jump: by the jumped clock, send_at comes early.
-    clock = DatabaseClock()
-    mono = time.monotonic()
-    clock.calibrate(mono, dt.datetime.now(dt.UTC), mono)
-    cipher = KeyRing.single(bytes(range(32)))
-    config = SandboxConfig(client_id="cid", client_secret="secret", app_id=1, default_portal_id=PORTAL)
-    queue_id = f"queue:{PORTAL}:1:1:0"
-    async with trio.open_nursery() as nursery:
-        sandbox = await nursery.start(serve_sandbox, config)
-        client = HubSpotClient(sandbox.url, "cid", "secret", timeout_s=5)
-        grant = await sandbox_grant(sandbox.url, config.client_id, client)
-        now = clock.now()
-        db.transaction_sync(portals_sql.save_install, PORTAL, cipher.encrypt(grant.access_token, PORTAL, "access_token"),
-                            cipher.encrypt(grant.refresh_token, PORTAL, "refresh_token"), grant.expires_at(now),
-                            ["automation"], cipher.key_id, now)
-        senders = PortalSenders(db, clock, TokenStore(db, clock, cipher, client), client)
-        await nursery.start(senders.run)
-        counted = time.time()  # the run counts the window and leases for 0.4 s later ...
-        leases = [replace(lease, send_at=clock.now() + dt.timedelta(seconds=0.4))
-                  for lease in _hold(db, queue_id, ["j"], clock.now())]
-        mono = time.monotonic()
-        clock.calibrate(mono, clock.now() + dt.timedelta(seconds=0.2), mono)  # ... a reading 200 ms ahead ...
-        await senders.submit(PORTAL, leases)  # ... and only then the sender starts waiting
-        await wait_until(lambda: len(sandbox.state.completions) == 1, timeout_s=10, what="the completion")
-        await client.aclose()
-        nursery.cancel_scope.cancel()
-    waited = sandbox.state.completions[0]["completedAt"] - counted
-    assert waited >= 0.39, f"called {waited:.3f} s after the window was counted: the 200 ms jump cut the wait short"

@@ -217,7 +217,7 @@ async def test_release_window_waits_for_monday_office_hours_then_keeps_the_rate(
 
 async def test_a_window_opening_as_business_hours_close_waits_for_the_next_opening(db, autojump_clock):
     """1 per 30 minutes from 16:30 with hours ending 17:30: the third window opens at 17:30,
-    when the hours are over — not served ahead of it while they were still open."""
+    when the hours are over (the end is not part of them)."""
     monday = dt.datetime(2026, 3, 9, 16, 30, tzinfo=BERLIN)
     clock = TrioClock(monday)
     portal = PortalSide(db, clock)

@@ -42,12 +42,8 @@ class PortalSide:
         self._changed = trio.Event()
 
     async def submit(self, portal_id: int, releases: Sequence[Lease]) -> None:
-        """The worker's ``submit``: acknowledge every release now, or at its ``send_at`` if
-        that is later (as the portal sender starts no call before it)."""
+        """The worker's ``submit``: acknowledge every release now."""
         assert {r.portal_id for r in releases} == {portal_id}
-        send_at = max((r.send_at for r in releases if r.send_at is not None), default=None)
-        if send_at is not None:
-            await self.clock.sleep_until(send_at)
         acked_at = self.clock.now()
         ids = [r.callback_id for r in releases]
         self.batches.append((trio.current_time(), ids))

@@ -57,11 +57,7 @@ class Stored:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """An execution handed to a portal sender for completion, leased until ``lease_until``.
-
-    ``send_at`` (UTC), when set: the window opening the throttle run leased it for, a moment
-    ahead; its call must not start before then (``throttle/worker.py``, ``lead_s``).
-    """
+    """An execution handed to a portal sender for completion, leased until ``lease_until``."""
 
     callback_id: str
     portal_id: int
@@ -69,7 +65,6 @@ class Lease:
     lease_until: dt.datetime
     received_at: dt.datetime | None = None  # for the completion's outputs
     arrival_position: int | None = None
-    send_at: dt.datetime | None = None
 
 
 def insert_executions(conn: Connection, executions: Sequence[NewExecution], now: dt.datetime) -> set[str]:

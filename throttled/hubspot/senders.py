@@ -4,8 +4,7 @@ One trio task per portal, spawned on first use and exiting when idle, so 10,000 
 that were busy once do not keep 10,000 tasks. A task collects releases into batches of up
 to 100 callbacks (protocol notes §5) and sends one when it is full, when no more releases
 arrive for ``linger_s``, or ``flush_interval_s`` after the first one waited — whichever
-comes first. Batches of one portal go out one at a time, none before the latest
-``send_at`` of its releases (leased a moment ahead of their window's opening).
+comes first. Batches of one portal go out one at a time.
 
 Each batch is handed to the send policy (``send_policy.py``), which decides what to do with
 every HubSpot answer; this module carries its commands out: calls (only on releases still
@@ -173,11 +172,8 @@ class PortalSenders:
             return
         # A callback handed over again (its lease lapsed while a copy waited here) replaces
         # the old copy, which is then skipped: the same callback must not go out twice.
-        # The acknowledgement latency counts from when a release may go out (its send_at).
-        since, now = trio.current_time(), self.clock.now()
-        self._held.update((r.callback_id, _Held(r.lease_until, r.lease_until,
-                                                since + max(0.0, (r.send_at - now).total_seconds()) if r.send_at else since))
-                          for r in releases)
+        since = trio.current_time()
+        self._held.update((r.callback_id, _Held(r.lease_until, r.lease_until, since)) for r in releases)
         channel = self._channels.get(portal_id)
         if channel is None:
             if self._nursery is None:
@@ -238,7 +234,6 @@ class PortalSenders:
     # -- one batch: carry out the send policy's commands -----------------------------------
 
     async def _send(self, portal_id: int, batch: list[Lease]) -> None:
-        await self._wait_for_window(max((r.send_at for r in batch if r.send_at is not None), default=None))
         live = self._still_held(batch)
         if not live:
             return
@@ -254,19 +249,6 @@ class PortalSenders:
             log.error("callbacks.send_failed", portal_id=portal_id, error=type(exc).__name__)
             await self._give_up(portal_id, self._still_held(live),
                                 Answer(Action.RETRY, RefersTo.TRANSIENT, f"internal error: {type(exc).__name__}", "bug"))
-
-    async def _wait_for_window(self, send_at: dt.datetime | None) -> None:
-        """Wait until ``send_at`` (releases leased ahead of their window's opening), and for
-        as long again as the clock jumped forward since shortly before it (``now`` for
-        releases leased at once): the throttle run counted the window before such a jump,
-        so the jump would make the wait look longer than it was."""
-        reference = send_at or self.clock.now()
-        since = reference - dt.timedelta(seconds=1)  # before the run that counted the window
-        while True:
-            target = reference + dt.timedelta(seconds=self.clock.stepped_forward_s(since))
-            if self.clock.now() >= target:
-                return
-            await self.clock.sleep_until(target)
 
     def _still_held(self, releases: Sequence[Lease]) -> list[Lease]:
         """Those of ``releases`` still ours: not settled, dropped or replaced by a newer copy."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.engine import Connection
@@ -31,7 +31,6 @@ from throttled.jobs.scheduler import JobRun
 from throttled.logs import OncePer
 from throttled.service.metrics import Metrics
 from throttled.states import PortalStatus, QueueState
-from throttled.throttle.business_hours import BusinessHours
 from throttled.throttle.policy import blocked_until, effective_settings
 from throttled.throttle.rate import Throttle
 
@@ -53,11 +52,8 @@ class _Tick:
     run: JobRun
     state: LockedQueue
     throttle: Throttle
-    hours: BusinessHours | None
     blocked: dt.datetime | None
     in_flight: int
-    at: dt.datetime | None = None  # when this run's releases may go out (its window's opening)
-    margin: dt.timedelta = dt.timedelta(0)  # how much longer than its period a window is counted
     eligible: bool = False
     next_due: dt.datetime | None = None
     recent: list[dt.datetime] = field(default_factory=list)
@@ -77,8 +73,6 @@ class WorkerConfig:
     in_flight_poll_s: float = 0.25   # re-check this soon while releases await HubSpot
     max_per_run: int = 1000          # most releases one run hands out
     max_ack_wait_s: float = 1.0      # the most a next run is put off for acknowledgements to come
-    lead_s: float = 0.2              # a run this close before its window opens leases for the opening
-    send_margin_s: float = 0.01      # every window counted this much longer, plus the clock's jumps
 
 
 class ThrottleWorker:
@@ -94,20 +88,6 @@ class ThrottleWorker:
             acknowledgement, so a queue that just released cannot open before then: its next
             run is put off by that much (at most ``max_ack_wait_s``) instead of running early,
             finding the window still full and running again. Safety never depends on it.
-
-    A queue's window opening ``lead_s`` or less ahead is served now: the run counts the slots
-    as they will be at the opening, leases them with ``send_at`` = the opening, and the portal
-    sender starts no call before it. The claim, the run and the hand-over then happen before
-    the opening instead of after it, which a smooth queue (a small window every second) pays
-    on every group. Counting at a later moment is safe: acknowledgements only leave the
-    window as time passes, and every send still in flight holds its slot.
-
-    Every window is counted ``send_margin_s`` longer than its period, plus however far the
-    daemon's clock jumped forward within it (``Clock.stepped_forward_s``): a window is
-    measured on this clock, and a reading that moves it forward makes the time since an
-    acknowledgement look longer than it was. Starting calls at the opening itself, a jump of
-    a few milliseconds let a second full batch reach HubSpot inside one period (found by a
-    trial with a DatabaseClock stepped 10 ms; tests/integration/test_clock_steps.py).
     """
 
     def __init__(self, db: Database, clock: Clock, submit: Submit, config: WorkerConfig = WorkerConfig(),
@@ -193,7 +173,7 @@ class ThrottleWorker:
             if state.lapsed:
                 executions_sql.requeue_lapsed_releases(conn, queue_id, now, self.config.call_s)
             settings = effective_settings(queue, override)
-            ticks.append(_Tick(run, state, Throttle.for_mode(settings.mode, settings.rate), settings.hours,
+            ticks.append(_Tick(run, state, Throttle.for_mode(settings.mode, settings.rate),
                                blocked_until(queue, settings.hours, now, state.portal),
                                state.releasing - state.lapsed))
         outlooks = executions_sql.pending_outlooks(conn, [t.queue_id for t in ticks], now)
@@ -218,19 +198,14 @@ class ThrottleWorker:
     def _release(self, conn: Connection, ticks: list[_Tick], now: dt.datetime) -> list[Lease]:
         """Lease what each queue's window allows (all queues in three statements)."""
         windowed = [t for t in ticks if t.state.queue.state != QueueState.DRAINING]
-        for t in windowed:
-            t.margin = self._margin(t.throttle, now)
         window = executions_sql.window_state_of(
-            conn, {t.queue_id: (now - t.margin - t.throttle.longest_period, t.throttle.history) for t in windowed})
+            conn, {t.queue_id: (now - t.throttle.longest_period, t.throttle.history) for t in windowed})
         allowed = {}
         for t in ticks:
             allowed[t.queue_id] = self.config.max_per_run
-            t.at = now
             if t in windowed:
                 t.recent, t.in_flight = window[t.queue_id]  # one snapshot: nothing counted twice
-                t.at = at = self._send_at(t, now)
-                allowed[t.queue_id] = min(allowed[t.queue_id],
-                                          t.throttle.slots_open(t.recent, t.in_flight, at - t.margin))
+                allowed[t.queue_id] = min(allowed[t.queue_id], t.throttle.slots_open(t.recent, t.in_flight, now))
             if not allowed[t.queue_id]:
                 self.metrics.window_full.inc()
         lease_until = now + dt.timedelta(seconds=self.config.release_lease_s)
@@ -238,30 +213,12 @@ class ThrottleWorker:
         taken = executions_sql.take_pending_of(conn, allowed, now, lease_until, owner)
         for t in ticks:
             t.releases = taken.get(t.queue_id, [])
-            if t.at is not None and t.at > now:
-                t.releases = [replace(lease, send_at=t.at) for lease in t.releases]
             t.in_flight += len(t.releases)
         after = executions_sql.pending_outlooks(conn, [t.queue_id for t in ticks if t.releases], now)
         for queue_id, (eligible, next_due) in after.items():
             t = next(t for t in ticks if t.queue_id == queue_id)
             t.eligible, t.next_due = eligible, next_due
         return [lease for t in ticks for lease in t.releases]
-
-    def _send_at(self, t: _Tick, now: dt.datetime) -> dt.datetime:
-        """``now``, or the queue's window opening when it comes within ``lead_s`` and the
-        queue is not blocked then (business hours may close in between)."""
-        opening = t.throttle.next_opening(t.recent, t.in_flight, now - t.margin)
-        if opening is None:
-            return now
-        opening += t.margin
-        if not now < opening <= now + dt.timedelta(seconds=self.config.lead_s):
-            return now
-        return now if blocked_until(t.state.queue, t.hours, opening, t.state.portal) is not None else opening
-
-    def _margin(self, throttle: Throttle, now: dt.datetime) -> dt.timedelta:
-        """How much longer than its period the window is counted (see the class notes)."""
-        since = now - throttle.longest_period - dt.timedelta(seconds=1)
-        return dt.timedelta(seconds=self.config.send_margin_s + self.clock.stepped_forward_s(since))
 
     def _finish(self, conn: Connection, t: _Tick, now: dt.datetime) -> dt.datetime | None:
         """When the queue's job runs next; ``None``: nothing waits or is in flight, the job is
@@ -273,8 +230,7 @@ class ThrottleWorker:
             return None
         if queue.state == QueueState.DRAINING and t.eligible:
             return now  # an operator asked for the backlog now: no rate, go again at once
-        return self._next_run(t.throttle, t.recent, t.in_flight, t.eligible, t.next_due, t.blocked,
-                              t.at if t.releases else None, now, t.margin)
+        return self._next_run(t.throttle, t.recent, t.in_flight, t.eligible, t.next_due, t.blocked, bool(t.releases), now)
 
     def _portal_unusable(self, portal_id: int, portal: tuple[str, dt.datetime | None] | None, now: dt.datetime) -> None:
         missed = self._unusable_portals.due(portal_id, now.timestamp())
@@ -285,11 +241,8 @@ class ThrottleWorker:
 
     def _next_run(
         self, throttle: Throttle, recent: list[dt.datetime], in_flight: int, eligible: bool,
-        next_due: dt.datetime | None, blocked: dt.datetime | None, sent_at: dt.datetime | None, now: dt.datetime,
-        margin: dt.timedelta = dt.timedelta(0),
+        next_due: dt.datetime | None, blocked: dt.datetime | None, sent_now: bool, now: dt.datetime,
     ) -> dt.datetime:
-        """When the queue's job runs next. ``sent_at``: when the releases this run handed out
-        may go out (``None``: it handed out none)."""
         poll = now + dt.timedelta(seconds=self.config.in_flight_poll_s)
         if blocked is not None:
             return min(blocked, poll) if in_flight else blocked
@@ -300,13 +253,9 @@ class ThrottleWorker:
         # sent now gives a lower bound on when the window opens; those just handed out are
         # counted when their acknowledgement is likely written (a run sooner would find the
         # window still full).
-        acked = sent_at + dt.timedelta(seconds=min(max(self.ack_latency(), 0.0), self.config.max_ack_wait_s)) \
-            if sent_at is not None else now
-        lower = (throttle.next_opening([*recent, *([acked] * in_flight)], 0, now - margin) or now - margin) + margin
-        # Served ahead of the opening (_send_at) — unless this run was already that close and
-        # still could not (business hours close then): it waits for the opening itself.
-        ahead = lower - dt.timedelta(seconds=self.config.lead_s)
-        wake = ahead if ahead > now else lower
-        if sent_at is not None or in_flight == 0:
-            return wake
-        return min(wake, poll)  # acks still pending: look again soon
+        acked = now + dt.timedelta(seconds=min(max(self.ack_latency(), 0.0), self.config.max_ack_wait_s)) \
+            if sent_now else now
+        lower = throttle.next_opening([*recent, *([acked] * in_flight)], 0, now) or now
+        if sent_now or in_flight == 0:
+            return lower
+        return min(lower, poll)  # acks still pending: look again soon
