@@ -102,6 +102,14 @@ def job_done(db, queue_id: str) -> bool:
     return [state for state, _ in jobs_of(db, queue_id)][-1:] == ["completed"]
 
 
+async def release(db, clock: TrioClock, portal: PortalSide, count: int, timeout_s: float) -> None:
+    """Run a worker until ``portal`` has acknowledged ``count`` releases (virtual seconds)."""
+    async with trio.open_nursery() as nursery:
+        await start_worker(nursery, db, clock, portal)
+        await portal.wait_for(count, timeout_s=timeout_s)
+        nursery.cancel_scope.cancel()
+
+
 # -- rates ---------------------------------------------------------------------------------
 
 
@@ -129,10 +137,7 @@ async def test_smooth_mode_spreads_releases_one_per_second(db, autojump_clock):
     step = Step(workflow_id=301, action_id=1, limit=10, period=10, unit="seconds")
     ids = ids_of(step, 0, 30)
     store(db, clock.now(), step, ids, mode="smooth")
-    async with trio.open_nursery() as nursery:
-        await start_worker(nursery, db, clock, portal)
-        await portal.wait_for(30, timeout_s=120)
-        nursery.cancel_scope.cancel()
+    await release(db, clock, portal, 30, timeout_s=120)
 
     assert portal.ids == ids
     assert max_in_window(portal.times, SECOND) == 1  # never 10 at once
@@ -178,10 +183,7 @@ async def test_higher_priority_first_then_arrival_order(db, autojump_clock):
     low, high, mid = ids_of(step, 0, 3, "p0-"), ids_of(step, 0, 2, "p9-"), ids_of(step, 0, 1, "p5-")
     for ids, priority in ((low, 0), (high, 9), (mid, 5)):
         store(db, clock.now(), step, ids, priority=priority)
-    async with trio.open_nursery() as nursery:
-        await start_worker(nursery, db, clock, portal)
-        await portal.wait_for(6, timeout_s=60)
-        nursery.cancel_scope.cancel()
+    await release(db, clock, portal, 6, timeout_s=60)
 
     assert portal.ids == high + mid + low
     assert max_in_window(portal.times, SECOND) == 1
@@ -224,10 +226,7 @@ async def test_a_window_opening_as_business_hours_close_waits_for_the_next_openi
     step = Step(workflow_id=305, action_id=1, limit=1, period=30, unit="minutes")
     ids = ids_of(step, 0, 4)
     store(db, clock.now(), step, ids, release_days="mon-fri", release_hours="09:00-17:30", time_zone="Europe/Berlin")
-    async with trio.open_nursery() as nursery:
-        await start_worker(nursery, db, clock, portal)
-        await portal.wait_for(4, timeout_s=24 * 3600)
-        nursery.cancel_scope.cancel()
+    await release(db, clock, portal, 4, timeout_s=24 * 3600)
 
     assert [t.astimezone(BERLIN).strftime("%a %H:%M:%S") for t in portal.times] == [
         "Mon 16:30:00", "Mon 17:00:00", "Tue 09:00:00", "Tue 09:30:00"]
@@ -252,10 +251,7 @@ async def test_dst_change_inside_the_release_window(db, autojump_clock, begin, n
     total = sum(len(hours) for hours in nights.values())
     ids = ids_of(step, 0, total)
     store(db, clock.now(), step, ids, release_hours="00:00-06:00", time_zone="Europe/Berlin")
-    async with trio.open_nursery() as nursery:
-        await start_worker(nursery, db, clock, portal)
-        await portal.wait_for(total, timeout_s=4 * 86400)
-        nursery.cancel_scope.cancel()
+    await release(db, clock, portal, total, timeout_s=4 * 86400)
 
     assert portal.ids == ids
     local = [t.astimezone(BERLIN) for t in portal.times]

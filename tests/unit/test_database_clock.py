@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import trio
 
 from throttled.clock import DatabaseClock
 
@@ -74,8 +75,6 @@ def test_no_time_before_the_first_reading():
 async def test_sleep_until_waits_for_the_clock_itself_when_a_reading_held_it_back(autojump_clock):
     # Found by a fresh-user trial: after a reading that held the clock back, sleep_until
     # returned 6.9 ms before now() reached its time.
-    import trio
-
     clock = DatabaseClock(trio.current_time, Hand())
     start = trio.current_time()
     clock.calibrate(start, T0, start)
