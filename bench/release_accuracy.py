@@ -122,6 +122,7 @@ async def _round(queues: int, per_queue: int, rates: tuple[tuple[int, int], ...]
             calls = daemon.senders.sent_batches
             runs = int(daemon.metrics.registry.get_sample_value("throttled_worker_runs_total") or 0)
             batches, claims = daemon.scheduler.batches, daemon.scheduler.claims
+            stages = _stages(daemon.metrics.registry)
             done = await stack.hubspot.completions()
     finally:
         drop()
@@ -130,7 +131,27 @@ async def _round(queues: int, per_queue: int, rates: tuple[tuple[int, int], ...]
     return rows, (f"stored in {stored_s:.1f} s; all completed {drained_s:.1f} s after T0, {cpu_s:.0f} CPU-s; "
                   f"{calls:,} HubSpot calls, {len(done) / max(calls, 1):.1f} callbacks per call; {runs:,} throttle runs, "
                   f"{len(done) / max(runs, 1):.1f} releases per run, {runs / max(batches, 1):.1f} runs per batch "
-                  f"transaction, {claims:,} claim transactions")
+                  f"transaction, {claims:,} claim transactions; {stages}")
+
+
+def _mean_ms(registry, name: str, labels: dict[str, str] | None = None) -> float:
+    count = registry.get_sample_value(f"{name}_count", labels or {}) or 0
+    return 1000 * (registry.get_sample_value(f"{name}_sum", labels or {}) or 0) / max(count, 1)
+
+
+def _stages(registry) -> str:
+    """Where a release's time went, from the daemon's own histograms (means): each stage adds
+    to the time between a window opening and the acknowledgement that the next window counts
+    from (docs/scaling.md)."""
+    call = (_mean_ms(registry, "throttled_hubspot_call_seconds", {"endpoint": "complete_batch"}),
+            registry.get_sample_value("throttled_hubspot_call_seconds_count", {"endpoint": "complete_batch"}) or 0,
+            _mean_ms(registry, "throttled_hubspot_call_seconds", {"endpoint": "complete_one"}),
+            registry.get_sample_value("throttled_hubspot_call_seconds_count", {"endpoint": "complete_one"}) or 0)
+    call_ms = (call[0] * call[1] + call[2] * call[3]) / max(call[1] + call[3], 1)
+    return (f"stage means: job due → claimed {_mean_ms(registry, 'throttled_job_lag_seconds', {'kind': 'throttle'}):.0f} ms, "
+            f"run transaction {_mean_ms(registry, 'throttled_worker_run_seconds'):.0f} ms, "
+            f"hand-over → call {_mean_ms(registry, 'throttled_release_wait_seconds'):.0f} ms, "
+            f"call {call_ms:.0f} ms, answer → written {_mean_ms(registry, 'throttled_release_ack_write_seconds'):.0f} ms")
 
 
 async def _store_all(db, steps, per_queue: int, t0: float) -> None:

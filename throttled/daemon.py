@@ -147,6 +147,7 @@ async def run_daemon(
             owner=owner, notifier=listener,
         )
         scheduler.on_rescue = metrics.rescues.inc
+        scheduler.on_claimed = lambda kind, lag_s: metrics.job_lag.labels(kind).observe(lag_s)
         leadership = Leadership(db, clock, "cron", scheduler.owner, ttl_s=settings.leader_ttl_s)
         cron = Cron(db, clock, leadership, [cleaner_cron(settings.cleaner_interval_s)])
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None

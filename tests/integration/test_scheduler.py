@@ -79,6 +79,27 @@ async def test_snooze_spends_no_attempt_and_wakes_on_time(db, autojump_clock):
     assert all(30 <= g < 30.5 for g in gaps), gaps
 
 
+async def test_each_claim_reports_how_late_the_job_was_claimed(db, autojump_clock):
+    # The job lag metric (throttled_job_lag_seconds): from falling due to being claimed.
+    clock = TrioClock(EPOCH)
+    now = clock.now()
+    db.transaction_sync(lambda c: jobs_sql.insert_job(c, "late", {}, now, scheduled_at=now - dt.timedelta(seconds=5)))
+    db.transaction_sync(lambda c: jobs_sql.insert_job(c, "later", {}, now, scheduled_at=now + dt.timedelta(seconds=30)))
+    lags: dict[str, float] = {}
+
+    async def handler(run):
+        return Complete()
+
+    scheduler = Scheduler(db, clock, {"late": handler, "later": handler}, SchedulerConfig(poll_interval_s=60))
+    scheduler.on_claimed = lambda kind, lag_s: lags.__setitem__(kind, lag_s)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(scheduler.run)
+        await wait_until(lambda: len(lags) == 2, timeout_s=100, step_s=1)
+        nursery.cancel_scope.cancel()
+    assert 5 <= lags["late"] < 5.5, lags  # due before the scheduler started
+    assert 0 <= lags["later"] < 0.5, lags  # the scheduler slept until it fell due
+
+
 async def test_failure_retries_with_backoff_then_discards(db, autojump_clock):
     clock = TrioClock(EPOCH)
     db.transaction_sync(lambda c: jobs_sql.insert_job(c, "flaky", {}, clock.now(), max_attempts=3))

@@ -119,5 +119,10 @@ async def test_a_call_stamped_during_a_database_outage_goes_out_when_it_is_back(
                          what="the five completions after the outage (not after their 2-minute lease)")
         await wait_until(lambda: db.transaction_sync(executions_sql.execution_counts)[queue_id] == {"released": 6},
                          what="all six recorded released")
+        # The stage metrics see the outage where it was: between hand-over and call.
+        registry = client.metrics.registry
+        assert registry.get_sample_value("throttled_release_wait_seconds_count") == 6
+        assert registry.get_sample_value("throttled_release_wait_seconds_sum") >= 5 * 1.5
+        assert registry.get_sample_value("throttled_release_ack_write_seconds_count") == 2  # one per batch
         await client.aclose()
         nursery.cancel_scope.cancel()

@@ -319,6 +319,8 @@ async def test_a_queue_waiting_for_acknowledgements_runs_when_its_window_opens(d
     assert portal.released() == ids
     assert max_in_window(portal.times, dt.timedelta(seconds=1)) == 1
     runs = worker.metrics.registry.get_sample_value("throttled_worker_runs_total")
+    # One run per batch here (one queue), each timed.
+    assert worker.metrics.registry.get_sample_value("throttled_worker_run_seconds_count") == runs
     if predicted_s:
         assert runs <= len(ids) + 1, f"{runs} runs for {len(ids)} releases: the window was looked at too early"
     else:

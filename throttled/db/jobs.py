@@ -37,7 +37,8 @@ _OWNED = "id = ANY(:ids) AND state = 'executing' AND attempted_by = :owner"
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A claimed job as its handler sees it. ``attempt`` is 1 on the first run."""
+    """A claimed job as its handler sees it. ``attempt`` is 1 on the first run;
+    ``scheduled_at`` is when it fell due (UTC), ``None`` where a test builds one by hand."""
 
     id: int
     kind: str
@@ -47,6 +48,7 @@ class Job:
     snoozed: int
     unique_key: str | None
     portal_id: int | None
+    scheduled_at: dt.datetime | None = None
 
 
 def insert_job(
@@ -170,7 +172,7 @@ def claim_due_jobs(
     ).all()
     rows = sorted(rows, key=lambda r: (r.priority, r.scheduled_at, r.id))
     return [
-        Job(r.id, r.kind, r.args, r.attempt, r.max_attempts, r.snoozed, r.unique_key, r.portal_id)
+        Job(r.id, r.kind, r.args, r.attempt, r.max_attempts, r.snoozed, r.unique_key, r.portal_id, r.scheduled_at)
         for r in rows
     ]
 

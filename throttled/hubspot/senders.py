@@ -349,30 +349,42 @@ class PortalSenders:
                 self._held.pop(row if isinstance(row, str) else row.callback_id, None)
         return done, result
 
+    def _observe_wait(self, releases: Sequence[Lease]) -> None:
+        """Metrics: each release's wait from its hand-over to the call about to start (a retry's
+        call counts again, from the same hand-over)."""
+        started = trio.current_time()
+        for r in releases:
+            held = self._held.get(r.callback_id)
+            if held is not None:
+                self.client.metrics.release_wait.observe(started - held.since)
+
     async def _released_soon(self, portal_id: int, releases: list[Lease]) -> None:
         """Record a success beside the next call (at most RECORDS_IN_FLIGHT behind)."""
         acked_at = self.clock.now()
+        answered = trio.current_time()
         self.sent_batches += 1
         self.released += len(releases)
         self.client.metrics.releases.inc(len(releases))
         recorders = self._recorders.get(portal_id)
         if recorders is None:
-            await self._record_released(releases, acked_at)
+            await self._record_released(releases, acked_at, answered)
             return
         nursery, slots = recorders
         await slots.acquire()  # backpressure
 
         async def record() -> None:
             try:
-                await self._record_released(releases, acked_at)
+                await self._record_released(releases, acked_at, answered)
             finally:
                 slots.release()
 
         nursery.start_soon(record)
 
-    async def _record_released(self, releases: list[Lease], acked_at: dt.datetime) -> None:
-        """Record an acknowledged batch together with other portals' (one transaction)."""
+    async def _record_released(self, releases: list[Lease], acked_at: dt.datetime, answered: float) -> None:
+        """Record an acknowledged batch together with other portals' (one transaction);
+        ``answered``: trio's time when HubSpot's answer came."""
         if await self.recorder.released_together(releases, acked_at):
+            self.client.metrics.ack_write.observe(trio.current_time() - answered)
             held = [h for r in releases if (h := self._held.pop(r.callback_id, None)) is not None]
             if held:
                 latency = trio.current_time() - min(h.since for h in held)
@@ -476,6 +488,7 @@ class _Batch:
             live, sent_at = await self.q._start_sending(self.releases(ids))
             if not live:
                 return Reply((), None)
+            self.q._observe_wait(live)
             sent = tuple(r.callback_id for r in live)
             fields = {r.callback_id: outputs.release_fields(r.received_at, sent_at, r.arrival_position) for r in live}
             answer = await self.q.client.complete(self.token, sent, self.portal_id, in_slot=True, fields=fields)

@@ -127,6 +127,8 @@ class Scheduler:
         self.loops = 0  # fetch-loop turns, idle ones included: the watchdog's sign of life
         self.rescued = 0
         self.on_rescue: Callable[[int], None] = lambda n: None
+        # (kind, seconds from falling due to being claimed) per claimed job: the queue's lag.
+        self.on_claimed: Callable[[str, float], None] = lambda kind, lag_s: None
         self._claiming = True
         self._wake = trio.Event()
         self._own_notifier = notifier is None
@@ -185,6 +187,7 @@ class Scheduler:
                 jobs, next_due = await self.db.transaction(self._claim, free, now)
                 self.claims += 1
                 self._leased_at.update((job.id, leased_at) for job in jobs)
+                self._observe_lag(jobs)
                 self._start(nursery, jobs)
                 if jobs:
                     self.progress += 1
@@ -208,6 +211,14 @@ class Scheduler:
         if free and len(jobs) == free:
             return jobs, None  # the loop claims again at once: when the next job is due does not matter
         return jobs, jobs_sql.next_due_at(conn)
+
+    def _observe_lag(self, jobs: list[jobs_sql.Job]) -> None:
+        if not jobs:
+            return
+        claimed_at = self.clock.now()
+        for job in jobs:
+            if job.scheduled_at is not None:
+                self.on_claimed(job.kind, max(0.0, (claimed_at - job.scheduled_at).total_seconds()))
 
     # -- running -------------------------------------------------------------------
 

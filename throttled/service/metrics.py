@@ -27,6 +27,7 @@ from throttled.db.engine import Database
 from throttled.states import JobState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class Metrics:
@@ -44,6 +45,19 @@ class Metrics:
         self.window_full = Counter("throttled_window_full_total", "Worker runs that found the window full (backlog waiting)",
                                    registry=r)
         self.worker_runs = Counter("throttled_worker_runs_total", "Throttle worker runs", registry=r)
+        # Where a release's time goes, stage by stage (bench/release_accuracy.py prints the means).
+        self.job_lag = Histogram("throttled_job_lag_seconds", "From a job falling due to its claim, by kind, seconds",
+                                 ["kind"], buckets=_LAG_BUCKETS, registry=r)
+        self.worker_run_seconds = Histogram("throttled_worker_run_seconds",
+                                            "One batch of throttle runs (one transaction), seconds",
+                                            buckets=_LAG_BUCKETS, registry=r)
+        self.release_wait = Histogram("throttled_release_wait_seconds",
+                                      "From a throttle run handing a release over to the start of the HubSpot call "
+                                      "carrying it (batching, the pre-call stamp, a free call slot), seconds",
+                                      buckets=_LAG_BUCKETS, registry=r)
+        self.ack_write = Histogram("throttled_release_ack_write_seconds",
+                                   "From HubSpot's answer to its acknowledgement being written (a window counts "
+                                   "the release from then on), seconds", buckets=_LAG_BUCKETS, registry=r)
         self.hubspot_calls = Counter("throttled_hubspot_calls_total", "HubSpot API calls by endpoint and status class",
                                      ["endpoint", "status"], registry=r)
         self.hubspot_seconds = Histogram("throttled_hubspot_call_seconds", "HubSpot API call latency, seconds", ["endpoint"],

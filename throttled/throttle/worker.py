@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
+import trio
 from sqlalchemy.engine import Connection
 
 from throttled.clock import Clock
@@ -121,7 +122,9 @@ class ThrottleWorker:
             override = await self.overrides(portal_id, action_id) if action_id is not None and portal_id is not None \
                 else None
             items.append((run, run.job.args["queue_id"], override))
+        started = trio.current_time()
         releases, _lost = await self.db.transaction(self.run_many, items, self.clock.now())
+        self.metrics.worker_run_seconds.observe(trio.current_time() - started)
         self.metrics.worker_runs.inc(len(runs))
         by_portal: dict[int, list[Lease]] = {}
         for lease in releases:
