@@ -3,6 +3,7 @@ what the benchmarks measuring a daemon use): installs, releases, and leaves no p
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -14,7 +15,10 @@ STEP = Step(workflow_id=9401, action_id=4, limit=10, period=1, unit="seconds")
 
 
 def _sandboxes() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "throttled sandbox --bind"], capture_output=True, text=True, check=False)
+    """Sandbox processes that are children of this test process: another suite or benchmark
+    on the machine may start and stop its own meanwhile."""
+    out = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "throttled sandbox --bind"],
+                         capture_output=True, text=True, check=False)
     return {int(pid) for pid in out.stdout.split()}
 
 

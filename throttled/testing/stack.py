@@ -8,6 +8,7 @@ it signs and posts enrollments and reads the completions back from the sandbox.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import re
 import secrets
@@ -193,23 +194,52 @@ async def local_stack(
         running: list[RunningDaemon] = []
         first_public_url = ""
         key = generate_key()  # one for all the daemons: they share the database
+        fields: dict[str, Any] = {
+            "database_url": database_url, "admin_bind": "127.0.0.1:0", "hubspot_client_id": client_id,
+            "hubspot_client_secret": client_secret, "hubspot_api_base": sandbox.url,
+            "hubspot_authorize_url": f"{sandbox.url}/oauth/authorize", "encryption_key": key,
+        }
         for _ in range(daemons):
-            port = free_port()
-            fields: dict[str, Any] = {
-                "database_url": database_url, "bind": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
-                "admin_bind": "127.0.0.1:0", "hubspot_client_id": client_id, "hubspot_client_secret": client_secret,
-                "hubspot_api_base": sandbox.url, "hubspot_authorize_url": f"{sandbox.url}/oauth/authorize",
-                "encryption_key": key,
-            }
-            settings = load_settings(**(fields | (overrides or {})))
+            settings, daemon = await _start_daemon(nursery, fields, overrides or {}, clock)
             first_public_url = first_public_url or settings.effective_public_url
-            running.append(await nursery.start(partial(run_daemon, settings, database_url, clock=clock)))
+            running.append(daemon)
         hubspot = Hubspot(sandbox.url, client_secret, http)
         installed = await hubspot.install(first_public_url)  # through a proxy, when one is in front
         try:
             yield Stack(hubspot, getattr(sandbox, "state", None), running, settings, installed)
         finally:
             nursery.cancel_scope.cancel()
+
+
+async def _start_daemon(nursery: trio.Nursery, fields: dict[str, Any], overrides: dict[str, Any], clock: Clock | None,
+                        tries: int = 3) -> tuple[Settings, RunningDaemon]:
+    """Start one daemon on a port :func:`free_port` picked (unless ``overrides`` binds it).
+    The port is free when picked, not when bound: an outgoing connection of anything else on the
+    machine may take it meanwhile (both come from the ephemeral range), so a bind that finds it
+    in use picks again, up to ``tries`` times.
+
+    Raises:
+        OSError: (maybe in an exception group) the last try could not bind, or another error.
+    """
+    for attempt in range(tries):
+        port = free_port()
+        own = {"bind": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}"}
+        settings = load_settings(**(fields | own | overrides))
+        try:
+            daemon: RunningDaemon = await nursery.start(partial(run_daemon, settings, fields["database_url"], clock=clock))
+        except BaseException as exc:
+            if attempt + 1 < tries and "bind" not in overrides and _address_in_use(exc):
+                continue
+            raise
+        return settings, daemon
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
+def _address_in_use(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or is a group of nothing but, "address already in use"."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_address_in_use(e) for e in exc.exceptions)
+    return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
 
 
 @dataclass(frozen=True)
