@@ -310,11 +310,16 @@ async def test_an_already_completed_callback_ends_released_without_retry(empty_d
                                  "WHERE callback_id = :id"), {"id": ids[3]})
             ensure_throttle_job(conn, step.queue_id(portal), portal, step.action_id, dt.datetime.now(UTC))
 
+        registry = stack.daemons[0].metrics.registry
+        writes = registry.get_sample_value("throttled_release_ack_write_seconds_count")
         await db.transaction(forget_release)
         await wait_until(lambda: _released(db, ids[3]))
         await trio.sleep(0.5)
         again = await _stats(stack)
         assert (await _rows(db, [ids[3]]))[ids[3]][:2] == ("released", 2)
+        # "Already completed" is an acknowledgement too: its write is timed like a success's.
+        await wait_until(lambda: registry.get_sample_value("throttled_release_ack_write_seconds_count") == writes + 1,
+                         what="the 'already completed' acknowledgement's write timed")
     assert again["requests"]["complete_single 400"] == 2 and again["completions"] == 5
     assert _complete_calls(again) == _complete_calls(stats) + 1
 

@@ -26,7 +26,7 @@ config_option = click.option(
     "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
     help="TOML file of settings (environment variables win).",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
 #: Portal, action and job ids: positive bigints.
 ID = click.IntRange(1, MAX_ID)
 

@@ -21,8 +21,9 @@ def keys() -> None:
 @keys.command("generate")
 @click.option("--id", "key_id", help="Print an entry for THROTTLED_ENCRYPTION_KEYS: ID:KEY.")
 def keys_generate(key_id: str | None) -> None:
-    """Print a new key: base64 of 32 random bytes (for THROTTLED_ENCRYPTION_KEY), or
-    ID:KEY with --id (an entry of the THROTTLED_ENCRYPTION_KEYS ring)."""
+    """Print a new key: base64 of 32 random bytes (for THROTTLED_ENCRYPTION_KEY, or as a
+    THROTTLED_ADMIN_TOKEN / THROTTLED_PAGES_TOKEN), or ID:KEY with --id (an entry of the
+    THROTTLED_ENCRYPTION_KEYS ring)."""
     from throttled.crypto import generate_key
     from throttled.crypto.tokens import check_key_id
 

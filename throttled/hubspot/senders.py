@@ -393,9 +393,12 @@ class PortalSenders:
                     previous + ACK_LATENCY_WEIGHT * (latency - previous)
 
     async def _ended(self, portal_id: int, releases: list[Lease], answer: Answer) -> None:
+        answered = trio.current_time()
         done, state = await self._write(recorder.ended, releases, answer, self.clock.now())
-        if state == ExecutionState.RELEASED:
+        if state == ExecutionState.RELEASED:  # "already completed": acknowledged all the same
             self.client.metrics.releases.inc(len(releases))
+            if done:
+                self.client.metrics.ack_write.observe(trio.current_time() - answered)
         elif done:
             self.client.metrics.ended.labels(state).inc(len(releases))
         for release in releases:

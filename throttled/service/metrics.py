@@ -52,12 +52,14 @@ class Metrics:
                                             "One batch of throttle runs (one transaction), seconds",
                                             buckets=_LAG_BUCKETS, registry=r)
         self.release_wait = Histogram("throttled_release_wait_seconds",
-                                      "From a throttle run handing a release over to the start of the HubSpot call "
-                                      "carrying it (batching, the pre-call stamp, a free call slot), seconds",
+                                      "From a throttle run handing a release over to the start of a HubSpot call "
+                                      "carrying it, once per release per call (batching, the pre-call stamp, the "
+                                      "portal's budget, retries' back-offs), seconds",
                                       buckets=_LAG_BUCKETS, registry=r)
         self.ack_write = Histogram("throttled_release_ack_write_seconds",
-                                   "From HubSpot's answer to its acknowledgement being written (a window counts "
-                                   "the release from then on), seconds", buckets=_LAG_BUCKETS, registry=r)
+                                   "From HubSpot's answer to a call's acknowledgements being written, once per call "
+                                   "(until then a run sees its releases in flight), seconds",
+                                   buckets=_LAG_BUCKETS, registry=r)
         self.hubspot_calls = Counter("throttled_hubspot_calls_total", "HubSpot API calls by endpoint and status class",
                                      ["endpoint", "status"], registry=r)
         self.hubspot_seconds = Histogram("throttled_hubspot_call_seconds", "HubSpot API call latency, seconds", ["endpoint"],
