@@ -108,6 +108,10 @@ class DatabaseClock:
         """Whether a reading has been taken (``now()`` needs one)."""
         return self._base is not None
 
+    def monotonic(self) -> float:
+        """The monotonic clock readings are timed with, seconds (thread-safe)."""
+        return self._monotonic()
+
     def now(self) -> dt.datetime:
         """The database's current time (aware UTC), never earlier than a previous answer.
 

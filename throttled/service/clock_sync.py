@@ -18,7 +18,7 @@ import trio
 
 from throttled.clock import DatabaseClock
 from throttled.db.engine import Database, DatabaseUnavailable
-from throttled.db.time import database_now
+from throttled.db.time import timed_database_now
 from throttled.service.metrics import Metrics
 
 log = structlog.get_logger("throttled.clock")
@@ -30,14 +30,14 @@ WARN_EVERY_S = 600.0
 
 
 async def read_once(clock: DatabaseClock, db: Database) -> float:
-    """Take one reading of the database's time; returns the host's skew, seconds.
+    """Take one reading of the database's time (timed around its statement alone, so a busy
+    pool does not make it uncertain); returns the host's skew, seconds.
 
     Raises:
         DatabaseUnavailable: the database could not be read.
     """
-    sent = time.monotonic()
-    database_time = await db.transaction(database_now)
-    return clock.calibrate(sent, database_time, time.monotonic())
+    sent, database_time, received = await db.transaction(timed_database_now, clock.monotonic)
+    return clock.calibrate(sent, database_time, received)
 
 
 async def keep_in_sync(clock: DatabaseClock, db: Database, metrics: Metrics | None = None, *,
