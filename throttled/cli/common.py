@@ -27,8 +27,22 @@ config_option = click.option(
     help="TOML file of settings (environment variables win).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
-#: Portal, action and job ids: positive bigints.
-ID = click.IntRange(1, MAX_ID)
+class _Id(click.IntRange):
+    """A portal, action or job id: a positive bigint. Its range reads ``1<=x<2^63`` in the
+    help and in the out-of-range error, not the 19 digits of 2**63 - 1 (click asks
+    ``_describe_range`` for both)."""
+
+    name = "id"
+
+    def __init__(self) -> None:
+        super().__init__(1, MAX_ID)
+
+    def _describe_range(self) -> str:
+        return "1<=x<2^63"
+
+
+#: Portal, action and job ids.
+ID = _Id()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
