@@ -1,5 +1,7 @@
 """`throttled config check`: validates settings without starting, never prints a secret."""
 
+import re
+
 from click.testing import CliRunner
 
 from throttled.cli import main
@@ -22,6 +24,13 @@ def test_good_settings_print_values_but_no_secret():
     assert "config OK" in result.output and "THROTTLED_BIND" in result.output
     for secret in ("very-secret-value", key, "hunter2"):
         assert secret not in result.output
+    # A fresh-user trial: the URL came out as SQLAlchemy's "postgresql+psycopg://", and one long
+    # variable name pushed its value out of the column.
+    assert "THROTTLED_DATABASE_URL" in result.output and "postgresql://u:***@db.example:5432/t" in result.output
+    lines = result.output.splitlines()
+    starts = {m.end() for line in lines if (m := re.match(r"(THROTTLED|HUBSPOT)_[A-Z_]+ +", line))}
+    starts |= {line.index("current") for line in lines if line.startswith("key ring")}
+    assert len(starts) == 1, lines
 
 
 def test_bad_setting_is_one_line_and_exit_2():

@@ -49,17 +49,19 @@ def config_check(config_file: Path | None, check_database: bool) -> None:
     settings = load_settings(config_file)
     settings.require("hubspot_client_secret")
     ring = settings.key_ring()
+    width = max(len(variable) for variable in ENV_NAMES.values())  # one column for every value
     for field, variable in ENV_NAMES.items():
         value = getattr(settings, field)
         if hasattr(value, "get_secret_value"):
             value = "(set)"
-        elif field == "database_url" and value:
-            value = sa.engine.make_url(sqlalchemy_url(value)).render_as_string(hide_password=True)
+        elif field == "database_url" and value:  # as the user writes it: no driver name, no password
+            value = sa.engine.make_url(sqlalchemy_url(value)).set(drivername="postgresql").render_as_string(
+                hide_password=True)
         elif field == "max_connections" and value == 0:
             raise_open_file_limit()  # as `run` does first
             value = f"0 (derived from the open-file limit: {Edge.derived().limits.max_connections})"
-        click.echo(f"{variable:32} {'(unset)' if value is None else value}")
-    click.echo(f"{'key ring':32} current {ring.key_id}, {len(ring.key_ids)} key(s)")
+        click.echo(f"{variable:{width}} {'(unset)' if value is None else value}")
+    click.echo(f"{'key ring':{width}} current {ring.key_id}, {len(ring.key_ids)} key(s)")
     for warning in deployment_warnings(settings):
         click.echo(f"warning: {warning}", err=True)
     if check_database:
