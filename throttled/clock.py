@@ -89,7 +89,9 @@ class DatabaseClock:
     database's answer is taken as of the midpoint, good to half the round trip.
 
     Args:
-        monotonic: seconds from a monotonic clock (default ``time.monotonic``).
+        monotonic: seconds from a monotonic clock (default ``time.monotonic``); readings call
+            it in a database thread, so it must work from any thread (``trio.current_time``
+            does not: a test driving readings by trio's clock would fail there).
         wall: the host's wall clock, only to report how far it is from the database's.
     """
 
@@ -109,7 +111,7 @@ class DatabaseClock:
         return self._base is not None
 
     def monotonic(self) -> float:
-        """The monotonic clock readings are timed with, seconds (thread-safe)."""
+        """The monotonic clock readings are timed with, seconds; called from database threads."""
         return self._monotonic()
 
     def now(self) -> dt.datetime:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from throttled.db.urls import libpq_uri, sqlalchemy_url
+from throttled.db.engine import Database
+from throttled.db.urls import libpq_uri, shown_url, sqlalchemy_url
 
 MULTI = "postgresql://app:p%40ss@db1:5432,db2:5433/throttled?target_session_attrs=read-write&connect_timeout=3"
 
@@ -36,3 +37,21 @@ def test_the_setting_accepts_a_multi_host_url():
     from throttled.settings import load_settings
 
     assert load_settings(database_url=MULTI).database_url == MULTI
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://u:hunter2@db.example:5432/t", "postgresql://u:***@db.example:5432/t"),
+    # A fresh-user trial: libpq takes a password parameter too, and it was printed in full.
+    ("postgresql://postgres@127.0.0.1/x?sslmode=disable&password=hunter2",
+     "postgresql://postgres@127.0.0.1/x?password=***&sslmode=disable"),
+    ("postgres://app:hunter2@db1:5432,db2:5433/throttled?target_session_attrs=read-write",
+     "postgresql://app:***@db1:5432,db2:5433/throttled?target_session_attrs=read-write"),
+    ("postgresql+psycopg://a:hunter2@h/d", "postgresql://a:***@h/d"),
+])
+def test_a_url_is_shown_as_written_without_its_password(url, shown):
+    assert shown_url(url) == shown
+    db = Database(url, pool_size=1)
+    try:
+        assert repr(db) == f"Database({shown})"  # what `throttled migrate` prints
+    finally:
+        db.dispose()

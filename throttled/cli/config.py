@@ -38,10 +38,8 @@ def config_check(config_file: Path | None, check_database: bool) -> None:
     Prints the effective values (secrets shown only as set/unset); exits 2 on a bad setting,
     1 when --database finds the database unreachable or migrations missing.
     """
-    import sqlalchemy as sa
-
     from throttled.db.schema import SchemaNotCurrent, latest, pending
-    from throttled.db.urls import sqlalchemy_url
+    from throttled.db.urls import shown_url
     from throttled.settings import ENV_NAMES, load_settings
     from throttled.settings_rules import deployment_warnings
     from throttled.web.edge_limits import Edge, raise_open_file_limit
@@ -54,9 +52,8 @@ def config_check(config_file: Path | None, check_database: bool) -> None:
         value = getattr(settings, field)
         if hasattr(value, "get_secret_value"):
             value = "(set)"
-        elif field == "database_url" and value:  # as the user writes it: no driver name, no password
-            value = sa.engine.make_url(sqlalchemy_url(value)).set(drivername="postgresql").render_as_string(
-                hide_password=True)
+        elif field == "database_url" and value:
+            value = shown_url(value)
         elif field == "max_connections" and value == 0:
             raise_open_file_limit()  # as `run` does first
             value = f"0 (derived from the open-file limit: {Edge.derived().limits.max_connections})"

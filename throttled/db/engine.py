@@ -20,7 +20,7 @@ import tenacity
 import trio
 from sqlalchemy.engine import Connection, Engine
 
-from throttled.db.urls import libpq_uri, sqlalchemy_url
+from throttled.db.urls import libpq_uri, shown_url, sqlalchemy_url
 
 T = TypeVar("T")
 
@@ -165,7 +165,7 @@ class Database:
         self.engine.dispose()
 
     def __repr__(self) -> str:
-        return f"Database({sa.engine.make_url(normalize_url(self.url))!r})"  # URL repr hides the password
+        return f"Database({shown_url(self.url)})"  # the password hidden, in the user part or a parameter
 
 
 def through_outage(give_up_s: float) -> tenacity.AsyncRetrying:

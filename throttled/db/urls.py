@@ -47,3 +47,23 @@ def libpq_uri(url: str) -> str:
     rest = {k: v for k, v in parsed.query.items() if k != "host"}
     query = urlencode(rest, doseq=True)
     return f"postgresql://{credentials}{','.join(hosts)}/{quote(parsed.database or '', safe='')}" + (f"?{query}" if query else "")
+
+
+_HIDDEN = "hidden-by-throttled"  # a placeholder quoting leaves alone, then shown as ***
+
+
+def shown_url(url: str) -> str:
+    """``url`` for a screen or a log line: libpq's spelling, as operators write it (several
+    hosts comma-separated, no driver name), with the password — in the user part or in a
+    ``password`` parameter, which libpq accepts too — shown as ``***``.
+
+    Raises:
+        ValueError, sqlalchemy.exc.ArgumentError: not a URL SQLAlchemy can parse.
+    """
+    parsed = sa.engine.make_url(sqlalchemy_url(url))
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": _HIDDEN})
+    if parsed.password:
+        parsed = parsed.set(password=_HIDDEN)
+    return libpq_uri(parsed.render_as_string(hide_password=False)).replace(quote(_HIDDEN, safe=""), "***")
+
