@@ -134,20 +134,20 @@ async def _round(queues: int, per_queue: int, rates: tuple[tuple[int, int], ...]
                   f"transaction, {claims:,} claim transactions; {stages}")
 
 
-def _mean_ms(registry, name: str, labels: dict[str, str] | None = None) -> float:
-    count = registry.get_sample_value(f"{name}_count", labels or {}) or 0
-    return 1000 * (registry.get_sample_value(f"{name}_sum", labels or {}) or 0) / max(count, 1)
+def _mean_ms(registry, name: str, *label_sets: dict[str, str]) -> float:
+    """A histogram's mean in ms over the series ``label_sets`` name together (one if none)."""
+    series = label_sets or ({},)
+    total = sum(registry.get_sample_value(f"{name}_sum", labels) or 0 for labels in series)
+    count = sum(registry.get_sample_value(f"{name}_count", labels) or 0 for labels in series)
+    return 1000 * total / max(count, 1)
 
 
 def _stages(registry) -> str:
     """Where a release's time went, from the daemon's own histograms (means): each stage adds
     to the time between a window opening and the acknowledgement that the next window counts
     from (docs/scaling.md)."""
-    call = (_mean_ms(registry, "throttled_hubspot_call_seconds", {"endpoint": "complete_batch"}),
-            registry.get_sample_value("throttled_hubspot_call_seconds_count", {"endpoint": "complete_batch"}) or 0,
-            _mean_ms(registry, "throttled_hubspot_call_seconds", {"endpoint": "complete_one"}),
-            registry.get_sample_value("throttled_hubspot_call_seconds_count", {"endpoint": "complete_one"}) or 0)
-    call_ms = (call[0] * call[1] + call[2] * call[3]) / max(call[1] + call[3], 1)
+    call_ms = _mean_ms(registry, "throttled_hubspot_call_seconds", {"endpoint": "complete_batch"},
+                       {"endpoint": "complete_one"})
     return (f"stage means: job due → claimed {_mean_ms(registry, 'throttled_job_lag_seconds', {'kind': 'throttle'}):.0f} ms, "
             f"run transaction {_mean_ms(registry, 'throttled_worker_run_seconds'):.0f} ms, "
             f"hand-over → call {_mean_ms(registry, 'throttled_release_wait_seconds'):.0f} ms, "

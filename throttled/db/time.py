@@ -24,5 +24,5 @@ def timed_database_now(conn: Connection, monotonic: Callable[[], float]) -> tupl
     milliseconds, and a reading that uncertain, once accepted, moved the clock by as much."""
     conn.execute(text("SELECT 1"))
     sent = monotonic()
-    value: dt.datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
-    return sent, value.astimezone(dt.UTC), monotonic()
+    at = database_now(conn)
+    return sent, at, monotonic()

@@ -49,7 +49,7 @@ def libpq_uri(url: str) -> str:
     return f"postgresql://{credentials}{','.join(hosts)}/{quote(parsed.database or '', safe='')}" + (f"?{query}" if query else "")
 
 
-_HIDDEN = "hidden-by-throttled"  # a placeholder quoting leaves alone, then shown as ***
+_HIDDEN = "hidden-by-throttled"  # a placeholder no URL quoting changes, then shown as ***
 
 
 def shown_url(url: str) -> str:
@@ -65,5 +65,5 @@ def shown_url(url: str) -> str:
         parsed = parsed.update_query_dict({"password": _HIDDEN})
     if parsed.password:
         parsed = parsed.set(password=_HIDDEN)
-    return libpq_uri(parsed.render_as_string(hide_password=False)).replace(quote(_HIDDEN, safe=""), "***")
+    return libpq_uri(parsed.render_as_string(hide_password=False)).replace(_HIDDEN, "***")
 
